@@ -1,0 +1,489 @@
+//! The router thread: the only writer of shared state.
+//!
+//! ```text
+//!  feed rings (Tick) ──►┐                      ┌──► Publish (shm ring + last-value table), every tick
+//!                       │  seq, publish,       │
+//!  control rings ──────►│  index, throttle ───►├──► delivery rings (one per client IO thread), throttled
+//!  (Control)            │                      └──► upstream rings (one per feed), on demand changes
+//! ```
+//!
+//! Per tick ([`Router::process_tick`]): stamp the per-symbol sequence, publish, and if anyone is
+//! subscribed set the symbol's throttle mark (or deliver at once when the interval is zero). That
+//! path indexes flat arrays only: no lock, no allocation, no syscall. Clock reads and the flush
+//! happen once per pass over the rings, not per tick.
+//!
+//! Nothing waits on a consumer. A delivery ring that is full puts the symbol on that IO thread's
+//! retry set (a [`DirtySet`]: bounded, coalescing) and the router moves on; the next pass retries.
+//! The same holds for upstream commands: the wanted state per symbol is kept, and what the feed ring
+//! could not take is sent later, merged with any newer change.
+
+mod index;
+mod msg;
+mod throttle;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use index::{DemandChange, Sub, SubscriptionIndex};
+pub use msg::{Control, ConsumerId, Delivery, Mode, ModeSet, Upstream};
+pub use throttle::Throttle;
+
+use crate::dirty::DirtySet;
+use crate::idle::{IdleStrategy, Idler};
+use crate::tick::Tick;
+
+/// Where the router puts every tick: in production the shm writer, in tests a [`MemoryPublisher`].
+pub trait Publish {
+    /// Publish one tick (already stamped with its sequence) to the ring and the last-value table.
+    fn publish(&mut self, tick: &Tick);
+    /// Called about every [`RouterConfig::heartbeat`] so readers can tell the writer is alive.
+    fn heartbeat(&mut self, now_ns: i64);
+}
+
+/// A [`Publish`] that keeps the last values in memory: for tests and for benchmarking the router
+/// apart from shared memory.
+#[derive(Debug)]
+pub struct MemoryPublisher {
+    /// Last value per symbol id, merged as the shm table merges.
+    pub last: Vec<Tick>,
+    /// Ticks published.
+    pub published: u64,
+}
+
+impl MemoryPublisher {
+    /// Room for `symbols` ids.
+    pub fn new(symbols: usize) -> Self {
+        Self {
+            last: vec![Tick::default(); symbols],
+            published: 0,
+        }
+    }
+}
+
+impl Publish for MemoryPublisher {
+    #[inline]
+    fn publish(&mut self, tick: &Tick) {
+        if let Some(l) = self.last.get_mut(tick.symbol_id as usize) {
+            l.merge_from(tick);
+        }
+        self.published += 1;
+    }
+    fn heartbeat(&mut self, _now_ns: i64) {}
+}
+
+/// Router settings.
+#[derive(Clone, Debug)]
+pub struct RouterConfig {
+    /// Symbol capacity (the registry's).
+    pub symbols: usize,
+    /// Coalescing interval; zero delivers every tick at once.
+    pub flush_interval: Duration,
+    /// Consumer ids each client IO thread owns.
+    pub consumers_per_io: u32,
+    /// Most items taken from one ring per pass, so one busy feed cannot starve the others.
+    pub batch: usize,
+    /// How often to call [`Publish::heartbeat`].
+    pub heartbeat: Duration,
+    /// What to do on an empty pass.
+    pub idle: IdleStrategy,
+    /// Core to pin the router thread to.
+    pub core: Option<usize>,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            symbols: crate::symbols::DEFAULT_CAPACITY,
+            flush_interval: Duration::from_millis(50),
+            consumers_per_io: 1024,
+            batch: 256,
+            heartbeat: Duration::from_millis(100),
+            idle: IdleStrategy::default(),
+            core: None,
+        }
+    }
+}
+
+/// The rings the router reads and writes. `feeds[i]` and `upstream[i]` belong to feed `i`;
+/// `controls[k]` and `deliveries[k]` to client IO thread `k`.
+#[derive(Default)]
+pub struct RouterRings {
+    /// Ticks from each feed thread.
+    pub feeds: Vec<rtrb::Consumer<Tick>>,
+    /// Demand changes to each feed thread.
+    pub upstream: Vec<rtrb::Producer<Upstream>>,
+    /// Subscribe / unsubscribe from each client IO thread.
+    pub controls: Vec<rtrb::Consumer<Control>>,
+    /// Throttled deliveries to each client IO thread.
+    pub deliveries: Vec<rtrb::Producer<Delivery>>,
+}
+
+/// Counters the router publishes for status pages and tests (Relaxed: monotonic counters that
+/// nothing synchronises on).
+#[derive(Debug, Default)]
+pub struct RouterStats {
+    /// Ticks taken from feed rings and published.
+    pub ticks: AtomicU64,
+    /// Deliveries pushed to client IO rings.
+    pub deliveries: AtomicU64,
+    /// Times a delivery ring was full and the symbol went to the retry set.
+    pub delivery_retries: AtomicU64,
+    /// Upstream commands pushed to feeds.
+    pub upstream_cmds: AtomicU64,
+    /// Ticks whose symbol id was outside the registry (a feed bug; counted, not published).
+    pub bad_symbol: AtomicU64,
+    /// Control messages with an out-of-range or foreign consumer or symbol id.
+    pub bad_control: AtomicU64,
+    /// Throttle flushes.
+    pub flushes: AtomicU64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    ticks: u64,
+    deliveries: u64,
+    delivery_retries: u64,
+    upstream_cmds: u64,
+    bad_symbol: u64,
+    bad_control: u64,
+    flushes: u64,
+}
+
+/// Everything but the input rings, so a ring's read chunk and the state it feeds can be borrowed
+/// at once.
+struct Core<P> {
+    cfg: RouterConfig,
+    publisher: P,
+    index: SubscriptionIndex,
+    throttle: Throttle,
+    seq: Vec<u64>,
+    feed_of: Vec<u16>,
+    upstream_mode: Vec<Option<Mode>>,
+    upstream: Vec<rtrb::Producer<Upstream>>,
+    pending_up: Vec<DirtySet>,
+    deliveries: Vec<rtrb::Producer<Delivery>>,
+    pending_out: Vec<DirtySet>,
+    demand_scratch: Vec<DemandChange>,
+    counters: Counters,
+}
+
+/// The router; see the module docs.
+pub struct Router<P> {
+    feeds: Vec<rtrb::Consumer<Tick>>,
+    controls: Vec<rtrb::Consumer<Control>>,
+    core: Core<P>,
+    stats: Arc<RouterStats>,
+    last_heartbeat: Instant,
+}
+
+impl<P: Publish> Router<P> {
+    /// A router over `rings`, publishing to `publisher`. `feed_of[symbol]` names the feed that serves
+    /// each symbol (empty: feed 0 serves all).
+    pub fn new(cfg: RouterConfig, rings: RouterRings, publisher: P, mut feed_of: Vec<u16>) -> Self {
+        let n = cfg.symbols;
+        feed_of.resize(n, 0);
+        let consumers = rings.controls.len() * cfg.consumers_per_io as usize;
+        let core = Core {
+            index: SubscriptionIndex::new(n, consumers),
+            throttle: Throttle::new(n, cfg.flush_interval),
+            seq: vec![0; n],
+            feed_of,
+            upstream_mode: vec![None; n],
+            pending_up: (0..rings.upstream.len()).map(|_| DirtySet::with_capacity(n)).collect(),
+            upstream: rings.upstream,
+            pending_out: (0..rings.deliveries.len()).map(|_| DirtySet::with_capacity(n)).collect(),
+            deliveries: rings.deliveries,
+            demand_scratch: Vec::new(),
+            counters: Counters::default(),
+            publisher,
+            cfg,
+        };
+        Self {
+            feeds: rings.feeds,
+            controls: rings.controls,
+            core,
+            stats: Arc::default(),
+            last_heartbeat: Instant::now(),
+        }
+    }
+
+    /// The shared counters.
+    pub fn stats(&self) -> Arc<RouterStats> {
+        self.stats.clone()
+    }
+
+    /// The publisher (to inspect it in tests and benches).
+    pub fn publisher(&self) -> &P {
+        &self.core.publisher
+    }
+
+    /// The subscription index (read-only).
+    pub fn index(&self) -> &SubscriptionIndex {
+        &self.core.index
+    }
+
+    /// The tick path: stamp, publish, mark. Public so benchmarks can time it alone.
+    #[inline]
+    pub fn process_tick(&mut self, tick: Tick) {
+        self.core.on_tick(tick);
+    }
+
+    /// One pass over every ring: controls, then up to `batch` ticks per feed, then the flush, retries
+    /// and heartbeat if due. Returns how many items it handled (0 = idle pass).
+    pub fn poll(&mut self, now: Instant) -> usize {
+        let batch = self.core.cfg.batch;
+        let mut work = 0;
+        for (io, ring) in self.controls.iter_mut().enumerate() {
+            for _ in 0..batch {
+                let Ok(c) = ring.pop() else { break };
+                self.core.on_control(io, c);
+                work += 1;
+            }
+        }
+        for ring in &mut self.feeds {
+            let n = ring.slots().min(batch);
+            if n == 0 {
+                continue;
+            }
+            // `n` <= slots(), so the chunk is always available.
+            if let Ok(chunk) = ring.read_chunk(n) {
+                let (a, b) = chunk.as_slices();
+                for t in a.iter().chain(b) {
+                    self.core.on_tick(*t);
+                }
+                chunk.commit_all();
+                work += n;
+            }
+        }
+        if self.core.throttle.due(now) {
+            self.core.flush(now);
+        }
+        work += self.core.retry();
+        if now.duration_since(self.last_heartbeat) >= self.core.cfg.heartbeat {
+            self.last_heartbeat = now;
+            self.core.publisher.heartbeat(crate::clock::now_ns());
+        }
+        if work > 0 {
+            self.publish_stats();
+        }
+        work
+    }
+
+    fn publish_stats(&self) {
+        let c = self.core.counters;
+        let s = &self.stats;
+        s.ticks.store(c.ticks, Ordering::Relaxed);
+        s.deliveries.store(c.deliveries, Ordering::Relaxed);
+        s.delivery_retries.store(c.delivery_retries, Ordering::Relaxed);
+        s.upstream_cmds.store(c.upstream_cmds, Ordering::Relaxed);
+        s.bad_symbol.store(c.bad_symbol, Ordering::Relaxed);
+        s.bad_control.store(c.bad_control, Ordering::Relaxed);
+        s.flushes.store(c.flushes, Ordering::Relaxed);
+    }
+
+    /// Runs passes until `stop` is set, idling per the config on empty passes; then drains what the
+    /// rings still hold, flushes once more and returns the publisher (so the caller can mark the shm
+    /// file closed).
+    pub fn run(mut self, stop: &AtomicBool) -> P {
+        let mut idler = Idler::new(self.core.cfg.idle);
+        // Relaxed: `stop` carries no data; the flag only has to become visible eventually.
+        while !stop.load(Ordering::Relaxed) {
+            if self.poll(Instant::now()) > 0 {
+                idler.reset();
+            } else {
+                idler.idle();
+            }
+        }
+        while self.poll(Instant::now()) > 0 {}
+        self.core.flush(Instant::now());
+        self.core.retry();
+        self.publish_stats();
+        self.core.publisher
+    }
+
+    /// Starts the router on its own thread, pinned to `cfg.core`. A pinning failure is reported
+    /// on stderr and the router runs unpinned rather than not at all.
+    pub fn spawn(self, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<P>>
+    where
+        P: Send + 'static,
+    {
+        let core = self.core.cfg.core;
+        std::thread::Builder::new()
+            .name("tickwire-router".into())
+            .spawn(move || {
+                if let Err(e) = crate::affinity::pin_current(core) {
+                    eprintln!("router: {e}; running unpinned");
+                }
+                self.run(&stop)
+            })
+    }
+}
+
+impl<P: Publish> Core<P> {
+    #[inline]
+    fn on_tick(&mut self, mut t: Tick) {
+        let s = t.symbol_id;
+        let Some(seq) = self.seq.get_mut(s as usize) else {
+            self.counters.bad_symbol += 1;
+            return;
+        };
+        *seq += 1;
+        t.seq = *seq;
+        self.publisher.publish(&t);
+        self.counters.ticks += 1;
+        if !self.index.subscribers(s).is_empty() {
+            if self.throttle.is_immediate() {
+                let per_io = self.cfg.consumers_per_io;
+                deliver(&self.index, &mut self.deliveries, &mut self.pending_out, &mut self.counters, per_io, s);
+            } else {
+                self.throttle.mark(s);
+            }
+        }
+    }
+
+    fn io_of(&self, consumer: ConsumerId) -> usize {
+        (consumer / self.cfg.consumers_per_io) as usize
+    }
+
+    fn flush(&mut self, now: Instant) {
+        let Core { throttle, index, deliveries, pending_out, counters, cfg, .. } = self;
+        let per_io = cfg.consumers_per_io;
+        throttle.flush(now, |s| deliver(index, deliveries, pending_out, counters, per_io, s));
+        self.counters.flushes += 1;
+    }
+
+    /// Retries what full rings refused earlier. All-or-nothing per (IO thread, symbol): a symbol is
+    /// retried only when the ring has room for all of its subscribers on that thread.
+    fn retry(&mut self) -> usize {
+        let mut work = 0;
+        for io in 0..self.pending_out.len() {
+            if self.pending_out[io].is_empty() {
+                continue;
+            }
+            let (index, ring, per_io) = (&self.index, &mut self.deliveries[io], self.cfg.consumers_per_io);
+            let counters = &mut self.counters;
+            self.pending_out[io].drain_while(|symbol| {
+                let mine = || index.subscribers(symbol).iter().filter(|s| (s.consumer / per_io) as usize == io);
+                if ring.slots() < mine().count() {
+                    return false;
+                }
+                for sub in mine() {
+                    // Room was checked above and only this thread pushes.
+                    let _ = ring.push(Delivery { consumer: sub.consumer, symbol, modes: sub.modes });
+                    counters.deliveries += 1;
+                    work += 1;
+                }
+                true
+            });
+        }
+        for feed in 0..self.pending_up.len() {
+            let (modes, ring) = (&self.upstream_mode, &mut self.upstream[feed]);
+            let counters = &mut self.counters;
+            self.pending_up[feed].drain_while(|symbol| {
+                let cmd = match modes[symbol as usize] {
+                    Some(mode) => Upstream::Subscribe { symbol, mode },
+                    None => Upstream::Unsubscribe { symbol },
+                };
+                let ok = ring.push(cmd).is_ok();
+                if ok {
+                    counters.upstream_cmds += 1;
+                    work += 1;
+                }
+                ok
+            });
+        }
+        work
+    }
+
+    fn on_control(&mut self, io: usize, c: Control) {
+        let consumer = match c {
+            Control::Subscribe { consumer, .. }
+            | Control::Unsubscribe { consumer, .. }
+            | Control::UnsubscribeAll { consumer } => consumer,
+        };
+        let symbol_ok = |s: u32| (s as usize) < self.cfg.symbols;
+        let ok = self.io_of(consumer) == io
+            && (consumer as usize) < (io + 1) * self.cfg.consumers_per_io as usize
+            && match c {
+                Control::Subscribe { symbol, .. } | Control::Unsubscribe { symbol, .. } => symbol_ok(symbol),
+                Control::UnsubscribeAll { .. } => true,
+            }
+            && self.index.in_range(consumer, 0);
+        if !ok {
+            self.counters.bad_control += 1;
+            return;
+        }
+        match c {
+            Control::Subscribe { consumer, symbol, mode } => {
+                let ch = self.index.subscribe(consumer, symbol, mode);
+                self.on_demand(ch);
+                // The new subscriber gets the current value at once, if there is one.
+                if self.seq[symbol as usize] > 0 {
+                    let modes = self.index.modes_of(consumer, symbol);
+                    let d = Delivery { consumer, symbol, modes };
+                    if self.deliveries[io].push(d).is_ok() {
+                        self.counters.deliveries += 1;
+                    } else {
+                        self.pending_out[io].insert(symbol);
+                        self.counters.delivery_retries += 1;
+                    }
+                }
+            }
+            Control::Unsubscribe { consumer, symbol, modes } => {
+                let ch = self.index.unsubscribe(consumer, symbol, modes);
+                self.on_demand(ch);
+            }
+            Control::UnsubscribeAll { consumer } => {
+                let mut scratch = std::mem::take(&mut self.demand_scratch);
+                self.index.unsubscribe_all(consumer, |ch| scratch.push(ch));
+                for ch in scratch.drain(..) {
+                    self.on_demand(ch);
+                }
+                self.demand_scratch = scratch;
+            }
+        }
+    }
+
+    fn on_demand(&mut self, ch: DemandChange) {
+        if ch.before == ch.after {
+            return;
+        }
+        let s = ch.symbol as usize;
+        self.upstream_mode[s] = ch.after;
+        let feed = self.feed_of[s] as usize;
+        if let Some(p) = self.pending_up.get_mut(feed) {
+            p.insert(ch.symbol);
+        }
+    }
+}
+
+/// Pushes a delivery of `symbol` to every subscriber; a full ring sends the symbol to that IO
+/// thread's retry set instead (which then covers every subscriber of it on that thread).
+#[inline]
+fn deliver(
+    index: &SubscriptionIndex,
+    rings: &mut [rtrb::Producer<Delivery>],
+    pending: &mut [DirtySet],
+    counters: &mut Counters,
+    per_io: u32,
+    symbol: u32,
+) {
+    for sub in index.subscribers(symbol) {
+        let io = (sub.consumer / per_io) as usize;
+        if pending[io].contains(symbol) {
+            continue;
+        }
+        let d = Delivery { consumer: sub.consumer, symbol, modes: sub.modes };
+        if rings[io].push(d).is_ok() {
+            counters.deliveries += 1;
+        } else {
+            pending[io].insert(symbol);
+            counters.delivery_retries += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,203 @@
+//! Router behaviour through its real rings.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::tick::valid;
+
+struct Rig {
+    router: Router<MemoryPublisher>,
+    feed: rtrb::Producer<Tick>,
+    upstream: rtrb::Consumer<Upstream>,
+    controls: Vec<rtrb::Producer<Control>>,
+    deliveries: Vec<rtrb::Consumer<Delivery>>,
+}
+
+fn rig(interval: Duration, io_threads: usize, delivery_cap: usize) -> Rig {
+    let cfg = RouterConfig {
+        symbols: 64,
+        flush_interval: interval,
+        consumers_per_io: 16,
+        ..RouterConfig::default()
+    };
+    let (feed, feed_rx) = rtrb::RingBuffer::new(16_384);
+    let (up_tx, upstream) = rtrb::RingBuffer::new(64);
+    let mut rings = RouterRings { feeds: vec![feed_rx], upstream: vec![up_tx], ..Default::default() };
+    let (mut controls, mut deliveries) = (vec![], vec![]);
+    for _ in 0..io_threads {
+        let (c_tx, c_rx) = rtrb::RingBuffer::new(64);
+        let (d_tx, d_rx) = rtrb::RingBuffer::new(delivery_cap);
+        rings.controls.push(c_rx);
+        rings.deliveries.push(d_tx);
+        controls.push(c_tx);
+        deliveries.push(d_rx);
+    }
+    let router = Router::new(cfg, rings, MemoryPublisher::new(64), vec![]);
+    Rig { router, feed, upstream, controls, deliveries }
+}
+
+fn ltp_tick(symbol: u32, ltp: i64) -> Tick {
+    let mut t = Tick::new(symbol);
+    t.valid = valid::LTP;
+    t.ltp = ltp;
+    t
+}
+
+fn drain<T>(rx: &mut rtrb::Consumer<T>) -> Vec<T> {
+    std::iter::from_fn(|| rx.pop().ok()).collect()
+}
+
+#[test]
+fn a_10_000_update_burst_delivers_its_final_value() {
+    let mut r = rig(Duration::from_millis(50), 1, 64);
+    r.controls[0].push(Control::Subscribe { consumer: 3, symbol: 9, mode: Mode::Ltp }).unwrap();
+    let mut now = Instant::now();
+    r.router.poll(now);
+    // The burst arrives in pieces, with passes (but no flush) in between.
+    let mut sent = 0;
+    while sent < 10_000 {
+        for _ in 0..500 {
+            sent += 1;
+            r.feed.push(ltp_tick(9, sent)).unwrap();
+        }
+        while r.router.poll(now) > 0 {}
+    }
+    assert!(drain(&mut r.deliveries[0]).is_empty(), "no flush yet, nothing delivered");
+    now += Duration::from_millis(60);
+    r.router.poll(now);
+    let got = drain(&mut r.deliveries[0]);
+    assert_eq!(got, [Delivery { consumer: 3, symbol: 9, modes: Mode::Ltp.bit() }]);
+    // What the IO thread reads for that delivery is the burst's last value.
+    let last = r.router.publisher().last[9];
+    assert_eq!(last.ltp, 10_000);
+    assert_eq!(last.seq, 10_000, "every tick was published and sequenced");
+    assert_eq!(r.router.publisher().published, 10_000);
+}
+
+#[test]
+fn every_changed_symbol_arrives_once_per_interval() {
+    let mut r = rig(Duration::from_millis(50), 1, 256);
+    for s in 0..10 {
+        r.controls[0].push(Control::Subscribe { consumer: 0, symbol: s, mode: Mode::Quote }).unwrap();
+    }
+    let mut now = Instant::now();
+    r.router.poll(now);
+    for round in 0..3u32 {
+        for s in 0..10 {
+            for k in 0..=s {
+                r.feed.push(ltp_tick(s, (round * 100 + k) as i64)).unwrap();
+            }
+        }
+        now += Duration::from_millis(51);
+        r.router.poll(now);
+        let mut syms: Vec<u32> = drain(&mut r.deliveries[0]).iter().map(|d| d.symbol).collect();
+        syms.sort();
+        assert_eq!(syms, (0..10).collect::<Vec<_>>(), "round {round}");
+    }
+}
+
+#[test]
+fn zero_interval_delivers_every_tick() {
+    let mut r = rig(Duration::ZERO, 1, 1024);
+    r.controls[0].push(Control::Subscribe { consumer: 1, symbol: 2, mode: Mode::Ltp }).unwrap();
+    let now = Instant::now();
+    r.router.poll(now);
+    for i in 0..100 {
+        r.feed.push(ltp_tick(2, i)).unwrap();
+    }
+    r.router.poll(now);
+    assert_eq!(drain(&mut r.deliveries[0]).len(), 100);
+}
+
+#[test]
+fn demand_is_counted_per_consumer() {
+    let mut r = rig(Duration::from_millis(50), 2, 64);
+    let now = Instant::now();
+    // consumer 0 on IO thread 0, consumer 16 on IO thread 1
+    r.controls[0].push(Control::Subscribe { consumer: 0, symbol: 5, mode: Mode::Ltp }).unwrap();
+    r.controls[1].push(Control::Subscribe { consumer: 16, symbol: 5, mode: Mode::Depth }).unwrap();
+    r.router.poll(now);
+    // Both arrived in one pass: the feed sees only the merged result.
+    assert_eq!(drain(&mut r.upstream), [Upstream::Subscribe { symbol: 5, mode: Mode::Depth }]);
+    r.controls[1].push(Control::Unsubscribe { consumer: 16, symbol: 5, modes: 0b111 }).unwrap();
+    r.router.poll(now);
+    assert_eq!(
+        drain(&mut r.upstream),
+        [Upstream::Subscribe { symbol: 5, mode: Mode::Ltp }],
+        "downgrade, not unsubscribe: consumer 0 still wants it"
+    );
+    r.controls[0].push(Control::UnsubscribeAll { consumer: 0 }).unwrap();
+    r.router.poll(now);
+    assert_eq!(drain(&mut r.upstream), [Upstream::Unsubscribe { symbol: 5 }]);
+}
+
+#[test]
+fn a_subscriber_gets_the_last_value_at_once() {
+    let mut r = rig(Duration::from_millis(50), 1, 64);
+    let now = Instant::now();
+    r.feed.push(ltp_tick(4, 77)).unwrap();
+    r.router.poll(now);
+    r.controls[0].push(Control::Subscribe { consumer: 2, symbol: 4, mode: Mode::Quote }).unwrap();
+    r.router.poll(now);
+    assert_eq!(drain(&mut r.deliveries[0]), [Delivery { consumer: 2, symbol: 4, modes: Mode::Quote.bit() }]);
+}
+
+#[test]
+fn a_full_delivery_ring_delays_but_loses_nothing_and_spares_other_threads() {
+    let mut r = rig(Duration::from_millis(1), 2, 4);
+    let mut now = Instant::now();
+    for s in 0..20 {
+        r.controls[0].push(Control::Subscribe { consumer: 0, symbol: s, mode: Mode::Ltp }).unwrap();
+        r.controls[1].push(Control::Subscribe { consumer: 16, symbol: s, mode: Mode::Ltp }).unwrap();
+    }
+    r.router.poll(now);
+    for s in 0..20 {
+        r.feed.push(ltp_tick(s, 1)).unwrap();
+    }
+    now += Duration::from_millis(2);
+    r.router.poll(now);
+    // IO thread 1 reads promptly; IO thread 0 is slow and reads only later.
+    let mut fast = vec![];
+    let mut slow = vec![];
+    for _ in 0..20 {
+        fast.extend(drain(&mut r.deliveries[1]).into_iter().map(|d| d.symbol));
+        r.router.poll(now);
+    }
+    assert!(r.router.stats().delivery_retries.load(Ordering::Relaxed) > 0);
+    for _ in 0..20 {
+        slow.extend(drain(&mut r.deliveries[0]).into_iter().map(|d| d.symbol));
+        r.router.poll(now);
+    }
+    for v in [&mut fast, &mut slow] {
+        v.sort();
+        v.dedup();
+        assert_eq!(*v, (0..20).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn bad_ids_are_counted_not_published() {
+    let mut r = rig(Duration::from_millis(50), 1, 64);
+    let now = Instant::now();
+    r.feed.push(ltp_tick(64, 1)).unwrap();
+    r.controls[0].push(Control::Subscribe { consumer: 0, symbol: 99, mode: Mode::Ltp }).unwrap();
+    // consumer 20 belongs to IO thread 1, not 0
+    r.controls[0].push(Control::Subscribe { consumer: 20, symbol: 1, mode: Mode::Ltp }).unwrap();
+    r.router.poll(now);
+    let st = r.router.stats();
+    assert_eq!(st.bad_symbol.load(Ordering::Relaxed), 1);
+    assert_eq!(st.bad_control.load(Ordering::Relaxed), 2);
+    assert_eq!(r.router.publisher().published, 0);
+}
+
+#[test]
+fn run_drains_and_returns_the_publisher_on_stop() {
+    let mut r = rig(Duration::from_millis(50), 1, 64);
+    for i in 0..1000 {
+        r.feed.push(ltp_tick(1, i)).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(true));
+    let p = r.router.spawn(stop).unwrap().join().unwrap();
+    assert_eq!(p.published, 1000);
+    assert_eq!(p.last[1].ltp, 999);
+}

@@ -1,0 +1,2 @@
+//! tickwire's IO threads: broker feeds in, WebSocket clients out.
+#![deny(unsafe_code)]

@@ -1,0 +1,191 @@
+//! The file layout: header, symbol directory, last-value table, ring. Every offset is derived from the
+//! one before it and pinned by a `const` assertion; `docs/shm-layout.md` draws the same picture.
+//!
+//! ```text
+//! +------------------------------+ 0
+//! | Header (4096 B, one page)    |
+//! +------------------------------+ DIR_OFFSET = 4096
+//! | Symbol directory             |  symbol_capacity × 128 B
+//! +------------------------------+ lvt_offset (rounded up to 4096)
+//! | Last-value table             |  symbol_capacity × 448 B (SeqTick)
+//! +------------------------------+ ring_offset (rounded up to 4096)
+//! | Ring                         |  ring_capacity × 448 B (SeqTick)
+//! +------------------------------+ file_size
+//! ```
+
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64};
+
+use tickwire_engine::symbols::{EXCHANGE_MAX, SYMBOL_MAX, TOKEN_MAX};
+
+use crate::seqlock::SeqTick;
+
+/// `b"TICKWIRE"` read as a little-endian u64; stored last when the file is created.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"TICKWIRE");
+/// Layout major version: a reader refuses any other.
+pub const VERSION_MAJOR: u16 = 1;
+/// Layout minor version: additions a v1 reader may ignore.
+pub const VERSION_MINOR: u16 = 0;
+
+/// Header size: one page.
+pub const HEADER_SIZE: usize = 4096;
+/// The directory starts right after the header.
+pub const DIR_OFFSET: usize = HEADER_SIZE;
+/// One directory entry.
+pub const DIR_ENTRY_SIZE: usize = core::mem::size_of::<DirEntry>();
+/// One last-value entry or ring slot.
+pub const RECORD_SIZE: usize = core::mem::size_of::<SeqTick>();
+
+/// Writer state in [`Header::state`].
+pub mod state {
+    /// Being created (never seen by readers: files are renamed into place when ready).
+    pub const INIT: u32 = 0;
+    /// A writer is publishing.
+    pub const LIVE: u32 = 1;
+    /// The writer shut down cleanly.
+    pub const CLOSED: u32 = 2;
+}
+
+/// The header. Cold, write-once configuration fills the first line; each field the writer keeps
+/// updating gets a cache line of its own so readers polling one do not false-share with another.
+#[repr(C, align(64))]
+pub struct Header {
+    // ---- line 0: identity and geometry, written once before `magic`
+    /// [`MAGIC`], stored last with Release when the file is ready.
+    pub magic: AtomicU64,
+    /// `VERSION_MAJOR << 16 | VERSION_MINOR`.
+    pub version: AtomicU32,
+    /// `size_of::<Tick>()`.
+    pub tick_size: AtomicU32,
+    /// [`RECORD_SIZE`].
+    pub record_size: AtomicU32,
+    /// [`DIR_ENTRY_SIZE`].
+    pub dir_entry_size: AtomicU32,
+    /// Ring slots, a power of two.
+    pub ring_capacity: AtomicU64,
+    /// Directory and last-value entries.
+    pub symbol_capacity: AtomicU64,
+    /// Byte offset of the last-value table.
+    pub lvt_offset: AtomicU64,
+    /// Byte offset of the ring.
+    pub ring_offset: AtomicU64,
+    /// Total file size.
+    pub file_size: AtomicU64,
+    // ---- line 1 (64): hot, the writer's position
+    /// Ring position of the newest complete slot (0 = nothing yet; positions start at 1).
+    pub write_pos: AtomicU64,
+    _pad1: [u64; 7],
+    // ---- line 2 (128): liveness
+    /// Writer's wall clock at its last heartbeat, ns since the epoch.
+    pub heartbeat_ns: AtomicI64,
+    /// [`state`].
+    pub state: AtomicU32,
+    /// Writer's process id (for the liveness check).
+    pub writer_pid: AtomicU32,
+    _pad2: [u32; 12],
+    // ---- line 3 (192): the directory's length
+    /// Directory entries `0..symbol_count` are complete.
+    pub symbol_count: AtomicU64,
+    _pad3: [u64; 7],
+    // ---- 256..4096: reserved, zero
+    _reserved: [u64; (HEADER_SIZE - 256) / 8],
+}
+
+/// One symbol directory entry: NUL-padded UTF-8 names, 128 bytes; index = symbol id.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct DirEntry {
+    /// Exchange, NUL-padded.
+    pub exchange: [u8; EXCHANGE_MAX],
+    /// Trading symbol, NUL-padded.
+    pub symbol: [u8; SYMBOL_MAX],
+    /// Broker token, NUL-padded.
+    pub token: [u8; TOKEN_MAX],
+}
+
+use core::mem::{offset_of, size_of};
+const _: () = assert!(size_of::<Header>() == HEADER_SIZE);
+const _: () = assert!(offset_of!(Header, magic) == 0);
+const _: () = assert!(offset_of!(Header, version) == 8);
+const _: () = assert!(offset_of!(Header, tick_size) == 12);
+const _: () = assert!(offset_of!(Header, record_size) == 16);
+const _: () = assert!(offset_of!(Header, dir_entry_size) == 20);
+const _: () = assert!(offset_of!(Header, ring_capacity) == 24);
+const _: () = assert!(offset_of!(Header, symbol_capacity) == 32);
+const _: () = assert!(offset_of!(Header, lvt_offset) == 40);
+const _: () = assert!(offset_of!(Header, ring_offset) == 48);
+const _: () = assert!(offset_of!(Header, file_size) == 56);
+const _: () = assert!(offset_of!(Header, write_pos) == 64);
+const _: () = assert!(offset_of!(Header, heartbeat_ns) == 128);
+const _: () = assert!(offset_of!(Header, state) == 136);
+const _: () = assert!(offset_of!(Header, writer_pid) == 140);
+const _: () = assert!(offset_of!(Header, symbol_count) == 192);
+const _: () = assert!(DIR_ENTRY_SIZE == 128);
+const _: () = assert!(offset_of!(DirEntry, symbol) == 16);
+const _: () = assert!(offset_of!(DirEntry, token) == 80);
+const _: () = assert!(RECORD_SIZE == 448);
+
+/// Section offsets and the file size for the given capacities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Ring slots.
+    pub ring_capacity: u64,
+    /// Symbols.
+    pub symbol_capacity: u64,
+    /// Byte offset of the last-value table.
+    pub lvt_offset: u64,
+    /// Byte offset of the ring.
+    pub ring_offset: u64,
+    /// Total size.
+    pub file_size: u64,
+}
+
+impl Geometry {
+    /// Lays out a file; `None` if the ring capacity is not a power of two or a size overflows.
+    pub fn new(ring_capacity: u64, symbol_capacity: u64) -> Option<Self> {
+        if !ring_capacity.is_power_of_two() || symbol_capacity == 0 {
+            return None;
+        }
+        let page = |x: u64| x.checked_next_multiple_of(4096);
+        let dir_end = (DIR_OFFSET as u64).checked_add(symbol_capacity.checked_mul(DIR_ENTRY_SIZE as u64)?)?;
+        let lvt_offset = page(dir_end)?;
+        let ring_offset = page(lvt_offset.checked_add(symbol_capacity.checked_mul(RECORD_SIZE as u64)?)?)?;
+        let file_size = ring_offset.checked_add(ring_capacity.checked_mul(RECORD_SIZE as u64)?)?;
+        Some(Self { ring_capacity, symbol_capacity, lvt_offset, ring_offset, file_size })
+    }
+}
+
+/// Writes `s` NUL-padded into `dst` (callers have checked the length through the registry).
+pub fn put_name(dst: &mut [u8], s: &str) {
+    let n = s.len().min(dst.len());
+    dst[..n].copy_from_slice(&s.as_bytes()[..n]);
+    dst[n..].fill(0);
+}
+
+/// Reads a NUL-padded name; invalid UTF-8 is replaced rather than trusted.
+pub fn get_name(src: &[u8]) -> String {
+    let end = src.iter().position(|&b| b == 0).unwrap_or(src.len());
+    String::from_utf8_lossy(&src[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_is_page_aligned_and_checked() {
+        let g = Geometry::new(1024, 10).unwrap();
+        assert_eq!(g.lvt_offset, 8192);
+        assert_eq!(g.ring_offset, 8192 + 8192);
+        assert_eq!(g.file_size, 16384 + 1024 * 448);
+        assert!(Geometry::new(1000, 10).is_none(), "ring must be a power of two");
+        assert!(Geometry::new(1 << 62, 10).is_none(), "overflow");
+    }
+
+    #[test]
+    fn names_round_trip() {
+        let mut b = [0xffu8; 16];
+        put_name(&mut b, "NSE_INDEX");
+        assert_eq!(get_name(&b), "NSE_INDEX");
+        assert_eq!(&b[9..], &[0; 7]);
+    }
+}

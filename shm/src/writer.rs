@@ -1,0 +1,204 @@
+//! The single writer: creates the file, fills the directory, publishes ticks.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use memmap2::MmapMut;
+use tickwire_engine::router::Publish;
+use tickwire_engine::symbols::SymbolRegistry;
+use tickwire_engine::Tick;
+
+use crate::layout::{self, state, DirEntry, Geometry, Header, DIR_ENTRY_SIZE, DIR_OFFSET, MAGIC, RECORD_SIZE};
+use crate::seqlock::SeqTick;
+use crate::ShmError;
+
+/// Sizes of a new file.
+#[derive(Clone, Debug)]
+pub struct WriterConfig {
+    /// Ring slots; a power of two. Default 65,536 (28 MiB): about 65 ms of history at 1 M ticks/s.
+    pub ring_capacity: u64,
+    /// Directory and last-value entries (the registry's capacity).
+    pub symbol_capacity: u64,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            ring_capacity: 1 << 16,
+            symbol_capacity: tickwire_engine::symbols::DEFAULT_CAPACITY as u64,
+        }
+    }
+}
+
+/// The writer; see the crate docs. Dropping it marks the file closed.
+pub struct Writer {
+    map: MmapMut,
+    geo: Geometry,
+    pos: u64,
+    path: PathBuf,
+    closed: bool,
+}
+
+impl Writer {
+    /// Creates (or replaces) the file at `path` with the registry's symbols in its directory.
+    ///
+    /// The file is built under a temporary name and renamed into place once its magic is set, so a
+    /// reader never sees a half-made file; readers still mapping a replaced file see it closed.
+    pub fn create(path: &Path, cfg: &WriterConfig, symbols: &SymbolRegistry) -> Result<Self, ShmError> {
+        let geo = Geometry::new(cfg.ring_capacity, cfg.symbol_capacity).ok_or_else(|| {
+            ShmError::Config(format!(
+                "ring capacity {} must be a power of two and symbol capacity {} non-zero",
+                cfg.ring_capacity, cfg.symbol_capacity
+            ))
+        })?;
+        if symbols.len() as u64 > geo.symbol_capacity {
+            return Err(ShmError::Config(format!(
+                "{} symbols registered but the file holds {}",
+                symbols.len(),
+                geo.symbol_capacity
+            )));
+        }
+        let io = |source| ShmError::Io { path: path.to_owned(), source };
+        let tmp = tmp_path(path);
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp).map_err(io)?;
+        // ftruncate gives zero pages that tmpfs allocates only when touched, so a big directory and
+        // last-value table cost memory only for the symbols actually used.
+        file.set_len(geo.file_size).map_err(io)?;
+        // SAFETY: the file was just created under a private temporary name; only this process maps it
+        // until the rename below, and every later access goes through atomics or the single writer.
+        let map = unsafe { MmapMut::map_mut(&file) }.map_err(io)?;
+        let mut w = Writer { map, geo, pos: 0, path: path.to_owned(), closed: false };
+        let h = w.header();
+        h.version.store(
+            (layout::VERSION_MAJOR as u32) << 16 | layout::VERSION_MINOR as u32,
+            Ordering::Relaxed,
+        );
+        h.tick_size.store(Tick::SIZE as u32, Ordering::Relaxed);
+        h.record_size.store(RECORD_SIZE as u32, Ordering::Relaxed);
+        h.dir_entry_size.store(DIR_ENTRY_SIZE as u32, Ordering::Relaxed);
+        h.ring_capacity.store(geo.ring_capacity, Ordering::Relaxed);
+        h.symbol_capacity.store(geo.symbol_capacity, Ordering::Relaxed);
+        h.lvt_offset.store(geo.lvt_offset, Ordering::Relaxed);
+        h.ring_offset.store(geo.ring_offset, Ordering::Relaxed);
+        h.file_size.store(geo.file_size, Ordering::Relaxed);
+        h.writer_pid.store(std::process::id(), Ordering::Relaxed);
+        h.heartbeat_ns.store(tickwire_engine::clock::now_ns(), Ordering::Relaxed);
+        h.state.store(state::LIVE, Ordering::Relaxed);
+        for (id, s) in symbols.iter() {
+            w.add_symbol(id, &s.exchange, &s.symbol, &s.broker_token)?;
+        }
+        // Last: a reader that Acquire-loads MAGIC sees every field above.
+        w.header().magic.store(MAGIC, Ordering::Release);
+        std::fs::rename(&tmp, path).map_err(io)?;
+        Ok(w)
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the map is at least HEADER_SIZE bytes (Geometry), page-aligned, and Header is
+        // all atomics and plain integers, valid for any bit pattern.
+        unsafe { &*(self.map.as_ptr() as *const Header) }
+    }
+
+    fn record(&self, offset: u64) -> &SeqTick {
+        debug_assert!(offset + RECORD_SIZE as u64 <= self.geo.file_size && offset % 64 == 0);
+        // SAFETY: callers pass offsets of whole records inside the file (ring slot or LVT entry,
+        // bounds from Geometry); SeqTick is atomics only, valid for any bit pattern.
+        unsafe { &*(self.map.as_ptr().add(offset as usize) as *const SeqTick) }
+    }
+
+    /// Appends directory entry `id`, which must be the next one (`id == symbol_count`).
+    pub fn add_symbol(&mut self, id: u32, exchange: &str, symbol: &str, token: &str) -> Result<(), ShmError> {
+        let count = self.header().symbol_count.load(Ordering::Relaxed);
+        if id as u64 != count || count >= self.geo.symbol_capacity {
+            return Err(ShmError::Config(format!(
+                "directory entry {id} out of order or past capacity (count {count}, capacity {})",
+                self.geo.symbol_capacity
+            )));
+        }
+        let mut e = DirEntry { exchange: [0; 16], symbol: [0; 64], token: [0; 48] };
+        layout::put_name(&mut e.exchange, exchange);
+        layout::put_name(&mut e.symbol, symbol);
+        layout::put_name(&mut e.token, token);
+        let off = DIR_OFFSET + id as usize * DIR_ENTRY_SIZE;
+        // SAFETY: entry `id` lies inside the directory (id < symbol_capacity, checked above); no
+        // reader looks at it before symbol_count covers it, which happens below.
+        unsafe { std::ptr::write(self.map.as_mut_ptr().add(off) as *mut DirEntry, e) };
+        // Release: a reader that sees the new count sees the entry's bytes.
+        self.header().symbol_count.store(count + 1, Ordering::Release);
+        Ok(())
+    }
+
+    /// Publishes `tick` to the ring and merges it into its symbol's last value. Ticks whose symbol id
+    /// is past the capacity go to the ring only (the router never produces them).
+    #[inline]
+    pub fn publish(&mut self, tick: &Tick) {
+        self.publish_ring(tick);
+        let id = tick.symbol_id as u64;
+        if id < self.geo.symbol_capacity {
+            let e = self.record(self.geo.lvt_offset + id * RECORD_SIZE as u64);
+            // The writer is the only one storing to this entry, so its plain view is current.
+            let v = e.seq.load(Ordering::Relaxed);
+            let mut last = e.read_own();
+            last.merge_from(tick);
+            e.write(v + 1, &last, v + 2);
+        }
+    }
+
+    /// Publishes `tick` to the ring only.
+    #[inline]
+    pub fn publish_ring(&mut self, tick: &Tick) {
+        let p = self.pos + 1;
+        let slot = (p & (self.geo.ring_capacity - 1)) * RECORD_SIZE as u64;
+        self.record(self.geo.ring_offset + slot).write(p << 1 | 1, tick, p << 1);
+        // Release: a reader that sees `p` here finds slot `p` complete (used when resyncing).
+        self.header().write_pos.store(p, Ordering::Release);
+        self.pos = p;
+    }
+
+    /// Ring position of the newest tick (0 before the first).
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Records the wall clock so readers can tell this writer is alive.
+    pub fn heartbeat(&self, now_ns: i64) {
+        self.header().heartbeat_ns.store(now_ns, Ordering::Relaxed);
+    }
+
+    /// Marks the file closed: readers stop with "writer closed" instead of waiting.
+    pub fn close(&mut self) {
+        if !self.closed {
+            self.header().state.store(state::CLOSED, Ordering::Release);
+            let _ = self.map.flush_async();
+            self.closed = true;
+        }
+    }
+
+    /// The file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Publish for Writer {
+    #[inline]
+    fn publish(&mut self, tick: &Tick) {
+        Writer::publish(self, tick);
+    }
+    fn heartbeat(&mut self, now_ns: i64) {
+        Writer::heartbeat(self, now_ns);
+    }
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".tmp.{}", std::process::id()));
+    PathBuf::from(s)
+}
