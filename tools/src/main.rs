@@ -1,1 +1,43 @@
-fn main() {}
+//! `tickwire`: one binary, subcommands per job. `tickwire --help` lists them.
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tickwire::shm_cmd::{self, ShmCmd};
+
+#[derive(Parser, Debug)]
+#[command(name = "tickwire", version, about = "Market-data gateway: broker feeds in, shared memory and WebSocket out.")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Shared-memory tools: synthetic writer, tail, stat.
+    #[command(subcommand)]
+    Shm(ShmCmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            eprintln!("tickwire: cannot install signal handler: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let res = match cli.cmd {
+        Cmd::Shm(c) => shm_cmd::run(c, &stop),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tickwire: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

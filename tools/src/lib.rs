@@ -1,0 +1,6 @@
+//! The pieces of the `tickwire` binary that tests and benchmarks share.
+#![deny(unsafe_code)]
+
+pub mod json;
+pub mod shm_cmd;
+pub mod synthetic;
