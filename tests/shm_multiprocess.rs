@@ -20,8 +20,18 @@ fn writer(path: &Path, symbols: u32, rate: u64, seconds: f64, ring: u64) -> Chil
     bin()
         .args(["shm", "write-synthetic", "--path"])
         .arg(path)
-        .args(["--symbols", &symbols.to_string(), "--rate", &rate.to_string()])
-        .args(["--seconds", &seconds.to_string(), "--ring-capacity", &ring.to_string()])
+        .args([
+            "--symbols",
+            &symbols.to_string(),
+            "--rate",
+            &rate.to_string(),
+        ])
+        .args([
+            "--seconds",
+            &seconds.to_string(),
+            "--ring-capacity",
+            &ring.to_string(),
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .expect("start writer")
@@ -29,7 +39,15 @@ fn writer(path: &Path, symbols: u32, rate: u64, seconds: f64, ring: u64) -> Chil
 
 fn tail(path: &Path, count: u64) -> Child {
     bin()
-        .args(["shm", "tail", "--wait", "20", "--count", &count.to_string(), "--path"])
+        .args([
+            "shm",
+            "tail",
+            "--wait",
+            "20",
+            "--count",
+            &count.to_string(),
+            "--path",
+        ])
         .arg(path)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -97,15 +115,24 @@ fn verify(out: &Output, symbols: u32, count: u64) -> Seen {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "reader failed: {stderr}");
     let text = String::from_utf8(out.stdout.clone()).unwrap();
-    let mut seen = Seen { ticks: 0, lost: 0, laps: 0 };
+    let mut seen = Seen {
+        ticks: 0,
+        lost: 0,
+        laps: 0,
+    };
     let mut expect: Option<u64> = None;
     for line in text.lines() {
-        let j: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
+        let j: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
         if let Some(lost) = j.get("lagged") {
             let lost = u(lost);
             let resume = u(&j["resume"]);
             if let Some(e) = expect {
-                assert_eq!(resume, e + lost, "lagged count must equal the positions skipped");
+                assert_eq!(
+                    resume,
+                    e + lost,
+                    "lagged count must equal the positions skipped"
+                );
             }
             expect = Some(resume);
             seen.lost += lost;
@@ -120,15 +147,29 @@ fn verify(out: &Output, symbols: u32, count: u64) -> Seen {
         let mut want = synthetic::tick(pos, symbols);
         want.recv_ts_ns = 0;
         let got = tick_of(&j);
-        assert_eq!(got, want, "values at position {pos} must round-trip bit-exactly");
-        assert_eq!(j["symbol"], synthetic::symbol_name(want.symbol_id), "directory name");
+        assert_eq!(
+            got, want,
+            "values at position {pos} must round-trip bit-exactly"
+        );
+        assert_eq!(
+            j["symbol"],
+            synthetic::symbol_name(want.symbol_id),
+            "directory name"
+        );
         seen.ticks += 1;
     }
     assert_eq!(seen.ticks, count, "reader printed --count ticks");
     seen
 }
 
-fn run(dir: &Path, symbols: u32, rate: u64, seconds: f64, ring: u64, count: u64) -> (Vec<Seen>, PathBuf) {
+fn run(
+    dir: &Path,
+    symbols: u32,
+    rate: u64,
+    seconds: f64,
+    ring: u64,
+    count: u64,
+) -> (Vec<Seen>, PathBuf) {
     let path = dir.join("ticks");
     let readers = [tail(&path, count), tail(&path, count)];
     std::thread::sleep(Duration::from_millis(100));
@@ -156,7 +197,10 @@ fn lapped_reader_processes_report_exact_losses() {
     // Full speed into a 16-slot ring: JSON-printing readers are lapped again and again.
     let (seen, _) = run(dir.path(), 7, 0, 3.0, 16, 2_000);
     let laps: u64 = seen.iter().map(|s| s.laps).sum();
-    assert!(laps > 0, "a 16-slot ring at full speed must lap a JSON-printing reader");
+    assert!(
+        laps > 0,
+        "a 16-slot ring at full speed must lap a JSON-printing reader"
+    );
 }
 
 #[test]
@@ -174,7 +218,11 @@ fn a_killed_writer_is_reported_by_every_tool() {
     w.kill().unwrap();
     w.wait().unwrap();
     for sub in ["tail", "stat"] {
-        let out = bin().args(["shm", sub, "--path"]).arg(&path).output().unwrap();
+        let out = bin()
+            .args(["shm", sub, "--path"])
+            .arg(&path)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{sub} must fail on a dead writer");
         assert!(err.contains("is gone"), "{sub}: {err}");
@@ -185,12 +233,20 @@ fn a_killed_writer_is_reported_by_every_tool() {
 fn missing_and_foreign_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
-    let out = bin().args(["shm", "tail", "--path"]).arg(&missing).output().unwrap();
+    let out = bin()
+        .args(["shm", "tail", "--path"])
+        .arg(&missing)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such shm file"));
     let junk = dir.path().join("junk");
     std::fs::write(&junk, vec![0x55u8; 10_000]).unwrap();
-    let out = bin().args(["shm", "stat", "--path"]).arg(&junk).output().unwrap();
+    let out = bin()
+        .args(["shm", "stat", "--path"])
+        .arg(&junk)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a tickwire shm file"));
 }

@@ -1,23 +1,26 @@
 //! Pinning long-lived threads to configured cores.
 
-/// Pins the calling thread to core `core` (an index into the cores the OS reports). `None` leaves the
-/// thread unpinned. An index past the last core is an error naming how many there are, so a config
-/// written for a bigger machine fails loudly instead of silently sharing a core.
+/// Pins the calling thread to CPU `core` (the OS's CPU number, as in `taskset -c`). `None` leaves
+/// the thread unpinned.
+///
+/// The number is taken as given rather than as an index into the CPUs this process may use: a child
+/// inherits its parent's affinity mask, so "the first allowed CPU" of a process spawned by a pinned
+/// parent would be the parent's CPU, and the two would share it. A CPU the process may not use is
+/// an error naming it, so a config written for a bigger machine fails loudly instead of silently
+/// sharing a core.
 pub fn pin_current(core: Option<usize>) -> Result<(), String> {
     let Some(core) = core else { return Ok(()) };
-    let ids = core_affinity::get_core_ids().ok_or("cannot list CPU cores")?;
-    let id = ids
-        .get(core)
-        .copied()
-        .ok_or_else(|| format!("core {core} does not exist: this machine has {} cores", ids.len()))?;
-    if core_affinity::set_for_current(id) {
+    if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
         Ok(())
     } else {
-        Err(format!("could not pin thread to core {core}"))
+        Err(format!(
+            "could not pin thread to CPU {core} (this machine has {} CPUs; is it outside the allowed set?)",
+            core_count()
+        ))
     }
 }
 
-/// Number of cores the OS reports.
+/// Number of CPUs online.
 pub fn core_count() -> usize {
-    core_affinity::get_core_ids().map_or(1, |v| v.len())
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

@@ -42,7 +42,9 @@ impl FromStr for IdleStrategy {
             "yield" => Ok(IdleStrategy::Yield),
             "park" => Ok(IdleStrategy::default()),
             _ => {
-                let bad = || format!("idle strategy {s:?}: expected spin, yield, park or park:SPINS:MICROS");
+                let bad = || {
+                    format!("idle strategy {s:?}: expected spin, yield, park or park:SPINS:MICROS")
+                };
                 let mut it = s.split(':');
                 if it.next() != Some("park") {
                     return Err(bad());
@@ -52,7 +54,10 @@ impl FromStr for IdleStrategy {
                 if it.next().is_some() {
                     return Err(bad());
                 }
-                Ok(IdleStrategy::Park { spins, park: Duration::from_micros(us) })
+                Ok(IdleStrategy::Park {
+                    spins,
+                    park: Duration::from_micros(us),
+                })
             }
         }
     }
@@ -68,7 +73,10 @@ pub struct Idler {
 impl Idler {
     /// A fresh idler.
     pub fn new(strategy: IdleStrategy) -> Self {
-        Self { strategy, idle_passes: 0 }
+        Self {
+            strategy,
+            idle_passes: 0,
+        }
     }
 
     /// Call after a pass that did work.
@@ -107,7 +115,10 @@ mod tests {
         assert_eq!("yield".parse(), Ok(IdleStrategy::Yield));
         assert_eq!(
             "park:10:200".parse(),
-            Ok(IdleStrategy::Park { spins: 10, park: Duration::from_micros(200) })
+            Ok(IdleStrategy::Park {
+                spins: 10,
+                park: Duration::from_micros(200)
+            })
         );
         assert!("park:x:1".parse::<IdleStrategy>().is_err());
         assert!("nap".parse::<IdleStrategy>().is_err());

@@ -93,7 +93,7 @@ impl fmt::Display for Px {
         if frac == 0 {
             digits = 1;
         } else {
-            while frac % 10 == 0 {
+            while frac.is_multiple_of(10) {
                 frac /= 10;
                 digits -= 1;
             }
@@ -134,7 +134,14 @@ mod tests {
 
     #[test]
     fn parse_round_trips_format() {
-        for s in ["1424.05", "1418.0", "83.2512345", "0.0000001", "-0.5", "0.0"] {
+        for s in [
+            "1424.05",
+            "1418.0",
+            "83.2512345",
+            "0.0000001",
+            "-0.5",
+            "0.0",
+        ] {
             assert_eq!(Px(parse(s).unwrap()).to_string(), s);
         }
         assert_eq!(parse("12"), Some(120_000_000));

@@ -137,7 +137,10 @@ impl SymbolRegistry {
 
     /// All symbols in id order.
     pub fn iter(&self) -> impl Iterator<Item = (SymbolId, &SymbolInfo)> {
-        self.infos.iter().enumerate().map(|(i, s)| (i as SymbolId, s))
+        self.infos
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as SymbolId, s))
     }
 }
 
@@ -168,10 +171,18 @@ mod tests {
         assert_eq!(r.register("NSE", "SBIN", "779521"), Ok(0));
         assert_eq!(r.register("NFO", "NIFTY30JAN25FUT", "13238786"), Ok(1));
         assert_eq!(r.register("NSE_INDEX", "NIFTY", "256265"), Ok(2));
-        assert_eq!(r.register("NSE", "SBIN", "other"), Ok(0), "re-register keeps the id");
+        assert_eq!(
+            r.register("NSE", "SBIN", "other"),
+            Ok(0),
+            "re-register keeps the id"
+        );
         assert_eq!(r.info(0).unwrap().broker_token, "779521");
         assert_eq!(r.lookup("NSE_INDEX", "NIFTY"), Some(2));
-        assert_eq!(r.lookup("NSE", "NIFTY"), None, "exchange is part of the key");
+        assert_eq!(
+            r.lookup("NSE", "NIFTY"),
+            None,
+            "exchange is part of the key"
+        );
         assert_eq!(r.lookup("nse", "SBIN"), None, "case-sensitive");
         assert_eq!(r.len(), 3);
     }
@@ -185,9 +196,21 @@ mod tests {
             Err(RegistryError::Full { capacity: 1 })
         );
         let mut r = SymbolRegistry::with_capacity(5);
-        assert!(matches!(r.register("", "A", "1"), Err(RegistryError::BadName { field: "exchange", .. })));
+        assert!(matches!(
+            r.register("", "A", "1"),
+            Err(RegistryError::BadName {
+                field: "exchange",
+                ..
+            })
+        ));
         let long = "X".repeat(SYMBOL_MAX + 1);
-        assert!(matches!(r.register("NSE", &long, "1"), Err(RegistryError::BadName { field: "symbol", .. })));
+        assert!(matches!(
+            r.register("NSE", &long, "1"),
+            Err(RegistryError::BadName {
+                field: "symbol",
+                ..
+            })
+        ));
         assert!(r.is_empty());
     }
 
@@ -203,7 +226,10 @@ mod tests {
     #[test]
     fn split_key_needs_both_halves() {
         assert_eq!(split_key("NSE:SBIN"), Some(("NSE", "SBIN")));
-        assert_eq!(split_key("NSE_INDEX:NIFTY 50"), Some(("NSE_INDEX", "NIFTY 50")));
+        assert_eq!(
+            split_key("NSE_INDEX:NIFTY 50"),
+            Some(("NSE_INDEX", "NIFTY 50"))
+        );
         assert_eq!(split_key("SBIN"), None);
         assert_eq!(split_key(":SBIN"), None);
     }

@@ -235,7 +235,11 @@ mod tests {
         last.valid = valid::LTP | valid::QUOTE | valid::DEPTH;
         last.ltp = 100;
         last.volume = 5_000;
-        last.bids[0] = DepthLevel { price: 99, qty: 10, orders: 2 };
+        last.bids[0] = DepthLevel {
+            price: 99,
+            qty: 10,
+            orders: 2,
+        };
         let mut upd = Tick::new(7);
         upd.valid = valid::LTP;
         upd.seq = 9;

@@ -38,7 +38,9 @@ pub enum ShmError {
         found: u64,
     },
     /// Written by another major layout version.
-    #[error("{path}: layout version {found_major}.{found_minor}, this reader understands {expected}.x")]
+    #[error(
+        "{path}: layout version {found_major}.{found_minor}, this reader understands {expected}.x"
+    )]
     Version {
         /// The path.
         path: PathBuf,

@@ -146,11 +146,19 @@ impl Geometry {
             return None;
         }
         let page = |x: u64| x.checked_next_multiple_of(4096);
-        let dir_end = (DIR_OFFSET as u64).checked_add(symbol_capacity.checked_mul(DIR_ENTRY_SIZE as u64)?)?;
+        let dir_end =
+            (DIR_OFFSET as u64).checked_add(symbol_capacity.checked_mul(DIR_ENTRY_SIZE as u64)?)?;
         let lvt_offset = page(dir_end)?;
-        let ring_offset = page(lvt_offset.checked_add(symbol_capacity.checked_mul(RECORD_SIZE as u64)?)?)?;
+        let ring_offset =
+            page(lvt_offset.checked_add(symbol_capacity.checked_mul(RECORD_SIZE as u64)?)?)?;
         let file_size = ring_offset.checked_add(ring_capacity.checked_mul(RECORD_SIZE as u64)?)?;
-        Some(Self { ring_capacity, symbol_capacity, lvt_offset, ring_offset, file_size })
+        Some(Self {
+            ring_capacity,
+            symbol_capacity,
+            lvt_offset,
+            ring_offset,
+            file_size,
+        })
     }
 }
 
@@ -177,7 +185,10 @@ mod tests {
         assert_eq!(g.lvt_offset, 8192);
         assert_eq!(g.ring_offset, 8192 + 8192);
         assert_eq!(g.file_size, 16384 + 1024 * 448);
-        assert!(Geometry::new(1000, 10).is_none(), "ring must be a power of two");
+        assert!(
+            Geometry::new(1000, 10).is_none(),
+            "ring must be a power of two"
+        );
         assert!(Geometry::new(1 << 62, 10).is_none(), "overflow");
     }
 

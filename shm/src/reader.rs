@@ -10,11 +10,16 @@ use std::time::Duration;
 use memmap2::Mmap;
 use tickwire_engine::Tick;
 
-use crate::layout::{self, state, DirEntry, Geometry, Header, DIR_ENTRY_SIZE, DIR_OFFSET, HEADER_SIZE, MAGIC, RECORD_SIZE};
+use crate::layout::{
+    self, state, DirEntry, Geometry, Header, DIR_ENTRY_SIZE, DIR_OFFSET, HEADER_SIZE, MAGIC,
+    RECORD_SIZE,
+};
 use crate::seqlock::SeqTick;
 use crate::ShmError;
 
 /// What [`Reader::next`] found.
+// The tick is returned by value on purpose: boxing it would allocate per read.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Event {
     /// The next tick in ring order.
@@ -54,7 +59,10 @@ impl fmt::Display for WriterStatus {
         match self {
             WriterStatus::Live => write!(f, "live"),
             WriterStatus::Closed => write!(f, "the writer closed the file"),
-            WriterStatus::Dead { pid } => write!(f, "writer process {pid} is gone (it did not close the file)"),
+            WriterStatus::Dead { pid } => write!(
+                f,
+                "writer process {pid} is gone (it did not close the file)"
+            ),
             WriterStatus::Stale { pid, age_ms } => {
                 write!(f, "writer process {pid} has not heartbeat for {age_ms} ms")
             }
@@ -73,7 +81,10 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        Self { require_live: true, stale_after: Duration::from_secs(5) }
+        Self {
+            require_live: true,
+            stale_after: Duration::from_secs(5),
+        }
     }
 }
 
@@ -134,12 +145,19 @@ impl Reader {
         let path = path.as_ref().to_owned();
         let io = |source: std::io::Error| match source.kind() {
             std::io::ErrorKind::NotFound => ShmError::Missing { path: path.clone() },
-            _ => ShmError::Io { path: path.clone(), source },
+            _ => ShmError::Io {
+                path: path.clone(),
+                source,
+            },
         };
         let file = File::open(&path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         if len < HEADER_SIZE as u64 {
-            return Err(ShmError::Truncated { path, len, need: HEADER_SIZE as u64 });
+            return Err(ShmError::Truncated {
+                path,
+                len,
+                need: HEADER_SIZE as u64,
+            });
         }
         // SAFETY: a read-only shared mapping. The file may be written concurrently by the writer;
         // this reader only performs atomic loads on the mapped bytes (allowed on read-only memory for
@@ -160,7 +178,10 @@ impl Reader {
         if opts.require_live {
             let status = r.writer_status();
             if status != WriterStatus::Live {
-                return Err(ShmError::NotLive { path: r.path, status });
+                return Err(ShmError::NotLive {
+                    path: r.path,
+                    status,
+                });
             }
         }
         r.seek_latest();
@@ -173,7 +194,10 @@ impl Reader {
         // Acquire: pairs with the writer's Release store of MAGIC; every header field is set before it.
         let magic = h.magic.load(Ordering::Acquire);
         if magic != MAGIC {
-            return Err(ShmError::BadMagic { path: path(), found: magic });
+            return Err(ShmError::BadMagic {
+                path: path(),
+                found: magic,
+            });
         }
         let v = h.version.load(Ordering::Relaxed);
         let (major, minor) = ((v >> 16) as u16, v as u16);
@@ -189,12 +213,29 @@ impl Reader {
             if found == expected {
                 Ok(())
             } else {
-                Err(ShmError::Layout { path: path(), field, found, expected })
+                Err(ShmError::Layout {
+                    path: path(),
+                    field,
+                    found,
+                    expected,
+                })
             }
         };
-        check("tick_size", h.tick_size.load(Ordering::Relaxed) as u64, Tick::SIZE as u64)?;
-        check("record_size", h.record_size.load(Ordering::Relaxed) as u64, RECORD_SIZE as u64)?;
-        check("dir_entry_size", h.dir_entry_size.load(Ordering::Relaxed) as u64, DIR_ENTRY_SIZE as u64)?;
+        check(
+            "tick_size",
+            h.tick_size.load(Ordering::Relaxed) as u64,
+            Tick::SIZE as u64,
+        )?;
+        check(
+            "record_size",
+            h.record_size.load(Ordering::Relaxed) as u64,
+            RECORD_SIZE as u64,
+        )?;
+        check(
+            "dir_entry_size",
+            h.dir_entry_size.load(Ordering::Relaxed) as u64,
+            DIR_ENTRY_SIZE as u64,
+        )?;
         let ring = h.ring_capacity.load(Ordering::Relaxed);
         let syms = h.symbol_capacity.load(Ordering::Relaxed);
         let geo = Geometry::new(ring, syms).ok_or(ShmError::Layout {
@@ -203,11 +244,27 @@ impl Reader {
             found: ring,
             expected: ring.max(1).next_power_of_two(),
         })?;
-        check("lvt_offset", h.lvt_offset.load(Ordering::Relaxed), geo.lvt_offset)?;
-        check("ring_offset", h.ring_offset.load(Ordering::Relaxed), geo.ring_offset)?;
-        check("file_size", h.file_size.load(Ordering::Relaxed), geo.file_size)?;
+        check(
+            "lvt_offset",
+            h.lvt_offset.load(Ordering::Relaxed),
+            geo.lvt_offset,
+        )?;
+        check(
+            "ring_offset",
+            h.ring_offset.load(Ordering::Relaxed),
+            geo.ring_offset,
+        )?;
+        check(
+            "file_size",
+            h.file_size.load(Ordering::Relaxed),
+            geo.file_size,
+        )?;
         if len < geo.file_size {
-            return Err(ShmError::Truncated { path: path(), len, need: geo.file_size });
+            return Err(ShmError::Truncated {
+                path: path(),
+                len,
+                need: geo.file_size,
+            });
         }
         Ok(geo)
     }
@@ -273,6 +330,8 @@ impl Reader {
 
     /// The next tick in ring order, `Lagged` if the writer lapped this reader, `None` if there is
     /// nothing new yet. Never blocks; a torn slot is detected and never returned.
+    // Not `Iterator::next`: `None` here means "nothing yet", not "finished".
+    #[allow(clippy::should_implement_trait)]
     #[inline]
     pub fn next(&mut self) -> Option<Event> {
         let r = self.next;
@@ -294,7 +353,9 @@ impl Reader {
         // before it is lapped again. Every position in [r, resume) is reported lost, so the count is
         // exact: each position is either returned once or counted once.
         let w = self.write_position();
-        let resume = (w + 1).saturating_sub(self.geo.ring_capacity / 2).max(r + 1);
+        let resume = (w + 1)
+            .saturating_sub(self.geo.ring_capacity / 2)
+            .max(r + 1);
         self.next = resume;
         Event::Lagged { lost: resume - r }
     }
@@ -320,7 +381,10 @@ impl Reader {
                 return Ok(Some(t));
             }
         }
-        Err(ShmError::Contended { symbol, attempts: ATTEMPTS })
+        Err(ShmError::Contended {
+            symbol,
+            attempts: ATTEMPTS,
+        })
     }
 
     /// Number of symbols in the directory.
@@ -337,7 +401,8 @@ impl Reader {
         // SAFETY: id < symbol_count ≤ symbol_capacity, so the entry is inside the directory; the
         // writer completed it before the Release store of symbol_count we Acquire-loaded above and
         // never changes it again. read_unaligned: DirEntry is plain bytes.
-        let e: DirEntry = unsafe { std::ptr::read_unaligned(self.map.as_ptr().add(off) as *const DirEntry) };
+        let e: DirEntry =
+            unsafe { std::ptr::read_unaligned(self.map.as_ptr().add(off) as *const DirEntry) };
         Some(SymbolName {
             exchange: layout::get_name(&e.exchange),
             symbol: layout::get_name(&e.symbol),
@@ -350,7 +415,10 @@ impl Reader {
         let count = self.symbol_count();
         for id in self.names_loaded..count {
             if let Some(n) = self.symbol(id as u32) {
-                self.names.entry(n.exchange).or_default().insert(n.symbol, id as u32);
+                self.names
+                    .entry(n.exchange)
+                    .or_default()
+                    .insert(n.symbol, id as u32);
             }
         }
         self.names_loaded = count;

@@ -94,7 +94,11 @@ mod tests {
 
     fn record() -> Box<SeqTick> {
         // SAFETY-free construction: every field of SeqTick is valid when zeroed.
-        Box::new(SeqTick { seq: AtomicU64::new(0), _pad: [0; 7], words: std::array::from_fn(|_| AtomicU64::new(0)) })
+        Box::new(SeqTick {
+            seq: AtomicU64::new(0),
+            _pad: [0; 7],
+            words: std::array::from_fn(|_| AtomicU64::new(0)),
+        })
     }
 
     #[test]
@@ -105,7 +109,11 @@ mod tests {
         t.iv = 0.25;
         r.write(1, &t, 2);
         assert_eq!(r.read(2), Ok(t));
-        assert_eq!(r.read(4), Err(2), "wrong sequence is reported, not returned");
+        assert_eq!(
+            r.read(4),
+            Err(2),
+            "wrong sequence is reported, not returned"
+        );
     }
 
     #[test]
@@ -149,8 +157,16 @@ mod tests {
                         match r.read(s) {
                             Ok(t) => {
                                 let n = t.seq;
-                                assert_eq!(s, 2 * n + 2 * (n > 0) as u64, "sequence matches content");
-                                assert!(t.ltp == n as i64 && t.bids[4].price == n as i64 && t._reserved1[3] == n);
+                                assert_eq!(
+                                    s,
+                                    2 * n + 2 * (n > 0) as u64,
+                                    "sequence matches content"
+                                );
+                                assert!(
+                                    t.ltp == n as i64
+                                        && t.bids[4].price == n as i64
+                                        && t._reserved1[3] == n
+                                );
                                 ok += 1;
                             }
                             Err(_) => torn += 1,

@@ -7,9 +7,12 @@ use std::sync::atomic::Ordering;
 use memmap2::MmapMut;
 use tickwire_engine::router::Publish;
 use tickwire_engine::symbols::SymbolRegistry;
+use tickwire_engine::tick::valid;
 use tickwire_engine::Tick;
 
-use crate::layout::{self, state, DirEntry, Geometry, Header, DIR_ENTRY_SIZE, DIR_OFFSET, MAGIC, RECORD_SIZE};
+use crate::layout::{
+    self, state, DirEntry, Geometry, Header, DIR_ENTRY_SIZE, DIR_OFFSET, MAGIC, RECORD_SIZE,
+};
 use crate::seqlock::SeqTick;
 use crate::ShmError;
 
@@ -45,7 +48,11 @@ impl Writer {
     ///
     /// The file is built under a temporary name and renamed into place once its magic is set, so a
     /// reader never sees a half-made file; readers still mapping a replaced file see it closed.
-    pub fn create(path: &Path, cfg: &WriterConfig, symbols: &SymbolRegistry) -> Result<Self, ShmError> {
+    pub fn create(
+        path: &Path,
+        cfg: &WriterConfig,
+        symbols: &SymbolRegistry,
+    ) -> Result<Self, ShmError> {
         let geo = Geometry::new(cfg.ring_capacity, cfg.symbol_capacity).ok_or_else(|| {
             ShmError::Config(format!(
                 "ring capacity {} must be a power of two and symbol capacity {} non-zero",
@@ -59,16 +66,31 @@ impl Writer {
                 geo.symbol_capacity
             )));
         }
-        let io = |source| ShmError::Io { path: path.to_owned(), source };
+        let io = |source| ShmError::Io {
+            path: path.to_owned(),
+            source,
+        };
         let tmp = tmp_path(path);
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp).map_err(io)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io)?;
         // ftruncate gives zero pages that tmpfs allocates only when touched, so a big directory and
         // last-value table cost memory only for the symbols actually used.
         file.set_len(geo.file_size).map_err(io)?;
         // SAFETY: the file was just created under a private temporary name; only this process maps it
         // until the rename below, and every later access goes through atomics or the single writer.
         let map = unsafe { MmapMut::map_mut(&file) }.map_err(io)?;
-        let mut w = Writer { map, geo, pos: 0, path: path.to_owned(), closed: false };
+        let mut w = Writer {
+            map,
+            geo,
+            pos: 0,
+            path: path.to_owned(),
+            closed: false,
+        };
         let h = w.header();
         h.version.store(
             (layout::VERSION_MAJOR as u32) << 16 | layout::VERSION_MINOR as u32,
@@ -76,14 +98,17 @@ impl Writer {
         );
         h.tick_size.store(Tick::SIZE as u32, Ordering::Relaxed);
         h.record_size.store(RECORD_SIZE as u32, Ordering::Relaxed);
-        h.dir_entry_size.store(DIR_ENTRY_SIZE as u32, Ordering::Relaxed);
+        h.dir_entry_size
+            .store(DIR_ENTRY_SIZE as u32, Ordering::Relaxed);
         h.ring_capacity.store(geo.ring_capacity, Ordering::Relaxed);
-        h.symbol_capacity.store(geo.symbol_capacity, Ordering::Relaxed);
+        h.symbol_capacity
+            .store(geo.symbol_capacity, Ordering::Relaxed);
         h.lvt_offset.store(geo.lvt_offset, Ordering::Relaxed);
         h.ring_offset.store(geo.ring_offset, Ordering::Relaxed);
         h.file_size.store(geo.file_size, Ordering::Relaxed);
         h.writer_pid.store(std::process::id(), Ordering::Relaxed);
-        h.heartbeat_ns.store(tickwire_engine::clock::now_ns(), Ordering::Relaxed);
+        h.heartbeat_ns
+            .store(tickwire_engine::clock::now_ns(), Ordering::Relaxed);
         h.state.store(state::LIVE, Ordering::Relaxed);
         for (id, s) in symbols.iter() {
             w.add_symbol(id, &s.exchange, &s.symbol, &s.broker_token)?;
@@ -101,14 +126,22 @@ impl Writer {
     }
 
     fn record(&self, offset: u64) -> &SeqTick {
-        debug_assert!(offset + RECORD_SIZE as u64 <= self.geo.file_size && offset % 64 == 0);
+        debug_assert!(
+            offset + RECORD_SIZE as u64 <= self.geo.file_size && offset.is_multiple_of(64)
+        );
         // SAFETY: callers pass offsets of whole records inside the file (ring slot or LVT entry,
         // bounds from Geometry); SeqTick is atomics only, valid for any bit pattern.
         unsafe { &*(self.map.as_ptr().add(offset as usize) as *const SeqTick) }
     }
 
     /// Appends directory entry `id`, which must be the next one (`id == symbol_count`).
-    pub fn add_symbol(&mut self, id: u32, exchange: &str, symbol: &str, token: &str) -> Result<(), ShmError> {
+    pub fn add_symbol(
+        &mut self,
+        id: u32,
+        exchange: &str,
+        symbol: &str,
+        token: &str,
+    ) -> Result<(), ShmError> {
         let count = self.header().symbol_count.load(Ordering::Relaxed);
         if id as u64 != count || count >= self.geo.symbol_capacity {
             return Err(ShmError::Config(format!(
@@ -116,7 +149,11 @@ impl Writer {
                 self.geo.symbol_capacity
             )));
         }
-        let mut e = DirEntry { exchange: [0; 16], symbol: [0; 64], token: [0; 48] };
+        let mut e = DirEntry {
+            exchange: [0; 16],
+            symbol: [0; 64],
+            token: [0; 48],
+        };
         layout::put_name(&mut e.exchange, exchange);
         layout::put_name(&mut e.symbol, symbol);
         layout::put_name(&mut e.token, token);
@@ -125,7 +162,9 @@ impl Writer {
         // reader looks at it before symbol_count covers it, which happens below.
         unsafe { std::ptr::write(self.map.as_mut_ptr().add(off) as *mut DirEntry, e) };
         // Release: a reader that sees the new count sees the entry's bytes.
-        self.header().symbol_count.store(count + 1, Ordering::Release);
+        self.header()
+            .symbol_count
+            .store(count + 1, Ordering::Release);
         Ok(())
     }
 
@@ -139,9 +178,14 @@ impl Writer {
             let e = self.record(self.geo.lvt_offset + id * RECORD_SIZE as u64);
             // The writer is the only one storing to this entry, so its plain view is current.
             let v = e.seq.load(Ordering::Relaxed);
-            let mut last = e.read_own();
-            last.merge_from(tick);
-            e.write(v + 1, &last, v + 2);
+            if tick.valid & valid::ALL == valid::ALL && tick.exchange_ts_ns != 0 {
+                // A full tick replaces every group: no need to read the old value to merge.
+                e.write(v + 1, tick, v + 2);
+            } else {
+                let mut last = e.read_own();
+                last.merge_from(tick);
+                e.write(v + 1, &last, v + 2);
+            }
         }
     }
 
@@ -150,7 +194,8 @@ impl Writer {
     pub fn publish_ring(&mut self, tick: &Tick) {
         let p = self.pos + 1;
         let slot = (p & (self.geo.ring_capacity - 1)) * RECORD_SIZE as u64;
-        self.record(self.geo.ring_offset + slot).write(p << 1 | 1, tick, p << 1);
+        self.record(self.geo.ring_offset + slot)
+            .write(p << 1 | 1, tick, p << 1);
         // Release: a reader that sees `p` here finds slot `p` complete (used when resyncing).
         self.header().write_pos.store(p, Ordering::Release);
         self.pos = p;

@@ -14,7 +14,8 @@ use tickwire_shm::{Event, OpenOptions, Reader, ShmError, Writer, WriterConfig, W
 fn registry(n: u32) -> SymbolRegistry {
     let mut r = SymbolRegistry::with_capacity(n as usize);
     for i in 0..n {
-        r.register("NSE", &format!("S{i}"), &format!("{}", 1000 + i)).unwrap();
+        r.register("NSE", &format!("S{i}"), &format!("{}", 1000 + i))
+            .unwrap();
     }
     r
 }
@@ -36,7 +37,10 @@ fn check(t: &Tick, p: u64, symbols: u32) {
 }
 
 fn writer(dir: &Path, ring: u64, symbols: u32) -> Writer {
-    let cfg = WriterConfig { ring_capacity: ring, symbol_capacity: symbols as u64 };
+    let cfg = WriterConfig {
+        ring_capacity: ring,
+        symbol_capacity: symbols as u64,
+    };
     Writer::create(&dir.join("ticks"), &cfg, &registry(symbols)).unwrap()
 }
 
@@ -62,10 +66,17 @@ fn ticks_and_names_round_trip() {
     // Last value of symbol 2 is position 10 (10 % 4 == 2), merged.
     let last = r.last_value(2).unwrap().unwrap();
     let want = tick_at(10, 4);
-    assert_eq!((last.seq, last.ltp, last.last_qty, last.bids), (want.seq, want.ltp, want.last_qty, want.bids));
+    assert_eq!(
+        (last.seq, last.ltp, last.last_qty, last.bids),
+        (want.seq, want.ltp, want.last_qty, want.bids)
+    );
     assert_eq!(r.last_value(99).unwrap(), None, "out of range");
     let r2 = Reader::open(dir.path().join("ticks")).unwrap();
-    assert_eq!(r2.position(), 11, "a new reader starts at the next new tick");
+    assert_eq!(
+        r2.position(),
+        11,
+        "a new reader starts at the next new tick"
+    );
 }
 
 #[test]
@@ -103,12 +114,16 @@ fn a_lapped_reader_is_told_exactly_how_many_it_lost() {
     for p in 4..=43 {
         w.publish(&tick_at(p, 3));
     }
-    let Some(Event::Lagged { lost }) = r.next() else { panic!("expected a lap") };
+    let Some(Event::Lagged { lost }) = r.next() else {
+        panic!("expected a lap")
+    };
     let resume = r.position();
     assert_eq!(resume, 4 + lost, "lost positions are exactly those skipped");
     let mut p = resume;
     while let Some(ev) = r.next() {
-        let Event::Tick(t) = ev else { panic!("second lap without writes") };
+        let Event::Tick(t) = ev else {
+            panic!("second lap without writes")
+        };
         check(&t, p, 3);
         p += 1;
     }
@@ -139,47 +154,89 @@ fn patch(path: &Path, offset: u64, bytes: &[u8]) {
 fn bad_files_get_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ticks");
-    let loose = OpenOptions { require_live: false, ..OpenOptions::default() };
+    let loose = OpenOptions {
+        require_live: false,
+        ..OpenOptions::default()
+    };
     assert!(matches!(Reader::open(&path), Err(ShmError::Missing { .. })));
     let mut w = writer(dir.path(), 16, 2);
     w.close();
     match Reader::open(&path) {
-        Err(ShmError::NotLive { status: WriterStatus::Closed, .. }) => {}
+        Err(ShmError::NotLive {
+            status: WriterStatus::Closed,
+            ..
+        }) => {}
         other => panic!("closed file: {:?}", other.err()),
     }
-    assert!(Reader::open_with(&path, loose).is_ok(), "inspectable when asked");
+    assert!(
+        Reader::open_with(&path, loose).is_ok(),
+        "inspectable when asked"
+    );
 
     // another major version
     let copy = dir.path().join("v2");
     std::fs::copy(&path, &copy).unwrap();
     patch(&copy, 8, &(2u32 << 16).to_le_bytes());
     let e = Reader::open_with(&copy, loose).err().unwrap();
-    assert!(matches!(e, ShmError::Version { found_major: 2, expected: 1, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            ShmError::Version {
+                found_major: 2,
+                expected: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("2.0") && e.to_string().contains("1.x"));
 
     // a different tick size
     std::fs::copy(&path, &copy).unwrap();
     patch(&copy, 12, &256u32.to_le_bytes());
     let e = Reader::open_with(&copy, loose).err().unwrap();
-    assert!(matches!(e, ShmError::Layout { field: "tick_size", found: 256, expected: 384, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            ShmError::Layout {
+                field: "tick_size",
+                found: 256,
+                expected: 384,
+                ..
+            }
+        ),
+        "{e}"
+    );
 
     // truncated
     std::fs::copy(&path, &copy).unwrap();
     let len = std::fs::metadata(&copy).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&copy).unwrap().set_len(len - 1).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&copy)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
     let e = Reader::open_with(&copy, loose).err().unwrap();
     assert!(matches!(e, ShmError::Truncated { .. }), "{e}");
 
     // not ours
     std::fs::write(&copy, vec![7u8; 8192]).unwrap();
-    assert!(matches!(Reader::open_with(&copy, loose), Err(ShmError::BadMagic { .. })));
+    assert!(matches!(
+        Reader::open_with(&copy, loose),
+        Err(ShmError::BadMagic { .. })
+    ));
 }
 
 #[test]
 fn the_writer_never_waits_and_readers_see_gap_free_or_exact_laps() {
     // Stress: one writer thread at full speed over a small ring, three readers, two of them slowed.
     let dir = tempfile::tempdir().unwrap();
-    let total: u64 = if cfg!(debug_assertions) { 300_000 } else { 3_000_000 };
+    let total: u64 = if cfg!(debug_assertions) {
+        300_000
+    } else {
+        3_000_000
+    };
     let mut w = writer(dir.path(), 256, 5);
     let path = dir.path().join("ticks");
     let start = Arc::new(AtomicBool::new(false));
@@ -204,7 +261,11 @@ fn the_writer_never_waits_and_readers_see_gap_free_or_exact_laps() {
                             }
                         }
                         Some(Event::Lagged { lost: n }) => {
-                            assert_eq!(r.position(), expect + n, "a lap skips exactly `lost` positions");
+                            assert_eq!(
+                                r.position(),
+                                expect + n,
+                                "a lap skips exactly `lost` positions"
+                            );
                             expect += n;
                             lost += n;
                             laps += 1;
@@ -212,7 +273,11 @@ fn the_writer_never_waits_and_readers_see_gap_free_or_exact_laps() {
                         None => std::hint::spin_loop(),
                     }
                 }
-                assert_eq!(got + lost, total, "every position is either read or counted lost");
+                assert_eq!(
+                    got + lost,
+                    total,
+                    "every position is either read or counted lost"
+                );
                 (got, lost, laps)
             })
         })

@@ -33,13 +33,25 @@ fn levels(out: &mut impl Write, name: &str, lv: &[DepthLevel]) -> io::Result<()>
     write!(out, ",\"{name}\":[")?;
     for (i, l) in lv.iter().enumerate() {
         let sep = if i > 0 { "," } else { "" };
-        write!(out, "{sep}{{\"price\":{},\"quantity\":{},\"orders\":{}}}", Px(l.price), l.qty, l.orders)?;
+        write!(
+            out,
+            "{sep}{{\"price\":{},\"quantity\":{},\"orders\":{}}}",
+            Px(l.price),
+            l.qty,
+            l.orders
+        )?;
     }
     out.write_all(b"]")
 }
 
 /// One tick as a JSON object (no newline). `pos` is the ring position, when known.
-pub fn write_tick(out: &mut impl Write, t: &Tick, pos: Option<u64>, exchange: &str, symbol: &str) -> io::Result<()> {
+pub fn write_tick(
+    out: &mut impl Write,
+    t: &Tick,
+    pos: Option<u64>,
+    exchange: &str,
+    symbol: &str,
+) -> io::Result<()> {
     out.write_all(b"{")?;
     if let Some(p) = pos {
         write!(out, "\"pos\":{p},")?;
@@ -64,10 +76,21 @@ pub fn write_tick(out: &mut impl Write, t: &Tick, pos: Option<u64>, exchange: &s
         )?;
     }
     if t.has(valid::OI) {
-        write!(out, ",\"oi\":{},\"oi_day_high\":{},\"oi_day_low\":{}", t.oi, t.oi_day_high, t.oi_day_low)?;
+        write!(
+            out,
+            ",\"oi\":{},\"oi_day_high\":{},\"oi_day_low\":{}",
+            t.oi, t.oi_day_high, t.oi_day_low
+        )?;
     }
     if t.has(valid::GREEKS) {
-        for (k, v) in [("iv", t.iv), ("delta", t.delta), ("gamma", t.gamma), ("theta", t.theta), ("vega", t.vega), ("rho", t.rho)] {
+        for (k, v) in [
+            ("iv", t.iv),
+            ("delta", t.delta),
+            ("gamma", t.gamma),
+            ("theta", t.theta),
+            ("vega", t.vega),
+            ("rho", t.rho),
+        ] {
             write!(out, ",\"{k}\":")?;
             write_f64(out, v)?;
         }

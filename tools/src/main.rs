@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use tickwire::shm_cmd::{self, ShmCmd};
 
 #[derive(Parser, Debug)]
-#[command(name = "tickwire", version, about = "Market-data gateway: broker feeds in, shared memory and WebSocket out.")]
+#[command(
+    name = "tickwire",
+    version,
+    about = "Market-data gateway: broker feeds in, shared memory and WebSocket out."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -97,19 +97,28 @@ fn write_synthetic(a: WriteArgs, stop: &AtomicBool) -> Result<(), String> {
     }
     tickwire_engine::affinity::pin_current(a.core)?;
     let reg = synthetic::registry(a.symbols, a.symbols as usize);
-    let cfg = WriterConfig { ring_capacity: a.ring_capacity, symbol_capacity: a.symbols as u64 };
+    let cfg = WriterConfig {
+        ring_capacity: a.ring_capacity,
+        symbol_capacity: a.symbols as u64,
+    };
     let mut w = Writer::create(&a.path, &cfg, &reg).map_err(|e| e.to_string())?;
     eprintln!(
         "writing {} symbols at {} to {}",
         a.symbols,
-        if a.rate == 0 { "full speed".to_string() } else { format!("{} ticks/s", a.rate) },
+        if a.rate == 0 {
+            "full speed".to_string()
+        } else {
+            format!("{} ticks/s", a.rate)
+        },
         a.path.display()
     );
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(a.seconds);
     let mut last_beat = start;
     let mut pos = 0u64;
-    // Pace in batches: the clock is read once per 64 ticks, not per tick.
+    let synth = synthetic::Synth::new(a.symbols);
+    // Pace in batches of up to 64 ticks: the clocks are read once per batch, not per tick, and every
+    // tick of a batch carries the batch's receive stamp (the latency probe readers subtract).
     'run: loop {
         let now = Instant::now();
         if now >= end || stop.load(Ordering::Relaxed) {
@@ -132,9 +141,10 @@ fn write_synthetic(a: WriteArgs, stop: &AtomicBool) -> Result<(), String> {
             }
             continue;
         }
+        let stamp = now_ns();
         for _ in 0..(due - pos).min(64) {
-            let mut t = synthetic::tick(pos + 1, a.symbols);
-            t.recv_ts_ns = now_ns();
+            let mut t = synth.tick(pos + 1);
+            t.recv_ts_ns = stamp;
             w.publish(&t);
             pos += 1;
             if pos == u64::MAX {
@@ -143,7 +153,10 @@ fn write_synthetic(a: WriteArgs, stop: &AtomicBool) -> Result<(), String> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    eprintln!("wrote {pos} ticks in {secs:.2} s ({:.0} ticks/s)", pos as f64 / secs);
+    eprintln!(
+        "wrote {pos} ticks in {secs:.2} s ({:.0} ticks/s)",
+        pos as f64 / secs
+    );
     w.close();
     Ok(())
 }
@@ -153,9 +166,11 @@ fn open_waiting(path: &Path, wait: f64, stop: &AtomicBool) -> Result<Reader, Shm
     loop {
         match Reader::open(path) {
             Ok(r) => return Ok(r),
-            Err(e @ (ShmError::Missing { .. } | ShmError::NotLive { .. } | ShmError::BadMagic { .. }))
-                if Instant::now() < deadline && !stop.load(Ordering::Relaxed) =>
-            {
+            Err(
+                e @ (ShmError::Missing { .. }
+                | ShmError::NotLive { .. }
+                | ShmError::BadMagic { .. }),
+            ) if Instant::now() < deadline && !stop.load(Ordering::Relaxed) => {
                 let _ = e;
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -169,8 +184,12 @@ fn tail(a: TailArgs, stop: &AtomicBool) -> Result<(), String> {
     let filter = match &a.symbol {
         None => None,
         Some(key) => {
-            let (e, s) = split_key(key).ok_or_else(|| format!("--symbol {key:?}: expected EXCHANGE:SYMBOL"))?;
-            Some(r.lookup(e, s).ok_or_else(|| format!("symbol {key} is not in {}", a.path.display()))?)
+            let (e, s) = split_key(key)
+                .ok_or_else(|| format!("--symbol {key:?}: expected EXCHANGE:SYMBOL"))?;
+            Some(
+                r.lookup(e, s)
+                    .ok_or_else(|| format!("symbol {key} is not in {}", a.path.display()))?,
+            )
         }
     };
     if a.from_oldest {
@@ -180,7 +199,10 @@ fn tail(a: TailArgs, stop: &AtomicBool) -> Result<(), String> {
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut names: Vec<Option<(String, String)>> = Vec::new();
     let mut printed = 0u64;
-    let mut idler = Idler::new(IdleStrategy::Park { spins: 1000, park: Duration::from_micros(100) });
+    let mut idler = Idler::new(IdleStrategy::Park {
+        spins: 1000,
+        park: Duration::from_micros(100),
+    });
     let mut idle_since: Option<Instant> = None;
     let mut writer_gone: Option<WriterStatus> = None;
     let res: io::Result<Result<(), String>> = (|| {
@@ -203,7 +225,9 @@ fn tail(a: TailArgs, stop: &AtomicBool) -> Result<(), String> {
                     if names[id].is_none() {
                         names[id] = r.symbol(t.symbol_id).map(|n| (n.exchange, n.symbol));
                     }
-                    let (e, s) = names[id].as_ref().map_or(("?", "?"), |(e, s)| (e.as_str(), s.as_str()));
+                    let (e, s) = names[id]
+                        .as_ref()
+                        .map_or(("?", "?"), |(e, s)| (e.as_str(), s.as_str()));
                     json::write_tick(&mut out, &t, Some(pos), e, s)?;
                     out.write_all(b"\n")?;
                     printed += 1;
@@ -218,8 +242,15 @@ fn tail(a: TailArgs, stop: &AtomicBool) -> Result<(), String> {
                     }
                     if let Some(st) = writer_gone {
                         // Everything published before the writer went away has been printed.
-                        let want = if a.count > 0 { format!(" of {}", a.count) } else { String::new() };
-                        return Ok(Err(format!("{}: {st}; printed {printed}{want} ticks", a.path.display())));
+                        let want = if a.count > 0 {
+                            format!(" of {}", a.count)
+                        } else {
+                            String::new()
+                        };
+                        return Ok(Err(format!(
+                            "{}: {st}; printed {printed}{want} ticks",
+                            a.path.display()
+                        )));
                     }
                     let since = *idle_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= Duration::from_millis(200) {
@@ -246,16 +277,28 @@ fn tail(a: TailArgs, stop: &AtomicBool) -> Result<(), String> {
 }
 
 fn stat(a: StatArgs) -> Result<(), String> {
-    let opts = OpenOptions { require_live: false, ..OpenOptions::default() };
+    let opts = OpenOptions {
+        require_live: false,
+        ..OpenOptions::default()
+    };
     let r = Reader::open_with(&a.path, opts).map_err(|e| e.to_string())?;
     let i = r.info();
     let g = i.geometry;
     let age_ms = (now_ns() - i.heartbeat_ns).max(0) / 1_000_000;
     println!("path            {}", a.path.display());
     println!("layout version  {}.{}", i.version.0, i.version.1);
-    println!("tick size       {} B (record {} B)", i.tick_size, i.record_size);
-    println!("ring            {} slots at offset {}", g.ring_capacity, g.ring_offset);
-    println!("symbols         {} of {} (last values at offset {})", i.symbol_count, g.symbol_capacity, g.lvt_offset);
+    println!(
+        "tick size       {} B (record {} B)",
+        i.tick_size, i.record_size
+    );
+    println!(
+        "ring            {} slots at offset {}",
+        g.ring_capacity, g.ring_offset
+    );
+    println!(
+        "symbols         {} of {} (last values at offset {})",
+        i.symbol_count, g.symbol_capacity, g.lvt_offset
+    );
     println!("file size       {} B", g.file_size);
     println!("writer pid      {}", i.writer_pid);
     println!("writer position {}", i.write_pos);
@@ -268,13 +311,20 @@ fn stat(a: StatArgs) -> Result<(), String> {
             Ok(None) => "no ticks".into(),
             Err(e) => e.to_string(),
         };
-        println!("  {id:>6}  {}:{}  token {}  {last}", n.exchange, n.symbol, n.token);
+        println!(
+            "  {id:>6}  {}:{}  token {}  {last}",
+            n.exchange, n.symbol, n.token
+        );
     }
     if i.symbol_count > a.list as u64 {
         println!("  … {} more", i.symbol_count - a.list as u64);
     }
     if i.status != WriterStatus::Live {
-        return Err(format!("{}: no live writer: {}", a.path.display(), i.status));
+        return Err(format!(
+            "{}: no live writer: {}",
+            a.path.display(),
+            i.status
+        ));
     }
     Ok(())
 }

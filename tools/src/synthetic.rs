@@ -31,19 +31,58 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Distinct field patterns; position `p` uses pattern `(p - 1) % PATTERNS`.
+pub const PATTERNS: u64 = 4093;
+
 /// The tick written at ring position `pos` (≥ 1) when there are `symbols` symbols, round-robin.
-/// `seq` is the per-symbol count, as the router would stamp it. `recv_ts_ns` is left 0: the writer
-/// stamps it at publish time (it is the latency probe), so it is the one field not checked.
+/// `seq` is the per-symbol count, as the router would stamp it, and `exchange_ts_ns` encodes `pos`,
+/// so a slot mix-up always shows. `recv_ts_ns` is left 0: the writer stamps it at publish time (it
+/// is the latency probe), so it is the one field not checked.
 pub fn tick(pos: u64, symbols: u32) -> Tick {
+    let mut t = pattern((pos - 1) % PATTERNS);
+    stamp(&mut t, pos, symbols);
+    t
+}
+
+/// Precomputed patterns, so a writer can publish tens of millions of ticks per second without the
+/// generator being the bottleneck. `Synth::tick(p)` equals [`tick`]`(p, symbols)`.
+pub struct Synth {
+    patterns: Vec<Tick>,
+    symbols: u32,
+}
+
+impl Synth {
+    /// A generator for `symbols` symbols.
+    pub fn new(symbols: u32) -> Self {
+        Self {
+            patterns: (0..PATTERNS).map(pattern).collect(),
+            symbols,
+        }
+    }
+
+    /// The tick at ring position `pos` (≥ 1).
+    #[inline]
+    pub fn tick(&self, pos: u64) -> Tick {
+        let mut t = self.patterns[((pos - 1) % PATTERNS) as usize];
+        stamp(&mut t, pos, self.symbols);
+        t
+    }
+}
+
+fn stamp(t: &mut Tick, pos: u64, symbols: u32) {
     let n = symbols.max(1) as u64;
-    let mut t = Tick::new(((pos - 1) % n) as u32);
+    t.symbol_id = ((pos - 1) % n) as u32;
     t.seq = (pos - 1) / n + 1;
+    t.exchange_ts_ns = 1_790_000_000_000_000_000 + pos as i64 * 1000;
+}
+
+fn pattern(k: u64) -> Tick {
+    let mut t = Tick::new(0);
     t.valid = valid::ALL;
-    let h = mix(pos);
+    let h = mix(k);
     let px = |k: u64| 1_000_000_000 + (mix(h ^ k) % 10_000_000_000) as i64; // 100.0 .. 1100.0
     let q = |k: u64| mix(h ^ k) % 1_000_000;
     let f = |k: u64| (mix(h ^ k) >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
-    t.exchange_ts_ns = 1_790_000_000_000_000_000 + pos as i64 * 1000;
     t.ltp = px(1);
     t.last_qty = q(2);
     t.avg_price = px(3);
@@ -65,8 +104,16 @@ pub fn tick(pos: u64, symbols: u32) -> Tick {
     t.rho = f(19);
     for i in 0..DEPTH_LEVELS {
         let k = 20 + 6 * i as u64;
-        t.bids[i] = DepthLevel { price: px(k), qty: q(k + 1) as u32, orders: q(k + 2) as u32 % 1000 };
-        t.asks[i] = DepthLevel { price: px(k + 3), qty: q(k + 4) as u32, orders: q(k + 5) as u32 % 1000 };
+        t.bids[i] = DepthLevel {
+            price: px(k),
+            qty: q(k + 1) as u32,
+            orders: q(k + 2) as u32 % 1000,
+        };
+        t.asks[i] = DepthLevel {
+            price: px(k + 3),
+            qty: q(k + 4) as u32,
+            orders: q(k + 5) as u32 % 1000,
+        };
     }
     t
 }
@@ -79,5 +126,9 @@ mod tests {
         assert_ne!(super::tick(7, 3).ltp, super::tick(8, 3).ltp);
         let t = super::tick(7, 3);
         assert_eq!((t.symbol_id, t.seq), (0, 3));
+        let s = super::Synth::new(3);
+        for p in [1, 7, 4093, 4094, 100_000] {
+            assert_eq!(s.tick(p), super::tick(p, 3));
+        }
     }
 }

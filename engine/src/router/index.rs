@@ -62,9 +62,9 @@ impl SubscriptionIndex {
 
     /// The modes `consumer` holds on `symbol` (0 if none).
     pub fn modes_of(&self, consumer: ConsumerId, symbol: SymbolId) -> ModeSet {
-        self.pos
-            .get(&(consumer, symbol))
-            .map_or(0, |&(i, _)| self.by_symbol[symbol as usize][i as usize].modes)
+        self.pos.get(&(consumer, symbol)).map_or(0, |&(i, _)| {
+            self.by_symbol[symbol as usize][i as usize].modes
+        })
     }
 
     /// Symbols `consumer` holds.
@@ -77,7 +77,11 @@ impl SubscriptionIndex {
     /// Highest mode anyone holds on `symbol`.
     pub fn demand(&self, symbol: SymbolId) -> Option<Mode> {
         let c = self.mode_counts.get(symbol as usize)?;
-        Mode::ALL.iter().rev().copied().find(|m| c[*m as usize - 1] > 0)
+        Mode::ALL
+            .iter()
+            .rev()
+            .copied()
+            .find(|m| c[*m as usize - 1] > 0)
     }
 
     /// Whether `symbol` and `consumer` are inside the index's capacities.
@@ -87,10 +91,19 @@ impl SubscriptionIndex {
 
     /// Adds `mode` to `consumer`'s hold on `symbol`. Idempotent. Ids out of range are ignored
     /// (the router checks them first and counts the error).
-    pub fn subscribe(&mut self, consumer: ConsumerId, symbol: SymbolId, mode: Mode) -> DemandChange {
+    pub fn subscribe(
+        &mut self,
+        consumer: ConsumerId,
+        symbol: SymbolId,
+        mode: Mode,
+    ) -> DemandChange {
         let before = self.demand(symbol);
         if !self.in_range(consumer, symbol) {
-            return DemandChange { symbol, before, after: before };
+            return DemandChange {
+                symbol,
+                before,
+                after: before,
+            };
         }
         let s = symbol as usize;
         match self.pos.get(&(consumer, symbol)) {
@@ -104,21 +117,37 @@ impl SubscriptionIndex {
             None => {
                 let i = self.by_symbol[s].len() as u32;
                 let j = self.by_consumer[consumer as usize].len() as u32;
-                self.by_symbol[s].push(Sub { consumer, modes: mode.bit() });
+                self.by_symbol[s].push(Sub {
+                    consumer,
+                    modes: mode.bit(),
+                });
                 self.by_consumer[consumer as usize].push(symbol);
                 self.pos.insert((consumer, symbol), (i, j));
                 self.mode_counts[s][mode as usize - 1] += 1;
             }
         }
-        DemandChange { symbol, before, after: self.demand(symbol) }
+        DemandChange {
+            symbol,
+            before,
+            after: self.demand(symbol),
+        }
     }
 
     /// Drops `modes` from `consumer`'s hold on `symbol`; the entry goes when no mode is left.
     /// Unsubscribing what is not held changes nothing.
-    pub fn unsubscribe(&mut self, consumer: ConsumerId, symbol: SymbolId, modes: ModeSet) -> DemandChange {
+    pub fn unsubscribe(
+        &mut self,
+        consumer: ConsumerId,
+        symbol: SymbolId,
+        modes: ModeSet,
+    ) -> DemandChange {
         let before = self.demand(symbol);
         let Some(&(i, j)) = self.pos.get(&(consumer, symbol)) else {
-            return DemandChange { symbol, before, after: before };
+            return DemandChange {
+                symbol,
+                before,
+                after: before,
+            };
         };
         let s = symbol as usize;
         let e = &mut self.by_symbol[s][i as usize];
@@ -131,7 +160,11 @@ impl SubscriptionIndex {
         if e.modes == 0 {
             self.remove_entry(consumer, symbol, i, j);
         }
-        DemandChange { symbol, before, after: self.demand(symbol) }
+        DemandChange {
+            symbol,
+            before,
+            after: self.demand(symbol),
+        }
     }
 
     /// Drops every hold of `consumer`, reporting each symbol's demand change to `f`.
@@ -183,7 +216,13 @@ mod tests {
         // consumer 1 leaving drops demand to LTP but consumer 0 keeps the symbol
         let ch = ix.unsubscribe(1, 3, 0b111);
         assert_eq!((ch.before, ch.after), (Some(Mode::Depth), Some(Mode::Ltp)));
-        assert_eq!(ix.subscribers(3), &[Sub { consumer: 0, modes: 1 }]);
+        assert_eq!(
+            ix.subscribers(3),
+            &[Sub {
+                consumer: 0,
+                modes: 1
+            }]
+        );
         let ch = ix.unsubscribe(0, 3, Mode::Ltp.bit());
         assert_eq!(ch.after, None);
         assert!(ix.subscribers(3).is_empty());
@@ -199,7 +238,10 @@ mod tests {
         assert_eq!(ch.after, Some(Mode::Quote));
         // unsubscribing again, or a mode never held, changes nothing
         assert_eq!(ix.unsubscribe(0, 1, 0b111).after, Some(Mode::Quote));
-        assert_eq!(ix.unsubscribe(1, 1, Mode::Ltp.bit()).after, Some(Mode::Quote));
+        assert_eq!(
+            ix.unsubscribe(1, 1, Mode::Ltp.bit()).after,
+            Some(Mode::Quote)
+        );
         assert_eq!(ix.subscribers(1).len(), 1);
     }
 
@@ -211,7 +253,10 @@ mod tests {
         ix.subscribe(0, 2, Mode::Quote);
         assert_eq!(ix.modes_of(0, 2), 0b011);
         assert_eq!(ix.subscribers(2).len(), 1);
-        assert_eq!(ix.unsubscribe(0, 2, Mode::Ltp.bit()).after, Some(Mode::Quote));
+        assert_eq!(
+            ix.unsubscribe(0, 2, Mode::Ltp.bit()).after,
+            Some(Mode::Quote)
+        );
         assert_eq!(ix.unsubscribe(0, 2, Mode::Quote.bit()).after, None);
     }
 

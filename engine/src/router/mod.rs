@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use index::{DemandChange, Sub, SubscriptionIndex};
-pub use msg::{Control, ConsumerId, Delivery, Mode, ModeSet, Upstream};
+pub use msg::{ConsumerId, Control, Delivery, Mode, ModeSet, Upstream};
 pub use throttle::Throttle;
 
 use crate::dirty::DirtySet;
@@ -191,9 +191,13 @@ impl<P: Publish> Router<P> {
             seq: vec![0; n],
             feed_of,
             upstream_mode: vec![None; n],
-            pending_up: (0..rings.upstream.len()).map(|_| DirtySet::with_capacity(n)).collect(),
+            pending_up: (0..rings.upstream.len())
+                .map(|_| DirtySet::with_capacity(n))
+                .collect(),
             upstream: rings.upstream,
-            pending_out: (0..rings.deliveries.len()).map(|_| DirtySet::with_capacity(n)).collect(),
+            pending_out: (0..rings.deliveries.len())
+                .map(|_| DirtySet::with_capacity(n))
+                .collect(),
             deliveries: rings.deliveries,
             demand_scratch: Vec::new(),
             counters: Counters::default(),
@@ -276,7 +280,8 @@ impl<P: Publish> Router<P> {
         let s = &self.stats;
         s.ticks.store(c.ticks, Ordering::Relaxed);
         s.deliveries.store(c.deliveries, Ordering::Relaxed);
-        s.delivery_retries.store(c.delivery_retries, Ordering::Relaxed);
+        s.delivery_retries
+            .store(c.delivery_retries, Ordering::Relaxed);
         s.upstream_cmds.store(c.upstream_cmds, Ordering::Relaxed);
         s.bad_symbol.store(c.bad_symbol, Ordering::Relaxed);
         s.bad_control.store(c.bad_control, Ordering::Relaxed);
@@ -336,7 +341,14 @@ impl<P: Publish> Core<P> {
         if !self.index.subscribers(s).is_empty() {
             if self.throttle.is_immediate() {
                 let per_io = self.cfg.consumers_per_io;
-                deliver(&self.index, &mut self.deliveries, &mut self.pending_out, &mut self.counters, per_io, s);
+                deliver(
+                    &self.index,
+                    &mut self.deliveries,
+                    &mut self.pending_out,
+                    &mut self.counters,
+                    per_io,
+                    s,
+                );
             } else {
                 self.throttle.mark(s);
             }
@@ -348,9 +360,19 @@ impl<P: Publish> Core<P> {
     }
 
     fn flush(&mut self, now: Instant) {
-        let Core { throttle, index, deliveries, pending_out, counters, cfg, .. } = self;
+        let Core {
+            throttle,
+            index,
+            deliveries,
+            pending_out,
+            counters,
+            cfg,
+            ..
+        } = self;
         let per_io = cfg.consumers_per_io;
-        throttle.flush(now, |s| deliver(index, deliveries, pending_out, counters, per_io, s));
+        throttle.flush(now, |s| {
+            deliver(index, deliveries, pending_out, counters, per_io, s)
+        });
         self.counters.flushes += 1;
     }
 
@@ -362,16 +384,29 @@ impl<P: Publish> Core<P> {
             if self.pending_out[io].is_empty() {
                 continue;
             }
-            let (index, ring, per_io) = (&self.index, &mut self.deliveries[io], self.cfg.consumers_per_io);
+            let (index, ring, per_io) = (
+                &self.index,
+                &mut self.deliveries[io],
+                self.cfg.consumers_per_io,
+            );
             let counters = &mut self.counters;
             self.pending_out[io].drain_while(|symbol| {
-                let mine = || index.subscribers(symbol).iter().filter(|s| (s.consumer / per_io) as usize == io);
+                let mine = || {
+                    index
+                        .subscribers(symbol)
+                        .iter()
+                        .filter(|s| (s.consumer / per_io) as usize == io)
+                };
                 if ring.slots() < mine().count() {
                     return false;
                 }
                 for sub in mine() {
                     // Room was checked above and only this thread pushes.
-                    let _ = ring.push(Delivery { consumer: sub.consumer, symbol, modes: sub.modes });
+                    let _ = ring.push(Delivery {
+                        consumer: sub.consumer,
+                        symbol,
+                        modes: sub.modes,
+                    });
                     counters.deliveries += 1;
                     work += 1;
                 }
@@ -407,7 +442,9 @@ impl<P: Publish> Core<P> {
         let ok = self.io_of(consumer) == io
             && (consumer as usize) < (io + 1) * self.cfg.consumers_per_io as usize
             && match c {
-                Control::Subscribe { symbol, .. } | Control::Unsubscribe { symbol, .. } => symbol_ok(symbol),
+                Control::Subscribe { symbol, .. } | Control::Unsubscribe { symbol, .. } => {
+                    symbol_ok(symbol)
+                }
                 Control::UnsubscribeAll { .. } => true,
             }
             && self.index.in_range(consumer, 0);
@@ -416,13 +453,21 @@ impl<P: Publish> Core<P> {
             return;
         }
         match c {
-            Control::Subscribe { consumer, symbol, mode } => {
+            Control::Subscribe {
+                consumer,
+                symbol,
+                mode,
+            } => {
                 let ch = self.index.subscribe(consumer, symbol, mode);
                 self.on_demand(ch);
                 // The new subscriber gets the current value at once, if there is one.
                 if self.seq[symbol as usize] > 0 {
                     let modes = self.index.modes_of(consumer, symbol);
-                    let d = Delivery { consumer, symbol, modes };
+                    let d = Delivery {
+                        consumer,
+                        symbol,
+                        modes,
+                    };
                     if self.deliveries[io].push(d).is_ok() {
                         self.counters.deliveries += 1;
                     } else {
@@ -431,7 +476,11 @@ impl<P: Publish> Core<P> {
                     }
                 }
             }
-            Control::Unsubscribe { consumer, symbol, modes } => {
+            Control::Unsubscribe {
+                consumer,
+                symbol,
+                modes,
+            } => {
                 let ch = self.index.unsubscribe(consumer, symbol, modes);
                 self.on_demand(ch);
             }
@@ -475,7 +524,11 @@ fn deliver(
         if pending[io].contains(symbol) {
             continue;
         }
-        let d = Delivery { consumer: sub.consumer, symbol, modes: sub.modes };
+        let d = Delivery {
+            consumer: sub.consumer,
+            symbol,
+            modes: sub.modes,
+        };
         if rings[io].push(d).is_ok() {
             counters.deliveries += 1;
         } else {

@@ -22,7 +22,11 @@ fn rig(interval: Duration, io_threads: usize, delivery_cap: usize) -> Rig {
     };
     let (feed, feed_rx) = rtrb::RingBuffer::new(16_384);
     let (up_tx, upstream) = rtrb::RingBuffer::new(64);
-    let mut rings = RouterRings { feeds: vec![feed_rx], upstream: vec![up_tx], ..Default::default() };
+    let mut rings = RouterRings {
+        feeds: vec![feed_rx],
+        upstream: vec![up_tx],
+        ..Default::default()
+    };
     let (mut controls, mut deliveries) = (vec![], vec![]);
     for _ in 0..io_threads {
         let (c_tx, c_rx) = rtrb::RingBuffer::new(64);
@@ -33,7 +37,13 @@ fn rig(interval: Duration, io_threads: usize, delivery_cap: usize) -> Rig {
         deliveries.push(d_rx);
     }
     let router = Router::new(cfg, rings, MemoryPublisher::new(64), vec![]);
-    Rig { router, feed, upstream, controls, deliveries }
+    Rig {
+        router,
+        feed,
+        upstream,
+        controls,
+        deliveries,
+    }
 }
 
 fn ltp_tick(symbol: u32, ltp: i64) -> Tick {
@@ -50,7 +60,13 @@ fn drain<T>(rx: &mut rtrb::Consumer<T>) -> Vec<T> {
 #[test]
 fn a_10_000_update_burst_delivers_its_final_value() {
     let mut r = rig(Duration::from_millis(50), 1, 64);
-    r.controls[0].push(Control::Subscribe { consumer: 3, symbol: 9, mode: Mode::Ltp }).unwrap();
+    r.controls[0]
+        .push(Control::Subscribe {
+            consumer: 3,
+            symbol: 9,
+            mode: Mode::Ltp,
+        })
+        .unwrap();
     let mut now = Instant::now();
     r.router.poll(now);
     // The burst arrives in pieces, with passes (but no flush) in between.
@@ -62,11 +78,21 @@ fn a_10_000_update_burst_delivers_its_final_value() {
         }
         while r.router.poll(now) > 0 {}
     }
-    assert!(drain(&mut r.deliveries[0]).is_empty(), "no flush yet, nothing delivered");
+    assert!(
+        drain(&mut r.deliveries[0]).is_empty(),
+        "no flush yet, nothing delivered"
+    );
     now += Duration::from_millis(60);
     r.router.poll(now);
     let got = drain(&mut r.deliveries[0]);
-    assert_eq!(got, [Delivery { consumer: 3, symbol: 9, modes: Mode::Ltp.bit() }]);
+    assert_eq!(
+        got,
+        [Delivery {
+            consumer: 3,
+            symbol: 9,
+            modes: Mode::Ltp.bit()
+        }]
+    );
     // What the IO thread reads for that delivery is the burst's last value.
     let last = r.router.publisher().last[9];
     assert_eq!(last.ltp, 10_000);
@@ -78,7 +104,13 @@ fn a_10_000_update_burst_delivers_its_final_value() {
 fn every_changed_symbol_arrives_once_per_interval() {
     let mut r = rig(Duration::from_millis(50), 1, 256);
     for s in 0..10 {
-        r.controls[0].push(Control::Subscribe { consumer: 0, symbol: s, mode: Mode::Quote }).unwrap();
+        r.controls[0]
+            .push(Control::Subscribe {
+                consumer: 0,
+                symbol: s,
+                mode: Mode::Quote,
+            })
+            .unwrap();
     }
     let mut now = Instant::now();
     r.router.poll(now);
@@ -90,7 +122,10 @@ fn every_changed_symbol_arrives_once_per_interval() {
         }
         now += Duration::from_millis(51);
         r.router.poll(now);
-        let mut syms: Vec<u32> = drain(&mut r.deliveries[0]).iter().map(|d| d.symbol).collect();
+        let mut syms: Vec<u32> = drain(&mut r.deliveries[0])
+            .iter()
+            .map(|d| d.symbol)
+            .collect();
         syms.sort();
         assert_eq!(syms, (0..10).collect::<Vec<_>>(), "round {round}");
     }
@@ -99,7 +134,13 @@ fn every_changed_symbol_arrives_once_per_interval() {
 #[test]
 fn zero_interval_delivers_every_tick() {
     let mut r = rig(Duration::ZERO, 1, 1024);
-    r.controls[0].push(Control::Subscribe { consumer: 1, symbol: 2, mode: Mode::Ltp }).unwrap();
+    r.controls[0]
+        .push(Control::Subscribe {
+            consumer: 1,
+            symbol: 2,
+            mode: Mode::Ltp,
+        })
+        .unwrap();
     let now = Instant::now();
     r.router.poll(now);
     for i in 0..100 {
@@ -114,21 +155,53 @@ fn demand_is_counted_per_consumer() {
     let mut r = rig(Duration::from_millis(50), 2, 64);
     let now = Instant::now();
     // consumer 0 on IO thread 0, consumer 16 on IO thread 1
-    r.controls[0].push(Control::Subscribe { consumer: 0, symbol: 5, mode: Mode::Ltp }).unwrap();
-    r.controls[1].push(Control::Subscribe { consumer: 16, symbol: 5, mode: Mode::Depth }).unwrap();
+    r.controls[0]
+        .push(Control::Subscribe {
+            consumer: 0,
+            symbol: 5,
+            mode: Mode::Ltp,
+        })
+        .unwrap();
+    r.controls[1]
+        .push(Control::Subscribe {
+            consumer: 16,
+            symbol: 5,
+            mode: Mode::Depth,
+        })
+        .unwrap();
     r.router.poll(now);
     // Both arrived in one pass: the feed sees only the merged result.
-    assert_eq!(drain(&mut r.upstream), [Upstream::Subscribe { symbol: 5, mode: Mode::Depth }]);
-    r.controls[1].push(Control::Unsubscribe { consumer: 16, symbol: 5, modes: 0b111 }).unwrap();
+    assert_eq!(
+        drain(&mut r.upstream),
+        [Upstream::Subscribe {
+            symbol: 5,
+            mode: Mode::Depth
+        }]
+    );
+    r.controls[1]
+        .push(Control::Unsubscribe {
+            consumer: 16,
+            symbol: 5,
+            modes: 0b111,
+        })
+        .unwrap();
     r.router.poll(now);
     assert_eq!(
         drain(&mut r.upstream),
-        [Upstream::Subscribe { symbol: 5, mode: Mode::Ltp }],
+        [Upstream::Subscribe {
+            symbol: 5,
+            mode: Mode::Ltp
+        }],
         "downgrade, not unsubscribe: consumer 0 still wants it"
     );
-    r.controls[0].push(Control::UnsubscribeAll { consumer: 0 }).unwrap();
+    r.controls[0]
+        .push(Control::UnsubscribeAll { consumer: 0 })
+        .unwrap();
     r.router.poll(now);
-    assert_eq!(drain(&mut r.upstream), [Upstream::Unsubscribe { symbol: 5 }]);
+    assert_eq!(
+        drain(&mut r.upstream),
+        [Upstream::Unsubscribe { symbol: 5 }]
+    );
 }
 
 #[test]
@@ -137,9 +210,22 @@ fn a_subscriber_gets_the_last_value_at_once() {
     let now = Instant::now();
     r.feed.push(ltp_tick(4, 77)).unwrap();
     r.router.poll(now);
-    r.controls[0].push(Control::Subscribe { consumer: 2, symbol: 4, mode: Mode::Quote }).unwrap();
+    r.controls[0]
+        .push(Control::Subscribe {
+            consumer: 2,
+            symbol: 4,
+            mode: Mode::Quote,
+        })
+        .unwrap();
     r.router.poll(now);
-    assert_eq!(drain(&mut r.deliveries[0]), [Delivery { consumer: 2, symbol: 4, modes: Mode::Quote.bit() }]);
+    assert_eq!(
+        drain(&mut r.deliveries[0]),
+        [Delivery {
+            consumer: 2,
+            symbol: 4,
+            modes: Mode::Quote.bit()
+        }]
+    );
 }
 
 #[test]
@@ -147,8 +233,20 @@ fn a_full_delivery_ring_delays_but_loses_nothing_and_spares_other_threads() {
     let mut r = rig(Duration::from_millis(1), 2, 4);
     let mut now = Instant::now();
     for s in 0..20 {
-        r.controls[0].push(Control::Subscribe { consumer: 0, symbol: s, mode: Mode::Ltp }).unwrap();
-        r.controls[1].push(Control::Subscribe { consumer: 16, symbol: s, mode: Mode::Ltp }).unwrap();
+        r.controls[0]
+            .push(Control::Subscribe {
+                consumer: 0,
+                symbol: s,
+                mode: Mode::Ltp,
+            })
+            .unwrap();
+        r.controls[1]
+            .push(Control::Subscribe {
+                consumer: 16,
+                symbol: s,
+                mode: Mode::Ltp,
+            })
+            .unwrap();
     }
     r.router.poll(now);
     for s in 0..20 {
@@ -180,9 +278,21 @@ fn bad_ids_are_counted_not_published() {
     let mut r = rig(Duration::from_millis(50), 1, 64);
     let now = Instant::now();
     r.feed.push(ltp_tick(64, 1)).unwrap();
-    r.controls[0].push(Control::Subscribe { consumer: 0, symbol: 99, mode: Mode::Ltp }).unwrap();
+    r.controls[0]
+        .push(Control::Subscribe {
+            consumer: 0,
+            symbol: 99,
+            mode: Mode::Ltp,
+        })
+        .unwrap();
     // consumer 20 belongs to IO thread 1, not 0
-    r.controls[0].push(Control::Subscribe { consumer: 20, symbol: 1, mode: Mode::Ltp }).unwrap();
+    r.controls[0]
+        .push(Control::Subscribe {
+            consumer: 20,
+            symbol: 1,
+            mode: Mode::Ltp,
+        })
+        .unwrap();
     r.router.poll(now);
     let st = r.router.stats();
     assert_eq!(st.bad_symbol.load(Ordering::Relaxed), 1);

@@ -78,7 +78,9 @@ mod tests {
         assert_eq!(th.pending(), 1);
         assert!(!th.due(t0));
         let mut got = vec![];
-        th.flush(t0 + Duration::from_millis(50), |s| got.push((s, latest[s as usize])));
+        th.flush(t0 + Duration::from_millis(50), |s| {
+            got.push((s, latest[s as usize]))
+        });
         assert_eq!(got, [(7, 1000)], "one delivery, carrying the last value");
     }
 
@@ -98,8 +100,11 @@ mod tests {
         // every symbol marked in every interval appears exactly once for that interval
         assert_eq!(delivered.len(), 1 + 2 + 3 + 4 + 5);
         for interval in 0..5u32 {
-            let mut syms: Vec<u32> =
-                delivered.iter().filter(|d| d.0 == interval).map(|d| d.1).collect();
+            let mut syms: Vec<u32> = delivered
+                .iter()
+                .filter(|d| d.0 == interval)
+                .map(|d| d.1)
+                .collect();
             syms.sort();
             assert_eq!(syms, (0..=interval).collect::<Vec<_>>());
         }

@@ -1,0 +1,141 @@
+//! Shared memory between two processes on two cores: `tickwire shm write-synthetic` pinned to core 0
+//! publishes (ring + last-value table), this process pinned to core 1 reads. Reports the
+//! publish → read latency (writer's stamp to the reader holding the copied tick, CLOCK_REALTIME in
+//! both processes) as hdrhistogram percentiles, then the sustained throughput at full speed.
+//!
+//! cargo bench --bench shm               (full run; `cargo test --benches` runs a short smoke pass)
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tickwire_engine::clock::now_ns;
+use tickwire_shm::{Event, Reader, ShmError};
+
+fn spawn_writer(path: &Path, rate: u64, seconds: f64) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tickwire"))
+        .args(["shm", "write-synthetic", "--core", "0", "--symbols", "1000"])
+        .args([
+            "--rate",
+            &rate.to_string(),
+            "--seconds",
+            &seconds.to_string(),
+            "--path",
+        ])
+        .arg(path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tickwire shm write-synthetic")
+}
+
+fn open(path: &Path) -> Reader {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Reader::open(path) {
+            Ok(r) => return r,
+            Err(ShmError::Missing { .. } | ShmError::NotLive { .. })
+                if Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+struct Run {
+    hist: Histogram<u64>,
+    read: u64,
+    lost: u64,
+    secs: f64,
+    writer_says: String,
+}
+
+fn run(path: &Path, rate: u64, seconds: f64) -> Run {
+    let mut child = spawn_writer(path, rate, seconds);
+    let mut r = open(path);
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
+    let (mut read, mut lost) = (0u64, 0u64);
+    let mut idle_checks = 0u32;
+    let start = Instant::now();
+    loop {
+        match r.next() {
+            Some(Event::Tick(t)) => {
+                let lat = now_ns() - t.recv_ts_ns;
+                hist.record(lat.max(1) as u64).unwrap();
+                read += 1;
+            }
+            Some(Event::Lagged { lost: n }) => lost += n,
+            None => {
+                idle_checks += 1;
+                if idle_checks % 4096 == 0 && r.writer_status() != tickwire_shm::WriterStatus::Live
+                {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    child.wait().unwrap();
+    let mut writer_says = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut writer_says)
+        .unwrap();
+    let writer_says = writer_says.lines().last().unwrap_or("").to_string();
+    Run {
+        hist,
+        read,
+        lost,
+        secs,
+        writer_says,
+    }
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let secs = if full { 5.0 } else { 0.5 };
+    if let Err(e) = tickwire_engine::affinity::pin_current(Some(1)) {
+        eprintln!("reader not pinned: {e}");
+    }
+    let dir = if Path::new("/dev/shm").is_dir() {
+        Path::new("/dev/shm").to_owned()
+    } else {
+        std::env::temp_dir()
+    };
+    let path = dir.join(format!("tw-bench-shm-{}", std::process::id()));
+
+    println!("shm publish → read latency across processes (writer core 0, reader core 1), ns");
+    println!("| rate ticks/s | p50 | p90 | p99 | p99.9 | max | read | lost |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for rate in [100_000u64, 1_000_000] {
+        let r = run(&path, rate, secs);
+        let q = |x: f64| r.hist.value_at_quantile(x);
+        println!(
+            "| {rate} | {} | {} | {} | {} | {} | {} | {} |",
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            q(0.999),
+            r.hist.max(),
+            r.read,
+            r.lost
+        );
+    }
+    let r = run(&path, 0, secs);
+    println!();
+    println!("sustained, writer at full speed: writer: {}", r.writer_says);
+    println!(
+        "reader: {:.1} M ticks/s read, {} lost of {} ({:.1} %)",
+        r.read as f64 / r.secs / 1e6,
+        r.lost,
+        r.read + r.lost,
+        100.0 * r.lost as f64 / (r.read + r.lost).max(1) as f64
+    );
+    let _ = std::fs::remove_file(&path);
+}
