@@ -70,7 +70,8 @@ fn run(path: &Path, rate: u64, seconds: f64) -> Run {
             Some(Event::Lagged { lost: n }) => lost += n,
             None => {
                 idle_checks += 1;
-                if idle_checks % 4096 == 0 && r.writer_status() != tickwire_shm::WriterStatus::Live
+                if idle_checks.is_multiple_of(4096)
+                    && r.writer_status() != tickwire_shm::WriterStatus::Live
                 {
                     break;
                 }
