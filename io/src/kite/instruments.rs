@@ -1,0 +1,223 @@
+//! Kite's instrument master (CSV) and the mapping from Kite names to OpenAlgo's.
+//!
+//! Columns: `instrument_token, exchange_token, tradingsymbol, name, last_price, expiry, strike,
+//! tick_size, lot_size, instrument_type, segment, exchange`. OpenAlgo names differ for indices
+//! (`NIFTY 50` on `NSE` → `NIFTY` on `NSE_INDEX`) and derivatives (`NIFTY25JANFUT` →
+//! `NIFTY30JAN25FUT`, `NIFTY25JAN23000CE` → `NIFTY30JAN2523000CE`: day, month, year from the expiry).
+
+use std::fmt::Write as _;
+
+/// The header line Kite sends.
+pub const HEADER: &str =
+    "instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,tick_size,lot_size,instrument_type,segment,exchange";
+
+/// One row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Instrument {
+    /// Kite instrument token.
+    pub token: u32,
+    /// Exchange token.
+    pub exchange_token: u32,
+    /// Kite trading symbol.
+    pub tradingsymbol: String,
+    /// Underlying / company name.
+    pub name: String,
+    /// Last price (as text, exact).
+    pub last_price: String,
+    /// Expiry `YYYY-MM-DD`, empty for cash.
+    pub expiry: String,
+    /// Strike (as text).
+    pub strike: String,
+    /// Tick size (as text).
+    pub tick_size: String,
+    /// Lot size.
+    pub lot_size: u32,
+    /// EQ, FUT, CE, PE.
+    pub instrument_type: String,
+    /// Kite segment: NSE, NFO-FUT, NFO-OPT, CDS-FUT, INDICES, …
+    pub segment: String,
+    /// Kite exchange: NSE, BSE, NFO, CDS, BFO, BCD, MCX.
+    pub exchange: String,
+}
+
+/// Why the master could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InstrumentsError {
+    /// Fetching or reading failed.
+    #[error("instrument master {source_name}: {msg}")]
+    Load {
+        /// URL or path.
+        source_name: String,
+        /// What went wrong.
+        msg: String,
+    },
+    /// A row could not be parsed.
+    #[error("instrument master line {line}: {msg}")]
+    Row {
+        /// 1-based line number.
+        line: usize,
+        /// What was wrong.
+        msg: String,
+    },
+}
+
+fn split_csv(line: &str) -> Vec<String> {
+    let mut out = Vec::with_capacity(12);
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cur)),
+            (c, _) => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+/// Parses the CSV text. A malformed row is an error naming its line: a half-loaded master would
+/// silently make symbols unsubscribable.
+pub fn parse(text: &str) -> Result<Vec<Instrument>, InstrumentsError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if i == 0 || line.is_empty() {
+            if i == 0 && !line.starts_with("instrument_token") {
+                return Err(InstrumentsError::Row { line: 1, msg: format!("expected the header {HEADER:?}") });
+            }
+            continue;
+        }
+        let f = split_csv(line);
+        let row = |msg: String| InstrumentsError::Row { line: i + 1, msg };
+        if f.len() != 12 {
+            return Err(row(format!("{} columns, expected 12", f.len())));
+        }
+        let num = |k: usize, what: &str| f[k].trim().parse::<u32>().map_err(|_| row(format!("{what} {:?} is not a number", f[k])));
+        out.push(Instrument {
+            token: num(0, "instrument_token")?,
+            exchange_token: num(1, "exchange_token")?,
+            tradingsymbol: f[2].clone(),
+            name: f[3].clone(),
+            last_price: f[4].clone(),
+            expiry: f[5].clone(),
+            strike: f[6].clone(),
+            tick_size: f[7].clone(),
+            lot_size: num(8, "lot_size")?,
+            instrument_type: f[9].clone(),
+            segment: f[10].clone(),
+            exchange: f[11].clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// Reads the master from an `http(s)://` URL or a file path.
+pub fn load(source: &str) -> Result<Vec<Instrument>, InstrumentsError> {
+    let err = |msg: String| InstrumentsError::Load { source_name: source.to_owned(), msg };
+    let text = if source.starts_with("http://") || source.starts_with("https://") {
+        let mut resp = ureq::get(source).call().map_err(|e| err(e.to_string()))?;
+        resp.body_mut().read_to_string().map_err(|e| err(e.to_string()))?
+    } else {
+        std::fs::read_to_string(source).map_err(|e| err(e.to_string()))?
+    };
+    parse(&text)
+}
+
+/// Writes rows as Kite's CSV (the mock broker serves this).
+pub fn to_csv(rows: &[Instrument]) -> String {
+    let mut s = String::with_capacity(rows.len() * 96 + HEADER.len());
+    s.push_str(HEADER);
+    s.push('\n');
+    for r in rows {
+        let name = if r.name.contains(',') || r.name.contains(' ') { format!("\"{}\"", r.name) } else { r.name.clone() };
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.token, r.exchange_token, r.tradingsymbol, name, r.last_price, r.expiry, r.strike, r.tick_size,
+            r.lot_size, r.instrument_type, r.segment, r.exchange
+        );
+    }
+    s
+}
+
+const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+
+/// `2025-01-30` → `30JAN25`.
+fn openalgo_date(expiry: &str) -> Option<String> {
+    let mut it = expiry.split('-');
+    let (y, m, d) = (it.next()?, it.next()?, it.next()?);
+    let month = MONTHS.get(m.parse::<usize>().ok()?.checked_sub(1)?)?;
+    (y.len() == 4 && d.len() == 2).then(|| format!("{d}{month}{}", &y[2..]))
+}
+
+/// The OpenAlgo `(exchange, symbol)` for a Kite row.
+pub fn openalgo_name(r: &Instrument) -> (String, String) {
+    if r.segment == "INDICES" {
+        let sym = match r.tradingsymbol.as_str() {
+            "NIFTY 50" => "NIFTY".to_string(),
+            "NIFTY BANK" => "BANKNIFTY".to_string(),
+            "NIFTY FIN SERVICE" => "FINNIFTY".to_string(),
+            "NIFTY MID SELECT" => "MIDCPNIFTY".to_string(),
+            "INDIA VIX" => "INDIAVIX".to_string(),
+            other => other.replace(' ', ""),
+        };
+        return (format!("{}_INDEX", r.exchange), sym);
+    }
+    // "23000" stays, "23000.0" → "23000", "82.25" stays
+    let strike = match r.strike.contains('.') {
+        true => r.strike.trim_end_matches('0').trim_end_matches('.'),
+        false => r.strike.as_str(),
+    };
+    let sym = match (r.instrument_type.as_str(), openalgo_date(&r.expiry)) {
+        ("FUT", Some(d)) => format!("{}{d}FUT", r.name),
+        (t @ ("CE" | "PE"), Some(d)) => format!("{}{d}{strike}{t}", r.name),
+        _ => r.tradingsymbol.clone(),
+    };
+    (r.exchange.clone(), sym)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CSV: &str = "instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,tick_size,lot_size,instrument_type,segment,exchange\n\
+779521,3045,SBIN,\"STATE BANK OF INDIA\",0,,0,0.05,1,EQ,NSE,NSE\n\
+256265,1001,NIFTY 50,NIFTY 50,0,,0,0,0,EQ,INDICES,NSE\n\
+13238786,51714,NIFTY25JANFUT,NIFTY,0,2025-01-30,0,0.1,75,FUT,NFO-FUT,NFO\n\
+12345602,48225,NIFTY25JAN23000CE,NIFTY,0,2025-01-30,23000,0.05,75,CE,NFO-OPT,NFO\n\
+268043523,1048998,USDINR25JANFUT,USDINR,0,2025-01-29,0,0.0025,1,FUT,CDS-FUT,CDS\n";
+
+    #[test]
+    fn parses_and_maps_to_openalgo_names() {
+        let rows = parse(CSV).unwrap();
+        assert_eq!(rows.len(), 5);
+        assert_eq!(rows[0].name, "STATE BANK OF INDIA");
+        let names: Vec<_> = rows.iter().map(openalgo_name).collect();
+        assert_eq!(names[0], ("NSE".into(), "SBIN".into()));
+        assert_eq!(names[1], ("NSE_INDEX".into(), "NIFTY".into()));
+        assert_eq!(names[2], ("NFO".into(), "NIFTY30JAN25FUT".into()));
+        assert_eq!(names[3], ("NFO".into(), "NIFTY30JAN2523000CE".into()));
+        assert_eq!(names[4], ("CDS".into(), "USDINR29JAN25FUT".into()));
+    }
+
+    #[test]
+    fn csv_round_trips() {
+        let rows = parse(CSV).unwrap();
+        assert_eq!(parse(&to_csv(&rows)).unwrap(), rows);
+    }
+
+    #[test]
+    fn bad_rows_name_their_line() {
+        let bad = format!("{HEADER}\n1,2,X,Y,0,,0,0.05,1,EQ,NSE,NSE\nabc,2,X,Y,0,,0,0.05,1,EQ,NSE,NSE\n");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(e.contains("line 3") && e.contains("instrument_token"), "{e}");
+        assert!(parse("nonsense\n").is_err());
+        assert!(parse(&format!("{HEADER}\n1,2,3\n")).unwrap_err().to_string().contains("3 columns"));
+    }
+}

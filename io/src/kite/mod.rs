@@ -1,0 +1,150 @@
+//! Zerodha Kite Connect ticker: the binary packet format, frame splitting, control messages and the
+//! instrument master. Parsing writes straight into [`Tick`]s; nothing here allocates per packet.
+//!
+//! `broker-formats.md` §1 is the reference; `tests.rs` holds golden frames written out as bytes.
+
+pub mod frame;
+pub mod instruments;
+pub mod packet;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use tickwire_engine::router::Mode;
+use tickwire_engine::symbols::SymbolId;
+use tickwire_engine::Tick;
+
+pub use frame::{split, Frame};
+pub use packet::{Kind, Packet, Repr};
+
+/// Why a frame or packet was rejected. Small and `Copy`: it is counted and logged by the feed,
+/// and the rest of the frame (where it can be found) is still used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// A packet length that is none of 8, 28, 32, 44, 184.
+    #[error("unknown packet length {0}")]
+    UnknownPacketLength(u16),
+    /// A packet length longer than the bytes left in the frame.
+    #[error("packet length {length} but only {remaining} bytes left in the frame")]
+    LyingLength {
+        /// Declared.
+        length: u16,
+        /// Present.
+        remaining: u16,
+    },
+    /// The frame ended before its declared packet count.
+    #[error("frame ended with {declared} packets still declared ({remaining} bytes left)")]
+    Truncated {
+        /// Packets still expected.
+        declared: u16,
+        /// Bytes left.
+        remaining: u16,
+    },
+    /// Bytes after the last declared packet.
+    #[error("{0} bytes after the last declared packet")]
+    TrailingBytes(u16),
+    /// A price that does not fit or a negative depth entry.
+    #[error("price out of range")]
+    BadPrice,
+    /// A token not in the instrument master.
+    #[error("unknown instrument token {0}")]
+    UnknownToken(u32),
+}
+
+/// A hasher for `u32` tokens: one multiply. Tokens are not attacker-controlled keys (they come from
+/// the broker's own instrument master), so SipHash's DoS resistance buys nothing here.
+#[derive(Default)]
+pub struct TokenHasher(u64);
+
+impl Hasher for TokenHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Instrument token → symbol id.
+pub type TokenMap = HashMap<u32, SymbolId, BuildHasherDefault<TokenHasher>>;
+
+/// Counts from one frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameStats {
+    /// Ticks produced.
+    pub ticks: u32,
+    /// Packets rejected.
+    pub errors: u32,
+}
+
+/// Parses a binary frame, calling `emit` with one tick per good packet and `on_error` per bad one.
+/// `recv_ts_ns` is the frame's receive time. A heartbeat produces nothing.
+pub fn parse_frame(
+    frame: &[u8],
+    recv_ts_ns: i64,
+    tokens: &TokenMap,
+    mut emit: impl FnMut(Tick),
+    mut on_error: impl FnMut(ParseError),
+) -> FrameStats {
+    let mut st = FrameStats::default();
+    let Frame::Packets(packets) = split(frame) else { return st };
+    for body in packets {
+        let res = body.and_then(Packet::new_checked).and_then(|p| {
+            let token = p.token();
+            let id = *tokens.get(&token).ok_or(ParseError::UnknownToken(token))?;
+            let mut t = Tick::new(id);
+            t.recv_ts_ns = recv_ts_ns;
+            p.fill(&mut t)?;
+            Ok(t)
+        });
+        match res {
+            Ok(t) => {
+                st.ticks += 1;
+                emit(t);
+            }
+            Err(e) => {
+                st.errors += 1;
+                on_error(e);
+            }
+        }
+    }
+    st
+}
+
+/// Kite's name for a mode.
+pub fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Ltp => "ltp",
+        Mode::Quote => "quote",
+        Mode::Depth => "full",
+    }
+}
+
+/// Kite's mode name back to ours.
+pub fn mode_from_name(name: &str) -> Option<Mode> {
+    match name {
+        "ltp" => Some(Mode::Ltp),
+        "quote" => Some(Mode::Quote),
+        "full" => Some(Mode::Depth),
+        _ => None,
+    }
+}
+
+/// `{"a":"subscribe","v":[…]}` and friends.
+pub fn control(action: &str, tokens: &[u32]) -> String {
+    let list: Vec<String> = tokens.iter().map(u32::to_string).collect();
+    format!("{{\"a\":\"{action}\",\"v\":[{}]}}", list.join(","))
+}
+
+/// `{"a":"mode","v":["full",[…]]}`.
+pub fn mode_message(mode: Mode, tokens: &[u32]) -> String {
+    let list: Vec<String> = tokens.iter().map(u32::to_string).collect();
+    format!("{{\"a\":\"mode\",\"v\":[\"{}\",[{}]]}}", mode_name(mode), list.join(","))
+}
