@@ -3,4 +3,5 @@
 //! - [`kite`]: Zerodha Kite's ticker format (parser, encoder, instrument master).
 #![deny(unsafe_code)]
 
+pub mod feed;
 pub mod kite;

@@ -2,5 +2,6 @@
 #![deny(unsafe_code)]
 
 pub mod json;
+pub mod mock;
 pub mod shm_cmd;
 pub mod synthetic;
