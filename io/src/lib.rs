@@ -4,4 +4,5 @@
 #![deny(unsafe_code)]
 
 pub mod feed;
+pub mod gateway;
 pub mod kite;

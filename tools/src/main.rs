@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use tickwire::gateway_cmd::{self, DemoArgs, MockArgs, ServeArgs};
 use tickwire::shm_cmd::{self, ShmCmd};
 
 #[derive(Parser, Debug)]
@@ -20,6 +21,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// The mock Kite broker and the gateway wired to it: live ticks, no credentials.
+    Demo(DemoArgs),
+    /// The gateway against a real broker feed.
+    Serve(ServeArgs),
+    /// A mock broker speaking Kite's ticker protocol from a simulated market (a test peer).
+    MockBroker(MockArgs),
     /// Shared-memory tools: synthetic writer, tail, stat.
     #[command(subcommand)]
     Shm(ShmCmd),
@@ -36,6 +43,9 @@ fn main() -> ExitCode {
     }
     let res = match cli.cmd {
         Cmd::Shm(c) => shm_cmd::run(c, &stop),
+        Cmd::Demo(a) => gateway_cmd::demo(a, &stop),
+        Cmd::Serve(a) => gateway_cmd::serve(a, &stop),
+        Cmd::MockBroker(a) => gateway_cmd::mock_broker(a, &stop),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,259 @@
+//! The client gateway: a WebSocket server on mio + tungstenite speaking the OpenAlgo-compatible
+//! protocol (`client-protocol.md`), one IO thread owning the listener and its connections.
+//!
+//! - Requests are answered in order, one reply each (`session.rs`).
+//! - Subscriptions go to the router as [`Control`] messages over an SPSC ring; the router's
+//!   deliveries ("symbol S changed for consumer C") come back over another. Each connection keeps
+//!   a set of dirty symbols, so a slow client accumulates *which* symbols changed, not every
+//!   value: its memory is bounded by its subscriptions, and it gets the latest values when its
+//!   socket drains. Values are read from the shm last-value table at send time.
+//! - All of a connection's messages of one pass are queued, then written with one flush.
+
+mod protocol;
+mod session;
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use tickwire_engine::router::{Control, Delivery};
+use tickwire_engine::symbols::SymbolRegistry;
+use tickwire_shm::Reader;
+
+pub use protocol::{label, market_data, parse_mode};
+use session::Session;
+
+use crate::feed::FeedStatus;
+
+const LISTENER: Token = Token(usize::MAX);
+
+/// Gateway settings.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Listen address (OpenAlgo's default is 127.0.0.1:8765).
+    pub addr: SocketAddr,
+    /// Accepted API keys.
+    pub api_keys: Vec<String>,
+    /// Broker name reported to clients (`broker` fields).
+    pub broker: String,
+    /// `user_id` reported on auth.
+    pub user_id: String,
+    /// First consumer id this IO thread owns.
+    pub consumer_base: u32,
+    /// Connections (= consumer ids) this IO thread serves.
+    pub max_connections: u32,
+    /// Protocol Ping interval; a Pong must come back within the same time.
+    pub ping_interval: Duration,
+    /// Unauthenticated connections are closed (4401) after this.
+    pub auth_grace: Duration,
+    /// Largest client message (1 MiB, as websockets' default).
+    pub max_message: usize,
+    /// Bytes queued for one client before it counts as slow and gets no new values until drained.
+    pub max_queued: usize,
+    /// Core to pin to.
+    pub core: Option<usize>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8765)),
+            api_keys: Vec::new(),
+            broker: "zerodha".into(),
+            user_id: "tickwire".into(),
+            consumer_base: 0,
+            max_connections: 1024,
+            ping_interval: Duration::from_secs(20),
+            auth_grace: Duration::from_secs(15),
+            max_message: 1 << 20,
+            max_queued: 4 << 20,
+            core: None,
+        }
+    }
+}
+
+/// Counters for status output and tests.
+#[derive(Debug, Default)]
+pub struct GatewayStats {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections open now.
+    pub open: AtomicU64,
+    /// Market-data messages sent.
+    pub messages: AtomicU64,
+    /// Times a client was found slow (socket full) and skipped until drained.
+    pub slow_skips: AtomicU64,
+}
+
+/// What the gateway thread shares with the rest of the process.
+pub struct Shared {
+    /// Settings.
+    pub cfg: GatewayConfig,
+    /// Names → ids.
+    pub registry: Arc<SymbolRegistry>,
+    /// Upstream state per symbol and feed health.
+    pub feed: Arc<FeedStatus>,
+    /// Counters.
+    pub stats: Arc<GatewayStats>,
+}
+
+/// A bound gateway, ready to run on its own thread.
+pub struct Gateway {
+    shared: Shared,
+    listener: TcpListener,
+    control: rtrb::Producer<Control>,
+    deliveries: rtrb::Consumer<Delivery>,
+    shm: Reader,
+}
+
+impl Gateway {
+    /// Binds the client port. Done first at start-up, so a busy port fails before anything else
+    /// is created (OpenAlgo, too, refuses to move to another port: clients have 8765 configured).
+    pub fn listen(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+        let l = std::net::TcpListener::bind(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    }
+
+    /// A gateway on a listener from [`Gateway::listen`], reading values from `shm`.
+    pub fn new(
+        listener: std::net::TcpListener,
+        shared: Shared,
+        control: rtrb::Producer<Control>,
+        deliveries: rtrb::Consumer<Delivery>,
+        shm: Reader,
+    ) -> Self {
+        Self { shared, listener: TcpListener::from_std(listener), control, deliveries, shm }
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Arc<GatewayStats> {
+        self.shared.stats.clone()
+    }
+
+    /// Runs the IO thread until `stop`.
+    pub fn spawn(self, stop: Arc<AtomicBool>) -> io::Result<JoinHandle<()>> {
+        std::thread::Builder::new().name("tickwire-clients".into()).spawn(move || {
+            if let Err(e) = tickwire_engine::affinity::pin_current(self.shared.cfg.core) {
+                eprintln!("client gateway: {e}; running unpinned");
+            }
+            if let Err(e) = self.run(&stop) {
+                eprintln!("client gateway: stopped: {e}");
+            }
+        })
+    }
+
+    fn run(mut self, stop: &AtomicBool) -> io::Result<()> {
+        let mut poll = Poll::new()?;
+        poll.registry().register(&mut self.listener, LISTENER, Interest::READABLE)?;
+        let mut events = Events::with_capacity(1024);
+        let n = self.shared.cfg.max_connections as usize;
+        let mut sessions: Vec<Option<Session>> = (0..n).map(|_| None).collect();
+        let mut free: Vec<usize> = (0..n).rev().collect();
+        // Control messages the ring could not take yet; bounded by `MAX_OUTBOX` (a full outbox makes
+        // new subscribe requests fail with a clear "busy" entry instead of growing).
+        let mut outbox: VecDeque<Control> = VecDeque::new();
+        let mut idle_passes = 0u32;
+        let mut last_timers = Instant::now();
+        let mut buf = String::with_capacity(64 << 10);
+        while !stop.load(Ordering::Relaxed) {
+            // Spin briefly after work (deliveries have no waker), then sleep in epoll.
+            let timeout = if idle_passes < 2000 { Duration::ZERO } else { Duration::from_micros(200) };
+            poll.poll(&mut events, Some(timeout))?;
+            let mut work = !events.is_empty();
+            for ev in events.iter() {
+                if ev.token() == LISTENER {
+                    self.accept(&mut poll, &mut sessions, &mut free);
+                    continue;
+                }
+                let i = ev.token().0;
+                let Some(s) = sessions.get_mut(i).and_then(Option::as_mut) else { continue };
+                s.on_event(&self.shared, &mut outbox, &mut buf);
+            }
+            // Deliveries from the router: mark, do not format yet (conflation).
+            let base = self.shared.cfg.consumer_base;
+            while let Ok(d) = self.deliveries.pop() {
+                work = true;
+                let i = d.consumer.wrapping_sub(base) as usize;
+                if let Some(Some(s)) = sessions.get_mut(i) {
+                    s.mark(d.symbol);
+                }
+            }
+            while let Some(c) = outbox.front() {
+                if self.control.push(*c).is_err() {
+                    break;
+                }
+                outbox.pop_front();
+                work = true;
+            }
+            for s in sessions.iter_mut().flatten() {
+                s.flush_market_data(&self.shared, &self.shm, &mut buf);
+            }
+            if last_timers.elapsed() >= Duration::from_millis(100) {
+                last_timers = Instant::now();
+                for s in sessions.iter_mut().flatten() {
+                    s.timers(&self.shared, &mut buf);
+                }
+            }
+            // Reap closed sessions; the router forgets them through UnsubscribeAll.
+            for (i, slot) in sessions.iter_mut().enumerate() {
+                if slot.as_ref().is_some_and(Session::is_closed) {
+                    if let Some(mut s) = slot.take() {
+                        s.deregister(&poll);
+                        outbox.push_back(Control::UnsubscribeAll { consumer: base + i as u32 });
+                        free.push(i);
+                        self.shared.stats.open.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            idle_passes = if work { 0 } else { idle_passes.saturating_add(1) };
+        }
+        for s in sessions.iter_mut().flatten() {
+            s.close(1001, "server shutting down");
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self, poll: &mut Poll, sessions: &mut [Option<Session>], free: &mut Vec<usize>) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, _)) => {
+                    let Some(i) = free.pop() else {
+                        // Every consumer id is in use: refuse rather than queue unboundedly.
+                        eprintln!("client gateway: connection limit {} reached; refusing", sessions.len());
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    if poll.registry().register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE).is_err() {
+                        free.push(i);
+                        continue;
+                    }
+                    let consumer = self.shared.cfg.consumer_base + i as u32;
+                    sessions[i] = Some(Session::new(stream, consumer, &self.shared.cfg));
+                    self.shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    self.shared.stats.open.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    eprintln!("client gateway: accept: {e}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Most control messages held back while the router's ring is full.
+pub const MAX_OUTBOX: usize = 65_536;

@@ -1,0 +1,320 @@
+//! `tickwire serve`, `tickwire demo`, `tickwire mock-broker`: assembling the threads.
+//!
+//! ```text
+//!  Kite feed thread ──ticks──► router thread ──► shm (ring + last values)
+//!        ▲  upstream cmds        │  ▲                    │ last values
+//!        └───────────────────────┘  │ control            ▼
+//!                       deliveries  └──────────── client IO thread ──► WebSocket clients
+//! ```
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use clap::Args;
+use tickwire_engine::idle::IdleStrategy;
+use tickwire_engine::router::{Router, RouterConfig, RouterRings, RouterStats};
+use tickwire_engine::symbols::SymbolRegistry;
+use tickwire_io::feed::kite_feed::{KiteFeed, KiteFeedConfig};
+use tickwire_io::feed::FeedStatus;
+use tickwire_io::gateway::{Gateway, GatewayConfig, GatewayStats, Shared};
+use tickwire_io::kite::{instruments, TokenMap};
+use tickwire_shm::{Reader, Writer, WriterConfig};
+
+use crate::mock::{MockBroker, MockConfig};
+
+/// Flags shared by `serve` and `demo`.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// shm file the router writes.
+    #[arg(long = "shm", default_value = tickwire_shm::DEFAULT_PATH)]
+    pub shm: PathBuf,
+    /// Coalescing interval for WebSocket clients, ms (0 = every tick).
+    #[arg(long, default_value_t = 50)]
+    pub flush_ms: u64,
+    /// shm ring slots (power of two).
+    #[arg(long, default_value_t = 1 << 16)]
+    pub ring_capacity: u64,
+    /// Idle strategy of the router: spin, yield, park, park:SPINS:MICROS.
+    #[arg(long, default_value = "park")]
+    pub idle: IdleStrategy,
+    /// CPU for the router thread.
+    #[arg(long)]
+    pub router_core: Option<usize>,
+    /// CPU for the feed thread.
+    #[arg(long)]
+    pub feed_core: Option<usize>,
+    /// CPU for the client IO thread.
+    #[arg(long)]
+    pub client_core: Option<usize>,
+}
+
+/// `tickwire serve` flags.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Client WebSocket port on 127.0.0.1 (OpenAlgo's 8765).
+    #[arg(long, default_value_t = 8765)]
+    pub port: u16,
+    /// API key clients authenticate with (repeatable).
+    #[arg(long = "api-key", required = true)]
+    pub api_keys: Vec<String>,
+    /// Broker feed URL (Kite: wss://ws.kite.trade).
+    #[arg(long, default_value = "wss://ws.kite.trade")]
+    pub broker_url: String,
+    /// Kite instrument master: URL or file.
+    #[arg(long, default_value = "https://api.kite.trade/instruments")]
+    pub instruments: String,
+    /// Kite API key.
+    #[arg(long)]
+    pub kite_api_key: String,
+    /// Kite access token.
+    #[arg(long)]
+    pub kite_access_token: String,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// `tickwire demo` flags.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Client WebSocket port on 127.0.0.1.
+    #[arg(long, default_value_t = 8765)]
+    pub port: u16,
+    /// Synthetic instruments in the mock market besides the named ones.
+    #[arg(long, default_value_t = 20)]
+    pub symbols: u32,
+    /// Mock market updates per second (all instruments together).
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// The API key clients use (default: a fresh random one, printed).
+    #[arg(long)]
+    pub api_key: Option<String>,
+    /// Mock broker port (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    pub broker_port: u16,
+    /// Mock market seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// `tickwire mock-broker` flags.
+#[derive(Args, Debug, Clone)]
+pub struct MockArgs {
+    /// Which broker protocol to speak (kite is the one implemented).
+    #[arg(long, default_value = "kite")]
+    pub broker: String,
+    /// Port on 127.0.0.1.
+    #[arg(long)]
+    pub port: u16,
+    /// Synthetic instruments besides the named ones.
+    #[arg(long, default_value_t = 100)]
+    pub symbols: u32,
+    /// Market updates per second.
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u64,
+    /// Random-walk seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// api_key the mock accepts.
+    #[arg(long, default_value = "mock_api_key")]
+    pub api_key: String,
+    /// access_token the mock accepts.
+    #[arg(long, default_value = "mock_access_token")]
+    pub access_token: String,
+}
+
+/// Everything a running gateway needs to be watched and stopped.
+pub struct Running {
+    /// Client WebSocket address.
+    pub addr: std::net::SocketAddr,
+    /// Feed health.
+    pub feed: Arc<FeedStatus>,
+    /// Client counters.
+    pub clients: Arc<GatewayStats>,
+    /// Router counters.
+    pub router: Arc<RouterStats>,
+    /// The registry.
+    pub registry: Arc<SymbolRegistry>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    router_thread: Option<JoinHandle<Writer>>,
+}
+
+impl Running {
+    /// Stops and joins every thread, then marks the shm file closed.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(r) = self.router_thread.take() {
+            if let Ok(mut w) = r.join() {
+                w.close();
+            }
+        }
+    }
+}
+
+/// What the gateway connects to.
+pub struct Upstream {
+    /// Feed settings.
+    pub feed: KiteFeedConfig,
+    /// Instrument master URL or path.
+    pub instruments: String,
+}
+
+/// Loads the instrument master, creates the shm file and starts router, feed and client threads.
+pub fn start(up: Upstream, port: u16, api_keys: Vec<String>, e: &EngineArgs) -> Result<Running, String> {
+    let listener = Gateway::listen(([127, 0, 0, 1], port).into()).map_err(|e| e.to_string())?;
+    let rows = instruments::load(&up.instruments).map_err(|e| e.to_string())?;
+    let mut reg = SymbolRegistry::with_capacity(rows.len().max(1));
+    let mut tokens = TokenMap::default();
+    let mut token_of = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let (exch, sym) = instruments::openalgo_name(r);
+        match reg.register(&exch, &sym, &r.token.to_string()) {
+            Ok(id) if id as usize == token_of.len() => {
+                token_of.push(r.token);
+                tokens.insert(r.token, id);
+            }
+            Ok(_) => {} // a duplicate name: the first row wins
+            Err(err) => eprintln!("instrument {exch}:{sym} skipped: {err}"),
+        }
+    }
+    let n = reg.capacity();
+    let wcfg = WriterConfig { ring_capacity: e.ring_capacity, symbol_capacity: n as u64 };
+    let writer = Writer::create(&e.shm, &wcfg, &reg).map_err(|e| e.to_string())?;
+    let reader = Reader::open(&e.shm).map_err(|e| e.to_string())?;
+    let registry = Arc::new(reg);
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let (tick_tx, tick_rx) = rtrb::RingBuffer::new(1 << 16);
+    let (up_tx, up_rx) = rtrb::RingBuffer::new(1 << 14);
+    let (ctl_tx, ctl_rx) = rtrb::RingBuffer::new(1 << 16);
+    let (del_tx, del_rx) = rtrb::RingBuffer::new(1 << 16);
+    let gcfg = GatewayConfig {
+        addr: ([127, 0, 0, 1], port).into(),
+        api_keys,
+        core: e.client_core,
+        ..GatewayConfig::default()
+    };
+    let rcfg = RouterConfig {
+        symbols: n,
+        flush_interval: Duration::from_millis(e.flush_ms),
+        consumers_per_io: gcfg.max_connections,
+        idle: e.idle,
+        core: e.router_core,
+        ..RouterConfig::default()
+    };
+    let feed_status = Arc::new(FeedStatus::new(n));
+    let shared = Shared { cfg: gcfg, registry: registry.clone(), feed: feed_status.clone(), stats: Arc::default() };
+    let gateway = Gateway::new(listener, shared, ctl_tx, del_rx, reader);
+    let addr = gateway.local_addr().map_err(|e| e.to_string())?;
+    let clients = gateway.stats();
+    let rings = RouterRings { feeds: vec![tick_rx], upstream: vec![up_tx], controls: vec![ctl_rx], deliveries: vec![del_tx] };
+    let router = Router::new(rcfg, rings, writer, vec![]);
+    let router_stats = router.stats();
+    let router_thread = router.spawn(stop.clone()).map_err(|e| e.to_string())?;
+    let mut feed_cfg = up.feed;
+    feed_cfg.core = e.feed_core;
+    let feed = KiteFeed { cfg: feed_cfg, tokens, token_of, ticks: tick_tx, upstream: up_rx, status: feed_status.clone() };
+    let threads = vec![
+        feed.spawn(stop.clone()).map_err(|e| e.to_string())?,
+        gateway.spawn(stop.clone()).map_err(|e| e.to_string())?,
+    ];
+    Ok(Running {
+        addr,
+        feed: feed_status,
+        clients,
+        router: router_stats,
+        registry,
+        stop,
+        threads,
+        router_thread: Some(router_thread),
+    })
+}
+
+fn wait(stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `tickwire serve`.
+pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
+    let feed = KiteFeedConfig {
+        url: a.broker_url,
+        api_key: a.kite_api_key,
+        access_token: a.kite_access_token,
+        ..KiteFeedConfig::default()
+    };
+    let run = start(Upstream { feed, instruments: a.instruments }, a.port, a.api_keys, &a.engine)?;
+    eprintln!("tickwire: serving ws://{} ({} instruments), shm {}", run.addr, run.registry.len(), a.engine.shm.display());
+    wait(stop);
+    run.shutdown();
+    Ok(())
+}
+
+fn random_key() -> String {
+    let mut x = tickwire_engine::clock::now_ns() as u64 ^ ((std::process::id() as u64) << 32);
+    let mut s = String::new();
+    for _ in 0..4 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.push_str(&format!("{x:016x}"));
+    }
+    s
+}
+
+/// `tickwire demo`: the mock broker and the gateway wired to it.
+pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
+    let mcfg = MockConfig { port: a.broker_port, symbols: a.symbols, rate: a.rate, seed: a.seed, ..MockConfig::default() };
+    let mock = MockBroker::start(mcfg.clone()).map_err(|e| format!("mock broker: {e}"))?;
+    let base = format!("127.0.0.1:{}", mock.addr().port());
+    let feed = KiteFeedConfig {
+        url: format!("ws://{base}"),
+        api_key: mcfg.api_key.clone(),
+        access_token: mcfg.access_token.clone(),
+        ..KiteFeedConfig::default()
+    };
+    let key = a.api_key.unwrap_or_else(random_key);
+    let up = Upstream { feed, instruments: format!("http://{base}/instruments") };
+    let run = start(up, a.port, vec![key.clone()], &a.engine)?;
+    println!("tickwire demo: mock Kite broker + gateway");
+    println!("  WebSocket (OpenAlgo protocol): ws://{}", run.addr);
+    println!("  API key:                       {key}");
+    println!("  shared memory:                 {}", a.engine.shm.display());
+    println!("  mock broker (Kite protocol):   ws://{base}  ({} instruments, {} updates/s)", run.registry.len(), a.rate);
+    println!("  try: NSE:SBIN NSE:RELIANCE NSE:INFY NSE:TCS NSE_INDEX:NIFTY NFO:NIFTY29DEC26FUT CDS:USDINR29DEC26FUT");
+    println!("Ctrl-C to stop.");
+    wait(stop);
+    eprintln!("tickwire demo: shutting down");
+    run.shutdown();
+    mock.stop();
+    Ok(())
+}
+
+/// `tickwire mock-broker`.
+pub fn mock_broker(a: MockArgs, stop: &AtomicBool) -> Result<(), String> {
+    if a.broker != "kite" {
+        return Err(format!("--broker {}: only kite is implemented", a.broker));
+    }
+    let cfg = MockConfig {
+        port: a.port,
+        symbols: a.symbols,
+        rate: a.rate,
+        seed: a.seed,
+        api_key: a.api_key,
+        access_token: a.access_token,
+    };
+    let mock = MockBroker::start(cfg).map_err(|e| format!("mock broker: {e}"))?;
+    println!("mock Kite broker on ws://{0} (instruments: http://{0}/instruments)", mock.addr());
+    wait(stop);
+    mock.stop();
+    Ok(())
+}
