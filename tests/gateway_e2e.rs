@@ -17,7 +17,11 @@ use tungstenite::{Message, WebSocket};
 type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Proc(Child);
@@ -60,7 +64,8 @@ fn connect(port: u16) -> Ws {
         match tungstenite::connect(format!("ws://127.0.0.1:{port}")) {
             Ok((mut ws, _)) => {
                 if let MaybeTlsStream::Plain(s) = ws.get_mut() {
-                    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+                    s.set_read_timeout(Some(Duration::from_millis(200)))
+                        .unwrap();
                 }
                 return ws;
             }
@@ -82,7 +87,8 @@ fn recv(ws: &mut Ws, limit: Duration) -> Option<Value> {
             Ok(Message::Text(t)) => return Some(serde_json::from_str(t.as_str()).unwrap()),
             Ok(_) => {}
             Err(tungstenite::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(e) => panic!("read: {e}"),
         }
     }
@@ -108,7 +114,9 @@ fn http_get(port: u16, path: &str) -> String {
     write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
-    body.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+    body.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
 }
 
 /// What the mock sent for `token`, newest last.
@@ -141,7 +149,9 @@ fn matches_sent(data: &Value, mode: u64, s: &Value) -> bool {
         for (side, key) in [("buy", "bids"), ("sell", "asks")] {
             for (i, l) in data["depth"][side].as_array().unwrap().iter().enumerate() {
                 let w = &s[key][i];
-                ok &= paise(&l["price"]) == w[0].as_u64().unwrap() && l["quantity"] == w[1] && l["orders"] == w[2];
+                ok &= paise(&l["price"]) == w[0].as_u64().unwrap()
+                    && l["quantity"] == w[1]
+                    && l["orders"] == w[2];
             }
         }
     }
@@ -161,42 +171,86 @@ fn demo_serves_clients_and_shm_with_the_mocks_values() {
     let shm = dir.path().join("ticks");
     let (ps, bps) = (port.to_string(), bport.to_string());
     let mut demo = tickwire(&[
-        "demo", "--port", &ps, "--broker-port", &bps, "--api-key", "k1", "--symbols", "3", "--rate", "300",
-        "--shm", shm.to_str().unwrap(),
+        "demo",
+        "--port",
+        &ps,
+        "--broker-port",
+        &bps,
+        "--api-key",
+        "k1",
+        "--symbols",
+        "3",
+        "--rate",
+        "300",
+        "--shm",
+        shm.to_str().unwrap(),
     ]);
     wait_line(&mut demo, "Ctrl-C");
     let mut ws = connect(port);
 
     // Before authentication: the documented error, and no data.
-    send(&mut ws, json!({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 1}));
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 1}),
+    );
     let r = reply(&mut ws);
-    assert_eq!(r, json!({"status": "error", "code": "NOT_AUTHENTICATED", "message": "You must authenticate first"}));
-    send(&mut ws, json!({"action": "authenticate", "api_key": "wrong"}));
+    assert_eq!(
+        r,
+        json!({"status": "error", "code": "NOT_AUTHENTICATED", "message": "You must authenticate first"})
+    );
+    send(
+        &mut ws,
+        json!({"action": "authenticate", "api_key": "wrong"}),
+    );
     assert_eq!(reply(&mut ws)["code"], "AUTHENTICATION_ERROR");
-    assert!(recv(&mut ws, Duration::from_millis(500)).is_none(), "no data before auth");
+    assert!(
+        recv(&mut ws, Duration::from_millis(500)).is_none(),
+        "no data before auth"
+    );
     send(&mut ws, json!({"action": "authenticate", "api_key": "k1"}));
     let r = reply(&mut ws);
-    assert_eq!((r["type"].as_str(), r["status"].as_str()), (Some("auth"), Some("success")));
+    assert_eq!(
+        (r["type"].as_str(), r["status"].as_str()),
+        (Some("auth"), Some("success"))
+    );
 
     // One equity per mode, both subscribe forms, plus an unknown symbol.
-    send(&mut ws, json!({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 1, "depth": 5}));
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 1, "depth": 5}),
+    );
     assert_eq!(reply(&mut ws)["status"], "success");
-    send(&mut ws, json!({"action": "subscribe", "symbols": [{"symbol": "RELIANCE", "exchange": "NSE"}], "mode": "Quote"}));
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbols": [{"symbol": "RELIANCE", "exchange": "NSE"}], "mode": "Quote"}),
+    );
     assert_eq!(reply(&mut ws)["subscriptions"][0]["mode"], "Quote");
-    send(&mut ws, json!({"action": "subscribe", "symbols": [{"symbol": "INFY", "exchange": "NSE"}, {"symbol": "NOPE", "exchange": "NSE"}], "mode": 3, "request_id": "r1"}));
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbols": [{"symbol": "INFY", "exchange": "NSE"}, {"symbol": "NOPE", "exchange": "NSE"}], "mode": 3, "request_id": "r1"}),
+    );
     let r = reply(&mut ws);
     assert_eq!(r["status"], "partial");
     assert_eq!(r["request_id"], "r1");
     assert_eq!(r["subscriptions"][1]["status"], "error");
-    send(&mut ws, json!({"action": "subscribe", "symbol": "NOPE", "exchange": "NSE"}));
-    assert_eq!(reply(&mut ws)["status"], "error", "every symbol failed: error, not partial");
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": "NOPE", "exchange": "NSE"}),
+    );
+    assert_eq!(
+        reply(&mut ws)["status"],
+        "error",
+        "every symbol failed: error, not partial"
+    );
 
     // Collect market data and check each message against the mock's record.
     let mut seen = std::collections::HashMap::<String, u32>::new();
     let end = Instant::now() + Duration::from_secs(20);
     while seen.len() < 3 || seen.values().any(|&n| n < 3) {
         assert!(Instant::now() < end, "market data for every mode: {seen:?}");
-        let Some(m) = recv(&mut ws, Duration::from_secs(1)) else { continue };
+        let Some(m) = recv(&mut ws, Duration::from_secs(1)) else {
+            continue;
+        };
         if m["type"] != "market_data" {
             continue;
         }
@@ -208,11 +262,17 @@ fn demo_serves_clients_and_shm_with_the_mocks_values() {
             "INFY" => 3,
             other => panic!("data for {other}, never subscribed"),
         };
-        assert_eq!(mode, want_mode, "mode is the subscribed mode, as an integer");
+        assert_eq!(
+            mode, want_mode,
+            "mode is the subscribed mode, as an integer"
+        );
         assert_eq!(m["exchange"], "NSE");
         assert_eq!(m["broker"], "zerodha");
         let d = &m["data"];
-        assert!(d["timestamp"].as_i64().unwrap() > 1_600_000_000_000, "integer epoch ms");
+        assert!(
+            d["timestamp"].as_i64().unwrap() > 1_600_000_000_000,
+            "integer epoch ms"
+        );
         if mode == 3 {
             assert_eq!(d["depth"]["buy"].as_array().unwrap().len(), 5);
         }
@@ -234,7 +294,9 @@ fn demo_serves_clients_and_shm_with_the_mocks_values() {
     let sbin = r.lookup("NSE", "SBIN").unwrap();
     let last = r.last_value(sbin).unwrap().expect("SBIN has a last value");
     let hist = sent(bport, 779521);
-    assert!(hist.iter().any(|s| (last.ltp / 100_000) as u64 == s["ltp"].as_u64().unwrap()));
+    assert!(hist
+        .iter()
+        .any(|s| (last.ltp / 100_000) as u64 == s["ltp"].as_u64().unwrap()));
     r.seek_oldest();
     let mut checked = 0;
     while let Some(ev) = r.next() {
@@ -248,7 +310,10 @@ fn demo_serves_clients_and_shm_with_the_mocks_values() {
     assert!(checked > 0, "SBIN ticks in the shm ring");
 
     // Unsubscribe without a mode removes every mode; then data for it stops.
-    send(&mut ws, json!({"action": "unsubscribe", "symbols": [{"symbol": "INFY", "exchange": "NSE"}]}));
+    send(
+        &mut ws,
+        json!({"action": "unsubscribe", "symbols": [{"symbol": "INFY", "exchange": "NSE"}]}),
+    );
     assert_eq!(reply(&mut ws)["status"], "success");
     let settle = Instant::now() + Duration::from_millis(300);
     while Instant::now() < settle {
@@ -265,9 +330,19 @@ fn demo_serves_clients_and_shm_with_the_mocks_values() {
     assert!(others > 0, "the other subscriptions keep flowing");
 
     // Application ping works and echoes.
-    send(&mut ws, json!({"action": "ping", "timestamp": 123, "_pingId": "p1"}));
+    send(
+        &mut ws,
+        json!({"action": "ping", "timestamp": 123, "_pingId": "p1"}),
+    );
     let p = reply(&mut ws);
-    assert_eq!((p["type"].as_str(), p["client_timestamp"].as_i64(), p["_pingId"].as_str()), (Some("pong"), Some(123), Some("p1")));
+    assert_eq!(
+        (
+            p["type"].as_str(),
+            p["client_timestamp"].as_i64(),
+            p["_pingId"].as_str()
+        ),
+        (Some("pong"), Some(123), Some("p1"))
+    );
 }
 
 fn shm_has_new_ticks(r: &mut Reader, within: Duration) -> bool {
@@ -282,7 +357,17 @@ fn shm_has_new_ticks(r: &mut Reader, within: Duration) -> bool {
 }
 
 fn mock(bport: u16) -> Proc {
-    let mut m = tickwire(&["mock-broker", "--broker", "kite", "--port", &bport.to_string(), "--symbols", "3", "--rate", "300"]);
+    let mut m = tickwire(&[
+        "mock-broker",
+        "--broker",
+        "kite",
+        "--port",
+        &bport.to_string(),
+        "--symbols",
+        "3",
+        "--rate",
+        "300",
+    ]);
     wait_line(&mut m, "mock Kite broker");
     m
 }
@@ -296,13 +381,29 @@ fn the_gateway_reconnects_when_the_broker_restarts() {
     let url = format!("ws://127.0.0.1:{bport}");
     let inst = format!("http://127.0.0.1:{bport}/instruments");
     let _gw = tickwire(&[
-        "serve", "--port", &port.to_string(), "--api-key", "k1", "--broker-url", &url, "--instruments", &inst,
-        "--kite-api-key", "mock_api_key", "--kite-access-token", "mock_access_token", "--shm", shm.to_str().unwrap(),
+        "serve",
+        "--port",
+        &port.to_string(),
+        "--api-key",
+        "k1",
+        "--broker-url",
+        &url,
+        "--instruments",
+        &inst,
+        "--kite-api-key",
+        "mock_api_key",
+        "--kite-access-token",
+        "mock_access_token",
+        "--shm",
+        shm.to_str().unwrap(),
     ]);
     let mut ws = connect(port);
     send(&mut ws, json!({"action": "authenticate", "api_key": "k1"}));
     assert_eq!(reply(&mut ws)["status"], "success");
-    send(&mut ws, json!({"action": "subscribe", "symbol": "TCS", "exchange": "NSE", "mode": "depth"}));
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": "TCS", "exchange": "NSE", "mode": "depth"}),
+    );
     assert_eq!(reply(&mut ws)["status"], "success");
     let wait_data = |ws: &mut Ws, secs: u64| {
         let end = Instant::now() + Duration::from_secs(secs);
@@ -323,14 +424,21 @@ fn the_gateway_reconnects_when_the_broker_restarts() {
     std::thread::sleep(Duration::from_millis(1500));
     while recv(&mut ws, Duration::from_millis(50)).is_some() {}
     r.seek_latest();
-    assert!(!shm_has_new_ticks(&mut r, Duration::from_millis(500)), "no ticks while the broker is down");
+    assert!(
+        !shm_has_new_ticks(&mut r, Duration::from_millis(500)),
+        "no ticks while the broker is down"
+    );
 
     let _m2 = mock(bport);
     // Same client connection, same shm reader: data flows again after the gateway reconnects and
     // re-subscribes in depth mode.
     let m = wait_data(&mut ws, 20);
     assert_eq!(m["mode"], 3);
-    assert_eq!(m["data"]["depth"]["sell"].as_array().unwrap().len(), 5, "mode was set again after reconnect");
+    assert_eq!(
+        m["data"]["depth"]["sell"].as_array().unwrap().len(),
+        5,
+        "mode was set again after reconnect"
+    );
     assert!(shm_has_new_ticks(&mut r, Duration::from_secs(5)));
     assert!(Path::new(&shm).exists());
 }
@@ -341,7 +449,15 @@ fn the_mock_checks_credentials_and_serves_the_master() {
     let _m = mock(bport);
     let csv = http_get(bport, "/instruments");
     assert!(csv.starts_with("instrument_token,exchange_token,tradingsymbol"));
-    for name in ["SBIN", "RELIANCE", "INFY", "TCS", "NIFTY 50", "NIFTY26DECFUT", "USDINR26DECFUT"] {
+    for name in [
+        "SBIN",
+        "RELIANCE",
+        "INFY",
+        "TCS",
+        "NIFTY 50",
+        "NIFTY26DECFUT",
+        "USDINR26DECFUT",
+    ] {
         assert!(csv.contains(name), "{name} in the master");
     }
     let bad = tungstenite::connect(format!("ws://127.0.0.1:{bport}/?api_key=x&access_token=y"));
@@ -351,10 +467,16 @@ fn the_mock_checks_credentials_and_serves_the_master() {
     }
     // Kite's framing from the mock, read with a plain WebSocket client: subscribe, set full mode,
     // get a 184-byte packet for the token, and a 1-byte heartbeat within ~1 s.
-    let (mut ws, _) =
-        tungstenite::connect(format!("ws://127.0.0.1:{bport}/?api_key=mock_api_key&access_token=mock_access_token")).unwrap();
-    ws.send(Message::Text(r#"{"a":"subscribe","v":[779521]}"#.into())).unwrap();
-    ws.send(Message::Text(r#"{"a":"mode","v":["full",[779521]]}"#.into())).unwrap();
+    let (mut ws, _) = tungstenite::connect(format!(
+        "ws://127.0.0.1:{bport}/?api_key=mock_api_key&access_token=mock_access_token"
+    ))
+    .unwrap();
+    ws.send(Message::Text(r#"{"a":"subscribe","v":[779521]}"#.into()))
+        .unwrap();
+    ws.send(Message::Text(
+        r#"{"a":"mode","v":["full",[779521]]}"#.into(),
+    ))
+    .unwrap();
     let (mut full, mut heartbeat) = (false, false);
     let end = Instant::now() + Duration::from_secs(5);
     while !(full && heartbeat) && Instant::now() < end {
@@ -367,7 +489,10 @@ fn the_mock_checks_credentials_and_serves_the_master() {
             }
         }
     }
-    assert!(full && heartbeat, "full packet {full}, heartbeat {heartbeat}");
+    assert!(
+        full && heartbeat,
+        "full packet {full}, heartbeat {heartbeat}"
+    );
     ws.send(Message::Text("not json".into())).unwrap();
     loop {
         if let Message::Text(t) = ws.read().unwrap() {

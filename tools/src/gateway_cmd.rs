@@ -168,7 +168,12 @@ pub struct Upstream {
 }
 
 /// Loads the instrument master, creates the shm file and starts router, feed and client threads.
-pub fn start(up: Upstream, port: u16, api_keys: Vec<String>, e: &EngineArgs) -> Result<Running, String> {
+pub fn start(
+    up: Upstream,
+    port: u16,
+    api_keys: Vec<String>,
+    e: &EngineArgs,
+) -> Result<Running, String> {
     let listener = Gateway::listen(([127, 0, 0, 1], port).into()).map_err(|e| e.to_string())?;
     let rows = instruments::load(&up.instruments).map_err(|e| e.to_string())?;
     let mut reg = SymbolRegistry::with_capacity(rows.len().max(1));
@@ -186,7 +191,10 @@ pub fn start(up: Upstream, port: u16, api_keys: Vec<String>, e: &EngineArgs) -> 
         }
     }
     let n = reg.capacity();
-    let wcfg = WriterConfig { ring_capacity: e.ring_capacity, symbol_capacity: n as u64 };
+    let wcfg = WriterConfig {
+        ring_capacity: e.ring_capacity,
+        symbol_capacity: n as u64,
+    };
     let writer = Writer::create(&e.shm, &wcfg, &reg).map_err(|e| e.to_string())?;
     let reader = Reader::open(&e.shm).map_err(|e| e.to_string())?;
     let registry = Arc::new(reg);
@@ -211,17 +219,34 @@ pub fn start(up: Upstream, port: u16, api_keys: Vec<String>, e: &EngineArgs) -> 
         ..RouterConfig::default()
     };
     let feed_status = Arc::new(FeedStatus::new(n));
-    let shared = Shared { cfg: gcfg, registry: registry.clone(), feed: feed_status.clone(), stats: Arc::default() };
+    let shared = Shared {
+        cfg: gcfg,
+        registry: registry.clone(),
+        feed: feed_status.clone(),
+        stats: Arc::default(),
+    };
     let gateway = Gateway::new(listener, shared, ctl_tx, del_rx, reader);
     let addr = gateway.local_addr().map_err(|e| e.to_string())?;
     let clients = gateway.stats();
-    let rings = RouterRings { feeds: vec![tick_rx], upstream: vec![up_tx], controls: vec![ctl_rx], deliveries: vec![del_tx] };
+    let rings = RouterRings {
+        feeds: vec![tick_rx],
+        upstream: vec![up_tx],
+        controls: vec![ctl_rx],
+        deliveries: vec![del_tx],
+    };
     let router = Router::new(rcfg, rings, writer, vec![]);
     let router_stats = router.stats();
     let router_thread = router.spawn(stop.clone()).map_err(|e| e.to_string())?;
     let mut feed_cfg = up.feed;
     feed_cfg.core = e.feed_core;
-    let feed = KiteFeed { cfg: feed_cfg, tokens, token_of, ticks: tick_tx, upstream: up_rx, status: feed_status.clone() };
+    let feed = KiteFeed {
+        cfg: feed_cfg,
+        tokens,
+        token_of,
+        ticks: tick_tx,
+        upstream: up_rx,
+        status: feed_status.clone(),
+    };
     let threads = vec![
         feed.spawn(stop.clone()).map_err(|e| e.to_string())?,
         gateway.spawn(stop.clone()).map_err(|e| e.to_string())?,
@@ -252,8 +277,21 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
         access_token: a.kite_access_token,
         ..KiteFeedConfig::default()
     };
-    let run = start(Upstream { feed, instruments: a.instruments }, a.port, a.api_keys, &a.engine)?;
-    eprintln!("tickwire: serving ws://{} ({} instruments), shm {}", run.addr, run.registry.len(), a.engine.shm.display());
+    let run = start(
+        Upstream {
+            feed,
+            instruments: a.instruments,
+        },
+        a.port,
+        a.api_keys,
+        &a.engine,
+    )?;
+    eprintln!(
+        "tickwire: serving ws://{} ({} instruments), shm {}",
+        run.addr,
+        run.registry.len(),
+        a.engine.shm.display()
+    );
     wait(stop);
     run.shutdown();
     Ok(())
@@ -273,7 +311,13 @@ fn random_key() -> String {
 
 /// `tickwire demo`: the mock broker and the gateway wired to it.
 pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
-    let mcfg = MockConfig { port: a.broker_port, symbols: a.symbols, rate: a.rate, seed: a.seed, ..MockConfig::default() };
+    let mcfg = MockConfig {
+        port: a.broker_port,
+        symbols: a.symbols,
+        rate: a.rate,
+        seed: a.seed,
+        ..MockConfig::default()
+    };
     let mock = MockBroker::start(mcfg.clone()).map_err(|e| format!("mock broker: {e}"))?;
     let base = format!("127.0.0.1:{}", mock.addr().port());
     let feed = KiteFeedConfig {
@@ -283,13 +327,23 @@ pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
         ..KiteFeedConfig::default()
     };
     let key = a.api_key.unwrap_or_else(random_key);
-    let up = Upstream { feed, instruments: format!("http://{base}/instruments") };
+    let up = Upstream {
+        feed,
+        instruments: format!("http://{base}/instruments"),
+    };
     let run = start(up, a.port, vec![key.clone()], &a.engine)?;
     println!("tickwire demo: mock Kite broker + gateway");
     println!("  WebSocket (OpenAlgo protocol): ws://{}", run.addr);
     println!("  API key:                       {key}");
-    println!("  shared memory:                 {}", a.engine.shm.display());
-    println!("  mock broker (Kite protocol):   ws://{base}  ({} instruments, {} updates/s)", run.registry.len(), a.rate);
+    println!(
+        "  shared memory:                 {}",
+        a.engine.shm.display()
+    );
+    println!(
+        "  mock broker (Kite protocol):   ws://{base}  ({} instruments, {} updates/s)",
+        run.registry.len(),
+        a.rate
+    );
     println!("  try: NSE:SBIN NSE:RELIANCE NSE:INFY NSE:TCS NSE_INDEX:NIFTY NFO:NIFTY29DEC26FUT CDS:USDINR29DEC26FUT");
     println!("Ctrl-C to stop.");
     wait(stop);
@@ -313,7 +367,10 @@ pub fn mock_broker(a: MockArgs, stop: &AtomicBool) -> Result<(), String> {
         access_token: a.access_token,
     };
     let mock = MockBroker::start(cfg).map_err(|e| format!("mock broker: {e}"))?;
-    println!("mock Kite broker on ws://{0} (instruments: http://{0}/instruments)", mock.addr());
+    println!(
+        "mock Kite broker on ws://{0} (instruments: http://{0}/instruments)",
+        mock.addr()
+    );
     wait(stop);
     mock.stop();
     Ok(())

@@ -14,12 +14,20 @@ pub struct Backoff {
 impl Backoff {
     /// Delays start at `min` and double up to `max`.
     pub fn new(min: Duration, max: Duration, seed: u64) -> Self {
-        Self { min, max, attempt: 0, seed: seed | 1 }
+        Self {
+            min,
+            max,
+            attempt: 0,
+            seed: seed | 1,
+        }
     }
 
     /// The next delay: `min × 2^attempt`, capped at `max`, scaled by a random factor in [0.5, 1].
     pub fn next_delay(&mut self) -> Duration {
-        let base = self.min.saturating_mul(1u32 << self.attempt.min(20)).min(self.max);
+        let base = self
+            .min
+            .saturating_mul(1u32 << self.attempt.min(20))
+            .min(self.max);
         self.attempt = self.attempt.saturating_add(1);
         self.seed ^= self.seed << 13;
         self.seed ^= self.seed >> 7;

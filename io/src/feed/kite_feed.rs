@@ -84,24 +84,36 @@ pub struct KiteFeed {
 }
 
 enum Conn {
-    Idle { retry_at: Instant },
-    Connecting { tcp: Option<mio::net::TcpStream>, host: String, tls: bool, since: Instant },
+    Idle {
+        retry_at: Instant,
+    },
+    Connecting {
+        tcp: Option<mio::net::TcpStream>,
+        host: String,
+        tls: bool,
+        since: Instant,
+    },
     Handshaking(MidHandshake<ClientHandshake<Stream>>, Instant),
-    Open { ws: WebSocket<Stream>, last_data: Instant },
+    Open {
+        ws: WebSocket<Stream>,
+        last_data: Instant,
+    },
 }
 
 impl KiteFeed {
     /// Starts the thread; it runs until `stop` is set.
     pub fn spawn(self, stop: Arc<AtomicBool>) -> io::Result<JoinHandle<()>> {
-        std::thread::Builder::new().name("tickwire-feed-kite".into()).spawn(move || {
-            if let Err(e) = tickwire_engine::affinity::pin_current(self.cfg.core) {
-                eprintln!("kite feed: {e}; running unpinned");
-            }
-            let mut me = self;
-            if let Err(e) = me.run(&stop) {
-                eprintln!("kite feed: stopped: {e}");
-            }
-        })
+        std::thread::Builder::new()
+            .name("tickwire-feed-kite".into())
+            .spawn(move || {
+                if let Err(e) = tickwire_engine::affinity::pin_current(self.cfg.core) {
+                    eprintln!("kite feed: {e}; running unpinned");
+                }
+                let mut me = self;
+                if let Err(e) = me.run(&stop) {
+                    eprintln!("kite feed: stopped: {e}");
+                }
+            })
     }
 
     fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
@@ -109,10 +121,14 @@ impl KiteFeed {
         let mut events = Events::with_capacity(64);
         let mut wanted: BTreeMap<u32, Mode> = BTreeMap::new();
         let mut backoff = Backoff::new(self.cfg.backoff_min, self.cfg.backoff_max, now_ns() as u64);
-        let mut conn = Conn::Idle { retry_at: Instant::now() };
+        let mut conn = Conn::Idle {
+            retry_at: Instant::now(),
+        };
         while !stop.load(Ordering::Relaxed) {
             let timeout = match conn {
-                Conn::Idle { retry_at } => retry_at.saturating_duration_since(Instant::now()).min(Duration::from_millis(5)),
+                Conn::Idle { retry_at } => retry_at
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(5)),
                 _ => Duration::from_millis(1),
             };
             poll.poll(&mut events, Some(timeout))?;
@@ -154,36 +170,93 @@ impl KiteFeed {
                 }
             }
             conn = match conn {
-                Conn::Idle { retry_at } if Instant::now() >= retry_at => match self.connect(&mut poll) {
-                    Ok(c) => c,
-                    Err(e) => self.fail(&mut poll, Conn::Idle { retry_at }, format!("connect: {e}"), &mut backoff),
-                },
-                Conn::Connecting { mut tcp, host, tls, since } => {
+                Conn::Idle { retry_at } if Instant::now() >= retry_at => {
+                    match self.connect(&mut poll) {
+                        Ok(c) => c,
+                        Err(e) => self.fail(
+                            &mut poll,
+                            Conn::Idle { retry_at },
+                            format!("connect: {e}"),
+                            &mut backoff,
+                        ),
+                    }
+                }
+                Conn::Connecting {
+                    mut tcp,
+                    host,
+                    tls,
+                    since,
+                } => {
                     let sock = tcp.as_mut().expect("present until handshake");
                     match sock.peer_addr() {
                         Ok(_) => {
                             let stream = tcp.take().expect("present");
-                            self.start_handshake(stream, &host, tls, &mut poll, &mut backoff, &wanted)
+                            self.start_handshake(
+                                stream,
+                                &host,
+                                tls,
+                                &mut poll,
+                                &mut backoff,
+                                &wanted,
+                            )
                         }
-                        Err(e) if e.kind() == io::ErrorKind::NotConnected && since.elapsed() < Duration::from_secs(5) => {
-                            Conn::Connecting { tcp, host, tls, since }
+                        Err(e)
+                            if e.kind() == io::ErrorKind::NotConnected
+                                && since.elapsed() < Duration::from_secs(5) =>
+                        {
+                            Conn::Connecting {
+                                tcp,
+                                host,
+                                tls,
+                                since,
+                            }
                         }
-                        Err(e) => self.fail(&mut poll, Conn::Connecting { tcp, host, tls, since }, format!("connect: {e}"), &mut backoff),
+                        Err(e) => self.fail(
+                            &mut poll,
+                            Conn::Connecting {
+                                tcp,
+                                host,
+                                tls,
+                                since,
+                            },
+                            format!("connect: {e}"),
+                            &mut backoff,
+                        ),
                     }
                 }
                 Conn::Handshaking(mid, since) => match mid.handshake() {
                     Ok((ws, resp)) => self.opened(ws, resp, &wanted),
-                    Err(HandshakeError::Interrupted(mid)) if since.elapsed() < Duration::from_secs(10) => Conn::Handshaking(mid, since),
-                    Err(HandshakeError::Interrupted(_)) => {
-                        self.fail(&mut poll, Conn::Idle { retry_at: Instant::now() }, "handshake timed out".into(), &mut backoff)
+                    Err(HandshakeError::Interrupted(mid))
+                        if since.elapsed() < Duration::from_secs(10) =>
+                    {
+                        Conn::Handshaking(mid, since)
                     }
-                    Err(HandshakeError::Failure(e)) => {
-                        self.fail(&mut poll, Conn::Idle { retry_at: Instant::now() }, handshake_error(e), &mut backoff)
-                    }
+                    Err(HandshakeError::Interrupted(_)) => self.fail(
+                        &mut poll,
+                        Conn::Idle {
+                            retry_at: Instant::now(),
+                        },
+                        "handshake timed out".into(),
+                        &mut backoff,
+                    ),
+                    Err(HandshakeError::Failure(e)) => self.fail(
+                        &mut poll,
+                        Conn::Idle {
+                            retry_at: Instant::now(),
+                        },
+                        handshake_error(e),
+                        &mut backoff,
+                    ),
                 },
-                Conn::Open { mut ws, mut last_data } => match self.read_frames(&mut ws, &mut last_data) {
+                Conn::Open {
+                    mut ws,
+                    mut last_data,
+                } => match self.read_frames(&mut ws, &mut last_data) {
                     Ok(()) if last_data.elapsed() > self.cfg.dead_after => {
-                        let msg = format!("no data for {:?}: connection presumed dead", self.cfg.dead_after);
+                        let msg = format!(
+                            "no data for {:?}: connection presumed dead",
+                            self.cfg.dead_after
+                        );
                         self.fail(&mut poll, Conn::Open { ws, last_data }, msg, &mut backoff)
                     }
                     Ok(()) => {
@@ -218,16 +291,34 @@ impl KiteFeed {
         } else if let Some(r) = url.strip_prefix("ws://") {
             (false, r)
         } else {
-            return Err(io::Error::other(format!("feed url {url:?} must start with ws:// or wss://")));
+            return Err(io::Error::other(format!(
+                "feed url {url:?} must start with ws:// or wss://"
+            )));
         };
         let hostport = rest.split(['/', '?']).next().unwrap_or(rest);
-        let host = hostport.rsplit_once(':').map_or(hostport, |(h, _)| h).to_string();
-        let with_port = if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:{}", if tls { 443 } else { 80 }) };
+        let host = hostport
+            .rsplit_once(':')
+            .map_or(hostport, |(h, _)| h)
+            .to_string();
+        let with_port = if hostport.contains(':') {
+            hostport.to_string()
+        } else {
+            format!("{hostport}:{}", if tls { 443 } else { 80 })
+        };
         // Name resolution blocks, but only here, once per connection attempt.
-        let addr = with_port.to_socket_addrs()?.next().ok_or_else(|| io::Error::other(format!("{with_port}: no address")))?;
+        let addr = with_port
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::other(format!("{with_port}: no address")))?;
         let mut tcp = mio::net::TcpStream::connect(addr)?;
-        poll.registry().register(&mut tcp, SOCK, Interest::READABLE | Interest::WRITABLE)?;
-        Ok(Conn::Connecting { tcp: Some(tcp), host, tls, since: Instant::now() })
+        poll.registry()
+            .register(&mut tcp, SOCK, Interest::READABLE | Interest::WRITABLE)?;
+        Ok(Conn::Connecting {
+            tcp: Some(tcp),
+            host,
+            tls,
+            since: Instant::now(),
+        })
     }
 
     fn start_handshake(
@@ -243,27 +334,65 @@ impl KiteFeed {
         let stream = if tls {
             match Stream::tls(tcp, host) {
                 Ok(s) => s,
-                Err(e) => return self.fail(poll, Conn::Idle { retry_at: Instant::now() }, format!("tls: {e}"), backoff),
+                Err(e) => {
+                    return self.fail(
+                        poll,
+                        Conn::Idle {
+                            retry_at: Instant::now(),
+                        },
+                        format!("tls: {e}"),
+                        backoff,
+                    )
+                }
             }
         } else {
             Stream::Plain(tcp)
         };
         let sep = if self.cfg.url.contains('?') { '&' } else { '?' };
-        let url = format!("{}{sep}api_key={}&access_token={}", self.cfg.url, self.cfg.api_key, self.cfg.access_token);
+        let url = format!(
+            "{}{sep}api_key={}&access_token={}",
+            self.cfg.url, self.cfg.api_key, self.cfg.access_token
+        );
         let mut req = match url.into_client_request() {
             Ok(r) => r,
-            Err(e) => return self.fail(poll, Conn::Idle { retry_at: Instant::now() }, format!("request: {e}"), backoff),
+            Err(e) => {
+                return self.fail(
+                    poll,
+                    Conn::Idle {
+                        retry_at: Instant::now(),
+                    },
+                    format!("request: {e}"),
+                    backoff,
+                )
+            }
         };
-        req.headers_mut().insert("X-Kite-Version", tungstenite::http::HeaderValue::from_static("3"));
-        let cfg = WebSocketConfig::default().max_message_size(Some(self.cfg.max_message)).max_frame_size(Some(self.cfg.max_message));
+        req.headers_mut().insert(
+            "X-Kite-Version",
+            tungstenite::http::HeaderValue::from_static("3"),
+        );
+        let cfg = WebSocketConfig::default()
+            .max_message_size(Some(self.cfg.max_message))
+            .max_frame_size(Some(self.cfg.max_message));
         match tungstenite::client::client_with_config(req, stream, Some(cfg)) {
             Ok((ws, resp)) => self.opened(ws, resp, wanted),
             Err(HandshakeError::Interrupted(mid)) => Conn::Handshaking(mid, Instant::now()),
-            Err(HandshakeError::Failure(e)) => self.fail(poll, Conn::Idle { retry_at: Instant::now() }, handshake_error(e), backoff),
+            Err(HandshakeError::Failure(e)) => self.fail(
+                poll,
+                Conn::Idle {
+                    retry_at: Instant::now(),
+                },
+                handshake_error(e),
+                backoff,
+            ),
         }
     }
 
-    fn opened(&mut self, mut ws: WebSocket<Stream>, _resp: Response, wanted: &BTreeMap<u32, Mode>) -> Conn {
+    fn opened(
+        &mut self,
+        mut ws: WebSocket<Stream>,
+        _resp: Response,
+        wanted: &BTreeMap<u32, Mode>,
+    ) -> Conn {
         self.status.connected.store(true, Ordering::Relaxed);
         self.status.connects.fetch_add(1, Ordering::Relaxed);
         // Re-subscribe and re-set modes: a new connection starts with nothing.
@@ -272,7 +401,7 @@ impl KiteFeed {
         for (&t, &m) in wanted {
             modes.entry(m).or_default().push(t);
         }
-        for (&t, _) in wanted {
+        for &t in wanted.keys() {
             if let Some(&id) = self.tokens.get(&t) {
                 self.set_state(id, upstream_state::PENDING);
             }
@@ -280,13 +409,18 @@ impl KiteFeed {
         if let Err(e) = send_demand(&mut ws, &subs, &[], &modes) {
             self.status.set_error(format!("resubscribe: {e}"));
         }
-        Conn::Open { ws, last_data: Instant::now() }
+        Conn::Open {
+            ws,
+            last_data: Instant::now(),
+        }
     }
 
     /// Drops the connection, records why, schedules the next attempt.
     fn fail(&mut self, poll: &mut Poll, conn: Conn, why: String, backoff: &mut Backoff) -> Conn {
         match conn {
-            Conn::Connecting { tcp: Some(mut t), .. } => {
+            Conn::Connecting {
+                tcp: Some(mut t), ..
+            } => {
                 let _ = poll.registry().deregister(&mut t);
             }
             Conn::Open { mut ws, .. } => {
@@ -298,11 +432,17 @@ impl KiteFeed {
             eprintln!("kite feed: disconnected: {why}");
         }
         self.status.set_error(why);
-        Conn::Idle { retry_at: Instant::now() + backoff.next_delay() }
+        Conn::Idle {
+            retry_at: Instant::now() + backoff.next_delay(),
+        }
     }
 
     /// Reads until the socket would block. Returns an error text when the connection must go.
-    fn read_frames(&mut self, ws: &mut WebSocket<Stream>, last_data: &mut Instant) -> Result<(), String> {
+    fn read_frames(
+        &mut self,
+        ws: &mut WebSocket<Stream>,
+        last_data: &mut Instant,
+    ) -> Result<(), String> {
         loop {
             match ws.read() {
                 Ok(Message::Binary(frame)) => {
@@ -363,20 +503,27 @@ impl KiteFeed {
                 }
             },
         );
-        self.status.ticks.fetch_add(st.ticks as u64, Ordering::Relaxed);
+        self.status
+            .ticks
+            .fetch_add(st.ticks as u64, Ordering::Relaxed);
     }
 
     fn on_text(&mut self, text: &str) {
         // Order updates and messages are account-scoped, not market data; errors are counted and
         // any pending tokens they name are marked rejected.
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else { return };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(text) else {
+            return;
+        };
         if v.get("type").and_then(|t| t.as_str()) != Some("error") {
             return;
         }
         self.status.broker_errors.fetch_add(1, Ordering::Relaxed);
         let data = v.get("data").map(|d| d.to_string()).unwrap_or_default();
         eprintln!("kite feed: broker error: {data}");
-        for num in data.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse::<u32>().ok()) {
+        for num in data
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse::<u32>().ok())
+        {
             if let Some(&id) = self.tokens.get(&num) {
                 if self.status.symbol_state(id) == upstream_state::PENDING {
                     self.set_state(id, upstream_state::REJECTED);

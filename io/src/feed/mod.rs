@@ -48,12 +48,17 @@ pub struct FeedStatus {
 impl FeedStatus {
     /// Status for `symbols` ids.
     pub fn new(symbols: usize) -> Self {
-        Self { symbols: (0..symbols).map(|_| AtomicU8::new(0)).collect(), ..Self::default() }
+        Self {
+            symbols: (0..symbols).map(|_| AtomicU8::new(0)).collect(),
+            ..Self::default()
+        }
     }
 
     /// Upstream state of a symbol.
     pub fn symbol_state(&self, id: u32) -> u8 {
-        self.symbols.get(id as usize).map_or(upstream_state::NONE, |s| s.load(Ordering::Relaxed))
+        self.symbols
+            .get(id as usize)
+            .map_or(upstream_state::NONE, |s| s.load(Ordering::Relaxed))
     }
 
     pub(crate) fn set_error(&self, e: String) {

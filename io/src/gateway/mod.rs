@@ -130,7 +130,13 @@ impl Gateway {
         deliveries: rtrb::Consumer<Delivery>,
         shm: Reader,
     ) -> Self {
-        Self { shared, listener: TcpListener::from_std(listener), control, deliveries, shm }
+        Self {
+            shared,
+            listener: TcpListener::from_std(listener),
+            control,
+            deliveries,
+            shm,
+        }
     }
 
     /// The bound address.
@@ -145,19 +151,22 @@ impl Gateway {
 
     /// Runs the IO thread until `stop`.
     pub fn spawn(self, stop: Arc<AtomicBool>) -> io::Result<JoinHandle<()>> {
-        std::thread::Builder::new().name("tickwire-clients".into()).spawn(move || {
-            if let Err(e) = tickwire_engine::affinity::pin_current(self.shared.cfg.core) {
-                eprintln!("client gateway: {e}; running unpinned");
-            }
-            if let Err(e) = self.run(&stop) {
-                eprintln!("client gateway: stopped: {e}");
-            }
-        })
+        std::thread::Builder::new()
+            .name("tickwire-clients".into())
+            .spawn(move || {
+                if let Err(e) = tickwire_engine::affinity::pin_current(self.shared.cfg.core) {
+                    eprintln!("client gateway: {e}; running unpinned");
+                }
+                if let Err(e) = self.run(&stop) {
+                    eprintln!("client gateway: stopped: {e}");
+                }
+            })
     }
 
     fn run(mut self, stop: &AtomicBool) -> io::Result<()> {
         let mut poll = Poll::new()?;
-        poll.registry().register(&mut self.listener, LISTENER, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut self.listener, LISTENER, Interest::READABLE)?;
         let mut events = Events::with_capacity(1024);
         let n = self.shared.cfg.max_connections as usize;
         let mut sessions: Vec<Option<Session>> = (0..n).map(|_| None).collect();
@@ -170,7 +179,11 @@ impl Gateway {
         let mut buf = String::with_capacity(64 << 10);
         while !stop.load(Ordering::Relaxed) {
             // Spin briefly after work (deliveries have no waker), then sleep in epoll.
-            let timeout = if idle_passes < 2000 { Duration::ZERO } else { Duration::from_micros(200) };
+            let timeout = if idle_passes < 2000 {
+                Duration::ZERO
+            } else {
+                Duration::from_micros(200)
+            };
             poll.poll(&mut events, Some(timeout))?;
             let mut work = !events.is_empty();
             for ev in events.iter() {
@@ -179,7 +192,9 @@ impl Gateway {
                     continue;
                 }
                 let i = ev.token().0;
-                let Some(s) = sessions.get_mut(i).and_then(Option::as_mut) else { continue };
+                let Some(s) = sessions.get_mut(i).and_then(Option::as_mut) else {
+                    continue;
+                };
                 s.on_event(&self.shared, &mut outbox, &mut buf);
             }
             // Deliveries from the router: mark, do not format yet (conflation).
@@ -212,13 +227,19 @@ impl Gateway {
                 if slot.as_ref().is_some_and(Session::is_closed) {
                     if let Some(mut s) = slot.take() {
                         s.deregister(&poll);
-                        outbox.push_back(Control::UnsubscribeAll { consumer: base + i as u32 });
+                        outbox.push_back(Control::UnsubscribeAll {
+                            consumer: base + i as u32,
+                        });
                         free.push(i);
                         self.shared.stats.open.fetch_sub(1, Ordering::Relaxed);
                     }
                 }
             }
-            idle_passes = if work { 0 } else { idle_passes.saturating_add(1) };
+            idle_passes = if work {
+                0
+            } else {
+                idle_passes.saturating_add(1)
+            };
         }
         for s in sessions.iter_mut().flatten() {
             s.close(1001, "server shutting down");
@@ -232,11 +253,22 @@ impl Gateway {
                 Ok((mut stream, _)) => {
                     let Some(i) = free.pop() else {
                         // Every consumer id is in use: refuse rather than queue unboundedly.
-                        eprintln!("client gateway: connection limit {} reached; refusing", sessions.len());
+                        eprintln!(
+                            "client gateway: connection limit {} reached; refusing",
+                            sessions.len()
+                        );
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
-                    if poll.registry().register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE).is_err() {
+                    if poll
+                        .registry()
+                        .register(
+                            &mut stream,
+                            Token(i),
+                            Interest::READABLE | Interest::WRITABLE,
+                        )
+                        .is_err()
+                    {
                         free.push(i);
                         continue;
                     }

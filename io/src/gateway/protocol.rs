@@ -43,13 +43,17 @@ pub fn parse_mode(v: &Value) -> Result<Mode, String> {
             u8::try_from(i)
                 .ok()
                 .and_then(Mode::from_number)
-                .ok_or_else(|| format!("Invalid mode {n}; expected 1 (LTP), 2 (Quote), or 3 (Depth)"))
+                .ok_or_else(|| {
+                    format!("Invalid mode {n}; expected 1 (LTP), 2 (Quote), or 3 (Depth)")
+                })
         }
         Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
             "ltp" => Ok(Mode::Ltp),
             "quote" => Ok(Mode::Quote),
             "depth" => Ok(Mode::Depth),
-            _ => Err(format!("Invalid mode '{s}'; expected 'LTP', 'Quote', or 'Depth' (case-insensitive)")),
+            _ => Err(format!(
+                "Invalid mode '{s}'; expected 'LTP', 'Quote', or 'Depth' (case-insensitive)"
+            )),
         },
         other => {
             let kind = match other {
@@ -59,7 +63,10 @@ pub fn parse_mode(v: &Value) -> Result<Mode, String> {
                 Value::Array(_) => "list",
                 _ => "dict",
             };
-            Err(format!("Mode must be int or str, got {kind} ({})", python_repr(other)))
+            Err(format!(
+                "Mode must be int or str, got {kind} ({})",
+                python_repr(other)
+            ))
         }
     }
 }
@@ -89,7 +96,12 @@ fn write_change_percent(out: &mut String, ltp: i64, close: i64) {
     // basis points × 100 = percent with 2 decimals; i128 so no product overflows
     let num = (ltp as i128 - close as i128) * 10_000;
     let den = close as i128;
-    let q = (num + if (num >= 0) == (den > 0) { den.abs() / 2 } else { -(den.abs() / 2) }) / den;
+    let q =
+        (num + if (num >= 0) == (den > 0) {
+            den.abs() / 2
+        } else {
+            -(den.abs() / 2)
+        }) / den;
     let sign = if q < 0 { "-" } else { "" };
     let q = q.abs();
     let _ = write!(out, "{sign}{}.{:02}", q / 100, q % 100);
@@ -98,15 +110,30 @@ fn write_change_percent(out: &mut String, ltp: i64, close: i64) {
 /// One `market_data` message for a client holding `mode` on `(exchange, symbol)`, from the
 /// symbol's merged last value. Shapes follow `client-protocol.md` §8; the quote fields include
 /// `avg_trade_price`, `change` and `change_percent`, which the SDK reads and OpenAlgo never sent.
-pub fn market_data(out: &mut String, t: &Tick, mode: Mode, exchange: &str, symbol: &str, broker: &str) {
+pub fn market_data(
+    out: &mut String,
+    t: &Tick,
+    mode: Mode,
+    exchange: &str,
+    symbol: &str,
+    broker: &str,
+) {
     let ts_ms = t.recv_ts_ns / 1_000_000;
-    let ltt_ms = if t.exchange_ts_ns != 0 { t.exchange_ts_ns / 1_000_000 } else { ts_ms };
+    let ltt_ms = if t.exchange_ts_ns != 0 {
+        t.exchange_ts_ns / 1_000_000
+    } else {
+        ts_ms
+    };
     let m = mode as u8;
     out.push_str("{\"type\":\"market_data\",\"symbol\":");
     json_str(out, symbol);
     out.push_str(",\"exchange\":");
     json_str(out, exchange);
-    let _ = write!(out, ",\"mode\":{m},\"data\":{{\"ltp\":{},\"ltt\":{ltt_ms}", Px(t.ltp));
+    let _ = write!(
+        out,
+        ",\"mode\":{m},\"data\":{{\"ltp\":{},\"ltt\":{ltt_ms}",
+        Px(t.ltp)
+    );
     if mode >= Mode::Quote {
         let change = t.ltp - t.close;
         let _ = write!(
@@ -137,7 +164,13 @@ pub fn market_data(out: &mut String, t: &Tick, mode: Mode, exchange: &str, symbo
             }
             for (i, l) in levels.iter().enumerate() {
                 let sep = if i > 0 { "," } else { "" };
-                let _ = write!(out, "{sep}{{\"price\":{},\"quantity\":{},\"orders\":{}}}", Px(l.price), l.qty, l.orders);
+                let _ = write!(
+                    out,
+                    "{sep}{{\"price\":{},\"quantity\":{},\"orders\":{}}}",
+                    Px(l.price),
+                    l.qty,
+                    l.orders
+                );
             }
         }
         out.push_str("]}");
@@ -151,7 +184,6 @@ pub fn market_data(out: &mut String, t: &Tick, mode: Mode, exchange: &str, symbo
     out.push('}');
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,14 +194,26 @@ mod tests {
         assert_eq!(parse_mode(&json!(1)), Ok(Mode::Ltp));
         assert_eq!(parse_mode(&json!(" depth ")), Ok(Mode::Depth));
         assert_eq!(parse_mode(&json!("QUOTE")), Ok(Mode::Quote));
-        assert_eq!(parse_mode(&json!(4)).unwrap_err(), "Invalid mode 4; expected 1 (LTP), 2 (Quote), or 3 (Depth)");
+        assert_eq!(
+            parse_mode(&json!(4)).unwrap_err(),
+            "Invalid mode 4; expected 1 (LTP), 2 (Quote), or 3 (Depth)"
+        );
         assert_eq!(
             parse_mode(&json!("2")).unwrap_err(),
             "Invalid mode '2'; expected 'LTP', 'Quote', or 'Depth' (case-insensitive)"
         );
-        assert_eq!(parse_mode(&json!(true)).unwrap_err(), "Mode must be int or str, got bool (True)");
-        assert_eq!(parse_mode(&json!(2.0)).unwrap_err(), "Mode must be int or str, got float (2.0)");
-        assert_eq!(parse_mode(&json!(null)).unwrap_err(), "Mode must be int or str, got NoneType (None)");
+        assert_eq!(
+            parse_mode(&json!(true)).unwrap_err(),
+            "Mode must be int or str, got bool (True)"
+        );
+        assert_eq!(
+            parse_mode(&json!(2.0)).unwrap_err(),
+            "Mode must be int or str, got float (2.0)"
+        );
+        assert_eq!(
+            parse_mode(&json!(null)).unwrap_err(),
+            "Mode must be int or str, got NoneType (None)"
+        );
     }
 
     #[test]
@@ -179,7 +223,11 @@ mod tests {
         t.ltp = 14_241_500_000;
         t.close = 14_180_000_000;
         t.recv_ts_ns = 1_795_484_484_307_123_456;
-        t.bids[0] = tickwire_engine::tick::DepthLevel { price: 14_239_000_000, qty: 50, orders: 3 };
+        t.bids[0] = tickwire_engine::tick::DepthLevel {
+            price: 14_239_000_000,
+            qty: 50,
+            orders: 3,
+        };
         let mut s = String::new();
         market_data(&mut s, &t, Mode::Ltp, "NSE", "RELIANCE", "zerodha");
         let v: Value = serde_json::from_str(&s).unwrap();

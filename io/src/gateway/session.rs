@@ -108,7 +108,10 @@ impl Session {
 
     pub fn close(&mut self, code: u16, reason: &str) {
         if let Ws::Open(ws) = &mut self.ws {
-            let _ = ws.close(Some(CloseFrame { code: CloseCode::from(code), reason: reason.to_owned().into() }));
+            let _ = ws.close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.to_owned().into(),
+            }));
             let _ = ws.flush();
         }
         self.ws = Ws::Closed;
@@ -117,7 +120,9 @@ impl Session {
     /// Socket readiness: finish the handshake, read requests, drain the send queue.
     pub fn on_event(&mut self, shared: &Shared, outbox: &mut VecDeque<Control>, buf: &mut String) {
         if let Ws::Handshake(_) = self.ws {
-            let Ws::Handshake(mid) = std::mem::replace(&mut self.ws, Ws::Closed) else { return };
+            let Ws::Handshake(mid) = std::mem::replace(&mut self.ws, Ws::Closed) else {
+                return;
+            };
             self.ws = match mid.handshake() {
                 Ok(ws) => Ws::Open(ws),
                 Err(HandshakeError::Interrupted(mid)) => Ws::Handshake(mid),
@@ -203,9 +208,13 @@ impl Session {
             }
             let sym = self.dirty[k];
             k += 1;
-            let Some(sub) = self.subs.get_mut(&sym) else { continue };
+            let Some(sub) = self.subs.get_mut(&sym) else {
+                continue;
+            };
             sub.dirty = false;
-            let Ok(Some(t)) = shm.last_value(sym) else { continue };
+            let Ok(Some(t)) = shm.last_value(sym) else {
+                continue;
+            };
             if t.seq == sub.last_seq {
                 continue; // a repeated delivery of a value already sent
             }
@@ -292,17 +301,32 @@ impl Session {
         };
         let Value::Object(o) = v else {
             let kind = if v.is_array() { "list" } else { "non-object" };
-            return error("SERVER_ERROR", &format!("'{kind}' object has no attribute 'get'"));
+            return error(
+                "SERVER_ERROR",
+                &format!("'{kind}' object has no attribute 'get'"),
+            );
         };
         let verb = |k: &str| o.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
         let action = verb("action").or_else(|| verb("type"));
-        let unsubscribe_all = verb("action") == Some("unsubscribe_all") || verb("type") == Some("unsubscribe_all");
-        let needs_auth = !matches!(action, Some("authenticate" | "auth" | "ping" | "get_supported_brokers") | None);
+        let unsubscribe_all =
+            verb("action") == Some("unsubscribe_all") || verb("type") == Some("unsubscribe_all");
+        let needs_auth = !matches!(
+            action,
+            Some("authenticate" | "auth" | "ping" | "get_supported_brokers") | None
+        );
         let known = matches!(
             action,
             Some(
-                "authenticate" | "auth" | "ping" | "get_supported_brokers" | "subscribe" | "unsubscribe"
-                    | "unsubscribe_all" | "get_broker_info" | "subscribe_orders" | "unsubscribe_orders"
+                "authenticate"
+                    | "auth"
+                    | "ping"
+                    | "get_supported_brokers"
+                    | "subscribe"
+                    | "unsubscribe"
+                    | "unsubscribe_all"
+                    | "get_broker_info"
+                    | "subscribe_orders"
+                    | "unsubscribe_orders"
             )
         );
         if known && needs_auth && !self.authed {
@@ -315,7 +339,11 @@ impl Session {
                 let mut r = json!({"type": "pong", "status": "success", "server_timestamp": now_ns() / 1_000_000});
                 for k in ["timestamp", "_pingId"] {
                     if let Some(x) = o.get(k) {
-                        r[if k == "timestamp" { "client_timestamp" } else { k }] = x.clone();
+                        r[if k == "timestamp" {
+                            "client_timestamp"
+                        } else {
+                            k
+                        }] = x.clone();
                     }
                 }
                 return r;
@@ -324,12 +352,20 @@ impl Session {
                 return json!({"type": "supported_brokers", "status": "success", "brokers": [broker], "count": 1})
             }
             Some("get_broker_info") => {
-                let st = if shared.feed.connected.load(Ordering::Relaxed) { "connected" } else { "disconnected" };
+                let st = if shared.feed.connected.load(Ordering::Relaxed) {
+                    "connected"
+                } else {
+                    "disconnected"
+                };
                 return json!({"type": "broker_info", "status": "success", "broker": broker,
                     "adapter_status": st, "user_id": shared.cfg.user_id});
             }
             Some(v @ ("subscribe_orders" | "unsubscribe_orders")) => {
-                let msg = if v == "subscribe_orders" { "Subscribed to order updates" } else { "Unsubscribed from order updates" };
+                let msg = if v == "subscribe_orders" {
+                    "Subscribed to order updates"
+                } else {
+                    "Unsubscribed from order updates"
+                };
                 json!({"type": v, "status": "success", "message": msg})
             }
             Some("subscribe") => self.subscribe(&o, shared, outbox),
@@ -347,13 +383,21 @@ impl Session {
     }
 
     fn authenticate(&mut self, o: &Map<String, Value>, shared: &Shared) -> Value {
-        let key = o.get("api_key").or_else(|| o.get("apikey")).and_then(Value::as_str).unwrap_or("");
+        let key = o
+            .get("api_key")
+            .or_else(|| o.get("apikey"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if key.is_empty() {
             return error("AUTHENTICATION_ERROR", "API key is required");
         }
         // Compare every byte of every key, so timing says nothing about how much of a key matched.
         let ok = shared.cfg.api_keys.iter().fold(false, |acc, k| {
-            let same = k.len() == key.len() && k.bytes().zip(key.bytes()).fold(0u8, |d, (a, b)| d | (a ^ b)) == 0;
+            let same = k.len() == key.len()
+                && k.bytes()
+                    .zip(key.bytes())
+                    .fold(0u8, |d, (a, b)| d | (a ^ b))
+                    == 0;
             acc | same
         });
         if !ok {
@@ -366,9 +410,15 @@ impl Session {
     }
 
     fn entries(o: &Map<String, Value>) -> Vec<(String, String, Option<&Value>)> {
-        let list = o.get("symbols").and_then(Value::as_array).filter(|a| !a.is_empty());
+        let list = o
+            .get("symbols")
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty());
         let one = |e: &Map<String, Value>| -> Option<(String, String)> {
-            Some((e.get("symbol")?.as_str()?.to_string(), e.get("exchange")?.as_str()?.to_string()))
+            Some((
+                e.get("symbol")?.as_str()?.to_string(),
+                e.get("exchange")?.as_str()?.to_string(),
+            ))
         };
         match list {
             Some(a) => a
@@ -380,7 +430,12 @@ impl Session {
         }
     }
 
-    fn subscribe(&mut self, o: &Map<String, Value>, shared: &Shared, outbox: &mut VecDeque<Control>) -> Value {
+    fn subscribe(
+        &mut self,
+        o: &Map<String, Value>,
+        shared: &Shared,
+        outbox: &mut VecDeque<Control>,
+    ) -> Value {
         let broker = shared.cfg.broker.as_str();
         let mode = match o.get("mode") {
             None => Mode::Quote,
@@ -389,10 +444,16 @@ impl Session {
                 Err(msg) => return error("INVALID_MODE", &msg),
             },
         };
-        let has_symbols = o.get("symbols").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
+        let has_symbols = o
+            .get("symbols")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
             || o.get("symbol").is_some();
         if !has_symbols {
-            return error("INVALID_PARAMETERS", "At least one symbol must be specified");
+            return error(
+                "INVALID_PARAMETERS",
+                "At least one symbol must be specified",
+            );
         }
         let depth = o.get("depth").and_then(Value::as_u64).unwrap_or(5).min(5);
         let mut results = Vec::new();
@@ -410,7 +471,11 @@ impl Session {
                     "message": "Gateway busy: too many pending subscription changes; retry", "broker": broker}));
                 continue;
             }
-            outbox.push_back(Control::Subscribe { consumer: self.consumer, symbol: id, mode });
+            outbox.push_back(Control::Subscribe {
+                consumer: self.consumer,
+                symbol: id,
+                mode,
+            });
             let sub = self.subs.entry(id).or_insert_with(|| Sub {
                 modes: 0,
                 exchange: exchange.clone(),
@@ -429,8 +494,10 @@ impl Session {
                 upstream_state::REJECTED => "rejected",
                 _ => "pending",
             };
-            results.push(json!({"symbol": symbol, "exchange": exchange, "status": "success",
-                "mode": label(mode), "depth": depth, "broker": broker, "upstream": upstream}));
+            results.push(
+                json!({"symbol": symbol, "exchange": exchange, "status": "success",
+                "mode": label(mode), "depth": depth, "broker": broker, "upstream": upstream}),
+            );
         }
         let status = match (ok, bad) {
             (_, 0) => "success",
@@ -442,7 +509,11 @@ impl Session {
     }
 
     fn drop_modes(&mut self, id: SymbolId, modes: ModeSet, outbox: &mut VecDeque<Control>) {
-        outbox.push_back(Control::Unsubscribe { consumer: self.consumer, symbol: id, modes });
+        outbox.push_back(Control::Unsubscribe {
+            consumer: self.consumer,
+            symbol: id,
+            modes,
+        });
         if let Some(s) = self.subs.get_mut(&id) {
             s.modes &= !modes;
             if s.modes == 0 {
@@ -451,11 +522,22 @@ impl Session {
         }
     }
 
-    fn unsubscribe(&mut self, o: &Map<String, Value>, shared: &Shared, outbox: &mut VecDeque<Control>) -> Value {
+    fn unsubscribe(
+        &mut self,
+        o: &Map<String, Value>,
+        shared: &Shared,
+        outbox: &mut VecDeque<Control>,
+    ) -> Value {
         let broker = shared.cfg.broker.as_str();
-        let array_form = o.get("symbols").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
+        let array_form = o
+            .get("symbols")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
         if !array_form && o.get("symbol").is_none() {
-            return error("INVALID_PARAMETERS", "Either symbols or unsubscribe_all is required");
+            return error(
+                "INVALID_PARAMETERS",
+                "Either symbols or unsubscribe_all is required",
+            );
         }
         let top_mode = o.get("mode");
         let (mut done, mut failed) = (Vec::new(), Vec::new());
@@ -467,8 +549,10 @@ impl Session {
                 Some(m) => match parse_mode(m) {
                     Ok(m) => m.bit(),
                     Err(msg) => {
-                        failed.push(json!({"symbol": symbol, "exchange": exchange, "status": "error",
-                            "message": msg, "broker": broker}));
+                        failed.push(
+                            json!({"symbol": symbol, "exchange": exchange, "status": "error",
+                            "message": msg, "broker": broker}),
+                        );
                         continue;
                     }
                 },
@@ -496,7 +580,9 @@ impl Session {
             .collect();
         self.subs.clear();
         self.dirty.clear();
-        outbox.push_back(Control::UnsubscribeAll { consumer: self.consumer });
+        outbox.push_back(Control::UnsubscribeAll {
+            consumer: self.consumer,
+        });
         json!({"type": "unsubscribe", "status": "success", "message": "Unsubscription processing complete",
             "successful": done, "failed": [], "broker": broker})
     }

@@ -19,7 +19,11 @@ pub fn split(frame: &[u8]) -> Frame<'_> {
         return Frame::Heartbeat;
     }
     let count = u16::from_be_bytes([frame[0], frame[1]]);
-    Frame::Packets(Packets { rest: &frame[2..], left: count, failed: false })
+    Frame::Packets(Packets {
+        rest: &frame[2..],
+        left: count,
+        failed: false,
+    })
 }
 
 /// Iterator over the packet bodies of a frame.
@@ -46,12 +50,18 @@ impl<'a> Iterator for Packets<'a> {
         }
         if self.rest.len() < 2 {
             self.failed = true;
-            return Some(Err(ParseError::Truncated { declared: self.left, remaining: self.rest.len() as u16 }));
+            return Some(Err(ParseError::Truncated {
+                declared: self.left,
+                remaining: self.rest.len() as u16,
+            }));
         }
         let len = u16::from_be_bytes([self.rest[0], self.rest[1]]) as usize;
         if self.rest.len() - 2 < len {
             self.failed = true;
-            return Some(Err(ParseError::LyingLength { length: len as u16, remaining: (self.rest.len() - 2) as u16 }));
+            return Some(Err(ParseError::LyingLength {
+                length: len as u16,
+                remaining: (self.rest.len() - 2) as u16,
+            }));
         }
         let body = &self.rest[2..2 + len];
         self.rest = &self.rest[2 + len..];

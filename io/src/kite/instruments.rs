@@ -89,7 +89,10 @@ pub fn parse(text: &str) -> Result<Vec<Instrument>, InstrumentsError> {
         let line = line.trim_end_matches('\r');
         if i == 0 || line.is_empty() {
             if i == 0 && !line.starts_with("instrument_token") {
-                return Err(InstrumentsError::Row { line: 1, msg: format!("expected the header {HEADER:?}") });
+                return Err(InstrumentsError::Row {
+                    line: 1,
+                    msg: format!("expected the header {HEADER:?}"),
+                });
             }
             continue;
         }
@@ -98,7 +101,11 @@ pub fn parse(text: &str) -> Result<Vec<Instrument>, InstrumentsError> {
         if f.len() != 12 {
             return Err(row(format!("{} columns, expected 12", f.len())));
         }
-        let num = |k: usize, what: &str| f[k].trim().parse::<u32>().map_err(|_| row(format!("{what} {:?} is not a number", f[k])));
+        let num = |k: usize, what: &str| {
+            f[k].trim()
+                .parse::<u32>()
+                .map_err(|_| row(format!("{what} {:?} is not a number", f[k])))
+        };
         out.push(Instrument {
             token: num(0, "instrument_token")?,
             exchange_token: num(1, "exchange_token")?,
@@ -119,10 +126,15 @@ pub fn parse(text: &str) -> Result<Vec<Instrument>, InstrumentsError> {
 
 /// Reads the master from an `http(s)://` URL or a file path.
 pub fn load(source: &str) -> Result<Vec<Instrument>, InstrumentsError> {
-    let err = |msg: String| InstrumentsError::Load { source_name: source.to_owned(), msg };
+    let err = |msg: String| InstrumentsError::Load {
+        source_name: source.to_owned(),
+        msg,
+    };
     let text = if source.starts_with("http://") || source.starts_with("https://") {
         let mut resp = ureq::get(source).call().map_err(|e| err(e.to_string()))?;
-        resp.body_mut().read_to_string().map_err(|e| err(e.to_string()))?
+        resp.body_mut()
+            .read_to_string()
+            .map_err(|e| err(e.to_string()))?
     } else {
         std::fs::read_to_string(source).map_err(|e| err(e.to_string()))?
     };
@@ -135,18 +147,34 @@ pub fn to_csv(rows: &[Instrument]) -> String {
     s.push_str(HEADER);
     s.push('\n');
     for r in rows {
-        let name = if r.name.contains(',') || r.name.contains(' ') { format!("\"{}\"", r.name) } else { r.name.clone() };
+        let name = if r.name.contains(',') || r.name.contains(' ') {
+            format!("\"{}\"", r.name)
+        } else {
+            r.name.clone()
+        };
         let _ = writeln!(
             s,
             "{},{},{},{},{},{},{},{},{},{},{},{}",
-            r.token, r.exchange_token, r.tradingsymbol, name, r.last_price, r.expiry, r.strike, r.tick_size,
-            r.lot_size, r.instrument_type, r.segment, r.exchange
+            r.token,
+            r.exchange_token,
+            r.tradingsymbol,
+            name,
+            r.last_price,
+            r.expiry,
+            r.strike,
+            r.tick_size,
+            r.lot_size,
+            r.instrument_type,
+            r.segment,
+            r.exchange
         );
     }
     s
 }
 
-const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
 
 /// `2025-01-30` → `30JAN25`.
 fn openalgo_date(expiry: &str) -> Option<String> {
@@ -214,10 +242,17 @@ mod tests {
 
     #[test]
     fn bad_rows_name_their_line() {
-        let bad = format!("{HEADER}\n1,2,X,Y,0,,0,0.05,1,EQ,NSE,NSE\nabc,2,X,Y,0,,0,0.05,1,EQ,NSE,NSE\n");
+        let bad =
+            format!("{HEADER}\n1,2,X,Y,0,,0,0.05,1,EQ,NSE,NSE\nabc,2,X,Y,0,,0,0.05,1,EQ,NSE,NSE\n");
         let e = parse(&bad).unwrap_err().to_string();
-        assert!(e.contains("line 3") && e.contains("instrument_token"), "{e}");
+        assert!(
+            e.contains("line 3") && e.contains("instrument_token"),
+            "{e}"
+        );
         assert!(parse("nonsense\n").is_err());
-        assert!(parse(&format!("{HEADER}\n1,2,3\n")).unwrap_err().to_string().contains("3 columns"));
+        assert!(parse(&format!("{HEADER}\n1,2,3\n"))
+            .unwrap_err()
+            .to_string()
+            .contains("3 columns"));
     }
 }

@@ -94,7 +94,9 @@ pub fn parse_frame(
     mut on_error: impl FnMut(ParseError),
 ) -> FrameStats {
     let mut st = FrameStats::default();
-    let Frame::Packets(packets) = split(frame) else { return st };
+    let Frame::Packets(packets) = split(frame) else {
+        return st;
+    };
     for body in packets {
         let res = body.and_then(Packet::new_checked).and_then(|p| {
             let token = p.token();
@@ -146,5 +148,9 @@ pub fn control(action: &str, tokens: &[u32]) -> String {
 /// `{"a":"mode","v":["full",[…]]}`.
 pub fn mode_message(mode: Mode, tokens: &[u32]) -> String {
     let list: Vec<String> = tokens.iter().map(u32::to_string).collect();
-    format!("{{\"a\":\"mode\",\"v\":[\"{}\",[{}]]}}", mode_name(mode), list.join(","))
+    format!(
+        "{{\"a\":\"mode\",\"v\":[\"{}\",[{}]]}}",
+        mode_name(mode),
+        list.join(",")
+    )
 }

@@ -262,7 +262,13 @@ impl Repr {
         match kind {
             Kind::Ltp => {}
             Kind::IndexQuote | Kind::IndexFull => {
-                for v in [self.high, self.low, self.open, self.close, self.change as u32] {
+                for v in [
+                    self.high,
+                    self.low,
+                    self.open,
+                    self.close,
+                    self.change as u32,
+                ] {
                     put(v);
                 }
                 if kind == Kind::IndexFull {
@@ -271,13 +277,26 @@ impl Repr {
             }
             Kind::Quote | Kind::Full => {
                 for v in [
-                    self.last_qty, self.avg_price, self.volume, self.buy_qty, self.sell_qty, self.open, self.high,
-                    self.low, self.close,
+                    self.last_qty,
+                    self.avg_price,
+                    self.volume,
+                    self.buy_qty,
+                    self.sell_qty,
+                    self.open,
+                    self.high,
+                    self.low,
+                    self.close,
                 ] {
                     put(v);
                 }
                 if kind == Kind::Full {
-                    for v in [self.last_trade_time, self.oi, self.oi_day_high, self.oi_day_low, self.exchange_ts] {
+                    for v in [
+                        self.last_trade_time,
+                        self.oi,
+                        self.oi_day_high,
+                        self.oi_day_low,
+                        self.exchange_ts,
+                    ] {
                         put(v);
                     }
                     for l in self.bids.iter().chain(&self.asks) {

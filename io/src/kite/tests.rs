@@ -18,12 +18,8 @@ use super::*;
 // FULL: the same + ltt 1795484480, oi 0/0/0, exchange ts 1795484484, bids (qty 100+i,
 //   price 80010-5i, orders 3+i), asks (qty 200+i, price 80020+5i, orders 4+i)
 // MULTI_FRAME: count 4, then LTP, CDS_LTP, INDEX_FULL, FULL each with a u16 length
-const LTP_PACKET: [u8; 8] = [
-    0x00, 0x06, 0x3a, 0x01, 0x00, 0x02, 0x2c, 0x45,
-];
-const CDS_LTP_PACKET: [u8; 8] = [
-    0x0f, 0xfa, 0x05, 0x03, 0x31, 0x9f, 0x21, 0x59,
-];
+const LTP_PACKET: [u8; 8] = [0x00, 0x06, 0x3a, 0x01, 0x00, 0x02, 0x2c, 0x45];
+const CDS_LTP_PACKET: [u8; 8] = [0x0f, 0xfa, 0x05, 0x03, 0x31, 0x9f, 0x21, 0x59];
 const INDEX_QUOTE_PACKET: [u8; 28] = [
     0x00, 0x03, 0xe9, 0x09, 0x00, 0x23, 0xdb, 0xe7, 0x00, 0x24, 0x02, 0xca, 0x00, 0x23, 0xb4, 0xa0,
     0x00, 0x23, 0xc8, 0x28, 0x00, 0x23, 0xc4, 0x40, 0x00, 0x00, 0x17, 0xa7,
@@ -71,7 +67,9 @@ const MULTI_FRAME: [u8; 242] = [
 ];
 
 fn tokens() -> TokenMap {
-    [(408065, 0), (268043523, 1), (256265, 2), (779521, 3)].into_iter().collect()
+    [(408065, 0), (268043523, 1), (256265, 2), (779521, 3)]
+        .into_iter()
+        .collect()
 }
 
 fn parse_one(bytes: &[u8]) -> Tick {
@@ -86,7 +84,11 @@ fn ltp_packets_and_divisors() {
     assert_eq!(Px(t.ltp).to_string(), "1424.05");
     assert_eq!(t.valid, valid::LTP);
     let t = parse_one(&CDS_LTP_PACKET);
-    assert_eq!(Px(t.ltp).to_string(), "83.2512345", "CDS keeps all 7 decimals");
+    assert_eq!(
+        Px(t.ltp).to_string(),
+        "83.2512345",
+        "CDS keeps all 7 decimals"
+    );
     assert_eq!(packet::divisor(0x0000_0106), 10_000, "BCD");
     assert_eq!(packet::divisor(0x0000_010c), 10_000, "NCO");
 }
@@ -95,8 +97,14 @@ fn ltp_packets_and_divisors() {
 fn index_packets() {
     let t = parse_one(&INDEX_QUOTE_PACKET);
     assert_eq!(Px(t.ltp).to_string(), "23500.55");
-    assert_eq!((Px(t.high).to_string(), Px(t.low).to_string()), ("23600.1".into(), "23400.0".into()));
-    assert_eq!((Px(t.open).to_string(), Px(t.close).to_string()), ("23450.0".into(), "23440.0".into()));
+    assert_eq!(
+        (Px(t.high).to_string(), Px(t.low).to_string()),
+        ("23600.1".into(), "23400.0".into())
+    );
+    assert_eq!(
+        (Px(t.open).to_string(), Px(t.close).to_string()),
+        ("23450.0".into(), "23440.0".into())
+    );
     assert_eq!(t.exchange_ts_ns, 0);
     let t = parse_one(&INDEX_FULL_PACKET);
     assert_eq!(t.exchange_ts_ns, 1_795_484_484_000_000_000);
@@ -107,7 +115,10 @@ fn index_packets() {
 fn quote_and_full_packets() {
     let t = parse_one(&QUOTE_PACKET);
     assert_eq!(Px(t.ltp).to_string(), "800.15");
-    assert_eq!((t.last_qty, t.volume, t.total_buy_qty, t.total_sell_qty), (25, 1_234_567, 5000, 7000));
+    assert_eq!(
+        (t.last_qty, t.volume, t.total_buy_qty, t.total_sell_qty),
+        (25, 1_234_567, 5000, 7000)
+    );
     assert_eq!(Px(t.avg_price).to_string(), "800.02");
     assert_eq!(Px(t.close).to_string(), "798.0");
     assert!(!t.has(valid::DEPTH));
@@ -139,8 +150,16 @@ fn full_repr() -> Repr {
         close: 79800,
         last_trade_time: 1_795_484_480,
         exchange_ts: 1_795_484_484,
-        bids: std::array::from_fn(|i| RawLevel { qty: 100 + i as u32, price: 80010 - 5 * i as u32, orders: 3 + i as u16 }),
-        asks: std::array::from_fn(|i| RawLevel { qty: 200 + i as u32, price: 80020 + 5 * i as u32, orders: 4 + i as u16 }),
+        bids: std::array::from_fn(|i| RawLevel {
+            qty: 100 + i as u32,
+            price: 80010 - 5 * i as u32,
+            orders: 3 + i as u16,
+        }),
+        asks: std::array::from_fn(|i| RawLevel {
+            qty: 200 + i as u32,
+            price: 80020 + 5 * i as u32,
+            orders: 4 + i as u16,
+        }),
         ..Repr::default()
     }
 }
@@ -172,17 +191,49 @@ fn the_encoder_emits_the_golden_bytes() {
     idx.emit(Kind::IndexQuote, &mut out);
     assert_eq!(out, INDEX_QUOTE_PACKET);
     let mut f = vec![];
-    frame::emit(&[&LTP_PACKET, &CDS_LTP_PACKET, &INDEX_FULL_PACKET, &FULL_PACKET], &mut f);
+    frame::emit(
+        &[
+            &LTP_PACKET,
+            &CDS_LTP_PACKET,
+            &INDEX_FULL_PACKET,
+            &FULL_PACKET,
+        ],
+        &mut f,
+    );
     assert_eq!(f, MULTI_FRAME);
-    assert_eq!((LTP_LEN, INDEX_QUOTE_LEN, INDEX_FULL_LEN, QUOTE_LEN, FULL_LEN), (8, 28, 32, 44, 184));
+    assert_eq!(
+        (
+            LTP_LEN,
+            INDEX_QUOTE_LEN,
+            INDEX_FULL_LEN,
+            QUOTE_LEN,
+            FULL_LEN
+        ),
+        (8, 28, 32, 44, 184)
+    );
 }
 
 #[test]
 fn a_multi_packet_frame_yields_every_tick_with_its_symbol() {
     let mut got = vec![];
-    let st = parse_frame(&MULTI_FRAME, 42, &tokens(), |t| got.push(t), |e| panic!("{e}"));
-    assert_eq!(st, FrameStats { ticks: 4, errors: 0 });
-    assert_eq!(got.iter().map(|t| t.symbol_id).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    let st = parse_frame(
+        &MULTI_FRAME,
+        42,
+        &tokens(),
+        |t| got.push(t),
+        |e| panic!("{e}"),
+    );
+    assert_eq!(
+        st,
+        FrameStats {
+            ticks: 4,
+            errors: 0
+        }
+    );
+    assert_eq!(
+        got.iter().map(|t| t.symbol_id).collect::<Vec<_>>(),
+        [0, 1, 2, 3]
+    );
     assert!(got.iter().all(|t| t.recv_ts_ns == 42));
 }
 
@@ -190,7 +241,13 @@ fn a_multi_packet_frame_yields_every_tick_with_its_symbol() {
 fn heartbeats_produce_nothing() {
     assert!(matches!(split(&[0x00]), Frame::Heartbeat));
     assert!(matches!(split(&[]), Frame::Heartbeat));
-    let st = parse_frame(&[0], 0, &tokens(), |_| panic!("no tick"), |_| panic!("no error"));
+    let st = parse_frame(
+        &[0],
+        0,
+        &tokens(),
+        |_| panic!("no tick"),
+        |_| panic!("no error"),
+    );
     assert_eq!(st, FrameStats::default());
 }
 
@@ -206,10 +263,28 @@ fn malformed_frames_are_counted_errors() {
     // count says 2, only one packet present
     let mut f = vec![0, 2, 0, 8];
     f.extend_from_slice(&LTP_PACKET);
-    assert_eq!(errs(&f), (1, vec![ParseError::Truncated { declared: 1, remaining: 0 }]));
+    assert_eq!(
+        errs(&f),
+        (
+            1,
+            vec![ParseError::Truncated {
+                declared: 1,
+                remaining: 0
+            }]
+        )
+    );
     // a length that runs past the end
     let f = [0, 1, 0, 184, 1, 2, 3];
-    assert_eq!(errs(&f), (0, vec![ParseError::LyingLength { length: 184, remaining: 3 }]));
+    assert_eq!(
+        errs(&f),
+        (
+            0,
+            vec![ParseError::LyingLength {
+                length: 184,
+                remaining: 3
+            }]
+        )
+    );
     // an unknown packet size, then a good packet: the good one still counts
     let mut f = vec![0, 2, 0, 3, 9, 9, 9, 0, 8];
     f.extend_from_slice(&LTP_PACKET);

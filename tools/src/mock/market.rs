@@ -14,7 +14,7 @@ impl Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
     }
     /// Next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -22,7 +22,7 @@ impl Rng {
     }
     /// Uniform in `lo..=hi`.
     pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as i64
     }
 }
 
@@ -65,13 +65,104 @@ struct Spec {
 /// The named instruments every mock market has (issue 4): four NSE equities, the NIFTY index, a
 /// NIFTY future and a USDINR future (7-decimal divisor).
 const NAMED: &[Spec] = &[
-    Spec { exchange_token: 3045, segment: 1, tradingsymbol: "SBIN", name: "STATE BANK OF INDIA", expiry: "", itype: "EQ", kite_segment: "NSE", exchange: "NSE", price: 80_000, tick: 5, tick_text: "0.05", lot: 1 },
-    Spec { exchange_token: 2885, segment: 1, tradingsymbol: "RELIANCE", name: "RELIANCE INDUSTRIES", expiry: "", itype: "EQ", kite_segment: "NSE", exchange: "NSE", price: 142_400, tick: 10, tick_text: "0.1", lot: 1 },
-    Spec { exchange_token: 1594, segment: 1, tradingsymbol: "INFY", name: "INFOSYS", expiry: "", itype: "EQ", kite_segment: "NSE", exchange: "NSE", price: 185_000, tick: 10, tick_text: "0.1", lot: 1 },
-    Spec { exchange_token: 11536, segment: 1, tradingsymbol: "TCS", name: "TATA CONSULTANCY SERV LT", expiry: "", itype: "EQ", kite_segment: "NSE", exchange: "NSE", price: 410_000, tick: 10, tick_text: "0.1", lot: 1 },
-    Spec { exchange_token: 1001, segment: 9, tradingsymbol: "NIFTY 50", name: "NIFTY 50", expiry: "", itype: "EQ", kite_segment: "INDICES", exchange: "NSE", price: 2_350_000, tick: 5, tick_text: "0", lot: 0 },
-    Spec { exchange_token: 51714, segment: 2, tradingsymbol: "NIFTY26DECFUT", name: "NIFTY", expiry: "2026-12-29", itype: "FUT", kite_segment: "NFO-FUT", exchange: "NFO", price: 2_355_000, tick: 10, tick_text: "0.1", lot: 75 },
-    Spec { exchange_token: 1048998, segment: 3, tradingsymbol: "USDINR26DECFUT", name: "USDINR", expiry: "2026-12-29", itype: "FUT", kite_segment: "CDS-FUT", exchange: "CDS", price: 842_500_000, tick: 25_000, tick_text: "0.0025", lot: 1 },
+    Spec {
+        exchange_token: 3045,
+        segment: 1,
+        tradingsymbol: "SBIN",
+        name: "STATE BANK OF INDIA",
+        expiry: "",
+        itype: "EQ",
+        kite_segment: "NSE",
+        exchange: "NSE",
+        price: 80_000,
+        tick: 5,
+        tick_text: "0.05",
+        lot: 1,
+    },
+    Spec {
+        exchange_token: 2885,
+        segment: 1,
+        tradingsymbol: "RELIANCE",
+        name: "RELIANCE INDUSTRIES",
+        expiry: "",
+        itype: "EQ",
+        kite_segment: "NSE",
+        exchange: "NSE",
+        price: 142_400,
+        tick: 10,
+        tick_text: "0.1",
+        lot: 1,
+    },
+    Spec {
+        exchange_token: 1594,
+        segment: 1,
+        tradingsymbol: "INFY",
+        name: "INFOSYS",
+        expiry: "",
+        itype: "EQ",
+        kite_segment: "NSE",
+        exchange: "NSE",
+        price: 185_000,
+        tick: 10,
+        tick_text: "0.1",
+        lot: 1,
+    },
+    Spec {
+        exchange_token: 11536,
+        segment: 1,
+        tradingsymbol: "TCS",
+        name: "TATA CONSULTANCY SERV LT",
+        expiry: "",
+        itype: "EQ",
+        kite_segment: "NSE",
+        exchange: "NSE",
+        price: 410_000,
+        tick: 10,
+        tick_text: "0.1",
+        lot: 1,
+    },
+    Spec {
+        exchange_token: 1001,
+        segment: 9,
+        tradingsymbol: "NIFTY 50",
+        name: "NIFTY 50",
+        expiry: "",
+        itype: "EQ",
+        kite_segment: "INDICES",
+        exchange: "NSE",
+        price: 2_350_000,
+        tick: 5,
+        tick_text: "0",
+        lot: 0,
+    },
+    Spec {
+        exchange_token: 51714,
+        segment: 2,
+        tradingsymbol: "NIFTY26DECFUT",
+        name: "NIFTY",
+        expiry: "2026-12-29",
+        itype: "FUT",
+        kite_segment: "NFO-FUT",
+        exchange: "NFO",
+        price: 2_355_000,
+        tick: 10,
+        tick_text: "0.1",
+        lot: 75,
+    },
+    Spec {
+        exchange_token: 1048998,
+        segment: 3,
+        tradingsymbol: "USDINR26DECFUT",
+        name: "USDINR",
+        expiry: "2026-12-29",
+        itype: "FUT",
+        kite_segment: "CDS-FUT",
+        exchange: "CDS",
+        price: 842_500_000,
+        tick: 25_000,
+        tick_text: "0.0025",
+        lot: 1,
+    },
 ];
 
 impl Market {
@@ -125,13 +216,28 @@ impl Market {
             exchange: s.exchange.to_string(),
         };
         let p = price as u32;
-        let state = Repr { token, ltp: p, open: p, high: p, low: p, close: p, avg_price: p, ..Repr::default() };
-        Inst { row, tick: s.tick, index: s.segment == 9, state, vwap_num: 0 }
+        let state = Repr {
+            token,
+            ltp: p,
+            open: p,
+            high: p,
+            low: p,
+            close: p,
+            avg_price: p,
+            ..Repr::default()
+        };
+        Inst {
+            row,
+            tick: s.tick,
+            index: s.segment == 9,
+            state,
+            vwap_num: 0,
+        }
     }
 
     /// Advances one randomly chosen instrument; returns its index.
     pub fn step(&mut self) -> usize {
-        let i = (self.rng.next() % self.insts.len() as u64) as usize;
+        let i = (self.rng.next_u64() % self.insts.len() as u64) as usize;
         self.step_one(i);
         i
     }
@@ -207,7 +313,10 @@ mod tests {
             assert!(s.low <= s.ltp && s.ltp <= s.high, "{}", x.row.tradingsymbol);
             if !x.index {
                 assert!(s.bids[0].price < s.ltp && s.asks[0].price > s.ltp);
-                assert!((s.ltp as i64 - s.bids[0].price as i64) % x.tick == 0, "prices on the tick grid");
+                assert!(
+                    (s.ltp as i64 - s.bids[0].price as i64) % x.tick == 0,
+                    "prices on the tick grid"
+                );
             }
         }
         assert_eq!(a.insts.len(), 17);

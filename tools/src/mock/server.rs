@@ -119,11 +119,23 @@ impl MockBroker {
         });
         let mut threads = Vec::new();
         let s = shared.clone();
-        threads.push(thread::Builder::new().name("mock-market".into()).spawn(move || market_loop(&s))?);
+        threads.push(
+            thread::Builder::new()
+                .name("mock-market".into())
+                .spawn(move || market_loop(&s))?,
+        );
         let s = shared.clone();
         listener.set_nonblocking(true)?;
-        threads.push(thread::Builder::new().name("mock-accept".into()).spawn(move || accept_loop(listener, &s))?);
-        Ok(Self { addr, shared, threads })
+        threads.push(
+            thread::Builder::new()
+                .name("mock-accept".into())
+                .spawn(move || accept_loop(listener, &s))?,
+        );
+        Ok(Self {
+            addr,
+            shared,
+            threads,
+        })
     }
 
     /// The bound address.
@@ -139,7 +151,12 @@ impl MockBroker {
     /// Per-instrument send times (ns since the epoch) and the instrument tokens in the same order:
     /// the latency benchmark's side channel.
     pub fn send_times(&self) -> (Arc<Vec<AtomicI64>>, Vec<u32>) {
-        let tokens = self.shared.market.lock().map(|m| m.insts.iter().map(|i| i.row.token).collect()).unwrap_or_default();
+        let tokens = self
+            .shared
+            .market
+            .lock()
+            .map(|m| m.insts.iter().map(|i| i.row.token).collect())
+            .unwrap_or_default();
         (self.shared.send_ns.clone(), tokens)
     }
 
@@ -199,10 +216,15 @@ fn market_loop(s: &Shared) {
         let conns: Vec<Arc<Conn>> = s.conns.lock().map(|c| c.clone()).unwrap_or_default();
         for c in conns {
             let Ok(subs) = c.subs.lock() else { continue };
-            let picks = updated.iter().filter_map(|&(i, _, r, index)| subs.get(&i).map(|&m| (i, packet_kind(m, index), r)));
+            let picks = updated.iter().filter_map(|&(i, _, r, index)| {
+                subs.get(&i).map(|&m| (i, packet_kind(m, index), r))
+            });
             send_packets(s, &c, picks);
         }
-        s.conns.lock().map(|mut v| v.retain(|c| !c.closed.load(Ordering::Relaxed))).ok();
+        s.conns
+            .lock()
+            .map(|mut v| v.retain(|c| !c.closed.load(Ordering::Relaxed)))
+            .ok();
     }
 }
 
@@ -228,8 +250,13 @@ fn send_packets(s: &Shared, c: &Conn, picks: impl Iterator<Item = (usize, Kind, 
         let refs: Vec<&[u8]> = spans.iter().map(|&(a, b)| &bodies[a..b]).collect();
         let mut frame = Vec::with_capacity(bodies.len() + 2 * refs.len() + 2);
         kite::frame::emit(&refs, &mut frame);
-        s.stats.packets.fetch_add(refs.len() as u64, Ordering::Relaxed);
-        match c.tx.try_send(Out { frame, insts: std::mem::take(insts) }) {
+        s.stats
+            .packets
+            .fetch_add(refs.len() as u64, Ordering::Relaxed);
+        match c.tx.try_send(Out {
+            frame,
+            insts: std::mem::take(insts),
+        }) {
             Ok(()) => c.thread.unpark(),
             Err(TrySendError::Full(_)) => {
                 s.stats.dropped_frames.fetch_add(1, Ordering::Relaxed);
@@ -256,15 +283,21 @@ fn accept_loop(listener: TcpListener, s: &Arc<Shared>) {
         match listener.accept() {
             Ok((stream, _)) => {
                 let s = s.clone();
-                let _ = thread::Builder::new().name("mock-conn".into()).spawn(move || {
-                    if let Err(e) = serve(stream, &s) {
-                        if e.kind() != io::ErrorKind::ConnectionReset && e.kind() != io::ErrorKind::BrokenPipe {
-                            eprintln!("mock-broker: connection: {e}");
+                let _ = thread::Builder::new()
+                    .name("mock-conn".into())
+                    .spawn(move || {
+                        if let Err(e) = serve(stream, &s) {
+                            if e.kind() != io::ErrorKind::ConnectionReset
+                                && e.kind() != io::ErrorKind::BrokenPipe
+                            {
+                                eprintln!("mock-broker: connection: {e}");
+                            }
                         }
-                    }
-                });
+                    });
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(Duration::from_millis(5)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(5))
+            }
             Err(e) => {
                 eprintln!("mock-broker: accept: {e}");
                 thread::sleep(Duration::from_millis(50));
@@ -287,7 +320,10 @@ fn read_head(stream: &mut TcpStream) -> io::Result<Head> {
     loop {
         let n = stream.read(&mut chunk)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed before the request head"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed before the request head",
+            ));
         }
         buf.extend_from_slice(&chunk[..n]);
         let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -303,7 +339,8 @@ fn read_head(stream: &mut TcpStream) -> io::Result<Head> {
                         .find(|h| h.name.eq_ignore_ascii_case(name))
                         .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
                 };
-                let upgrade = header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+                let upgrade =
+                    header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
                 return Ok(Head {
                     path: path.to_string(),
                     query: q
@@ -317,7 +354,9 @@ fn read_head(stream: &mut TcpStream) -> io::Result<Head> {
                 });
             }
             Ok(httparse::Status::Partial) if buf.len() < 16 * 1024 => continue,
-            Ok(httparse::Status::Partial) => return Err(io::Error::other("request head over 16 KiB")),
+            Ok(httparse::Status::Partial) => {
+                return Err(io::Error::other("request head over 16 KiB"))
+            }
             Err(e) => return Err(io::Error::other(format!("bad request: {e}"))),
         }
     }
@@ -353,7 +392,12 @@ fn serve(mut stream: TcpStream, s: &Arc<Shared>) -> io::Result<()> {
         return respond(&mut stream, "403 Forbidden", "application/json", body);
     }
     let Some(key) = head.ws_key else {
-        return respond(&mut stream, "400 Bad Request", "text/plain", "missing Sec-WebSocket-Key\n");
+        return respond(
+            &mut stream,
+            "400 Bad Request",
+            "text/plain",
+            "missing Sec-WebSocket-Key\n",
+        );
     };
     write!(
         stream,
@@ -365,7 +409,12 @@ fn serve(mut stream: TcpStream, s: &Arc<Shared>) -> io::Result<()> {
     let cfg = WebSocketConfig::default().max_write_buffer_size(64 << 20);
     let mut ws = WebSocket::from_partially_read(stream, head.leftover, Role::Server, Some(cfg));
     let (tx, rx) = sync_channel(4096);
-    let conn = Arc::new(Conn { subs: Mutex::default(), tx, thread: thread::current(), closed: AtomicBool::new(false) });
+    let conn = Arc::new(Conn {
+        subs: Mutex::default(),
+        tx,
+        thread: thread::current(),
+        closed: AtomicBool::new(false),
+    });
     s.stats.connections.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut v) = s.conns.lock() {
         v.push(conn.clone());
@@ -382,7 +431,12 @@ fn ws_err(e: tungstenite::Error) -> io::Error {
     }
 }
 
-fn session(ws: &mut WebSocket<TcpStream>, rx: &Receiver<Out>, conn: &Conn, s: &Shared) -> io::Result<()> {
+fn session(
+    ws: &mut WebSocket<TcpStream>,
+    rx: &Receiver<Out>,
+    conn: &Conn,
+    s: &Shared,
+) -> io::Result<()> {
     let mut last_beat = Instant::now();
     while !s.stop.load(Ordering::Relaxed) {
         let mut busy = false;
@@ -394,12 +448,17 @@ fn session(ws: &mut WebSocket<TcpStream>, rx: &Receiver<Out>, conn: &Conn, s: &S
                 }
                 Ok(Message::Binary(_)) => {
                     busy = true;
-                    text(ws, r#"{"type":"error","data":"binary messages are not accepted"}"#)?;
+                    text(
+                        ws,
+                        r#"{"type":"error","data":"binary messages are not accepted"}"#,
+                    )?;
                 }
                 Ok(Message::Close(_)) => return Ok(()),
                 Ok(_) => busy = true,
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => return Ok(()),
+                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                    return Ok(())
+                }
                 Err(e) => return Err(ws_err(e)),
             }
         }
@@ -451,7 +510,10 @@ fn text(ws: &mut WebSocket<TcpStream>, msg: &str) -> io::Result<()> {
 }
 
 fn tokens_of(v: &serde_json::Value) -> Option<Vec<u32>> {
-    v.as_array()?.iter().map(|t| t.as_u64().and_then(|t| u32::try_from(t).ok())).collect()
+    v.as_array()?
+        .iter()
+        .map(|t| t.as_u64().and_then(|t| u32::try_from(t).ok()))
+        .collect()
 }
 
 /// Applies a client's text message: subscribe, unsubscribe, mode; anything else gets Kite's error
@@ -469,7 +531,10 @@ fn on_text(ws: &mut WebSocket<TcpStream>, msg: &str, conn: &Conn, s: &Shared) ->
         "subscribe" | "unsubscribe" => (None, v.get("v").and_then(tokens_of)),
         "mode" => {
             let arr = v.get("v").and_then(|x| x.as_array());
-            let m = arr.and_then(|a| a.first()).and_then(|m| m.as_str()).and_then(kite::mode_from_name);
+            let m = arr
+                .and_then(|a| a.first())
+                .and_then(|m| m.as_str())
+                .and_then(kite::mode_from_name);
             match m {
                 Some(m) => (Some(m), arr.and_then(|a| a.get(1)).and_then(tokens_of)),
                 None => return err(ws, format!("invalid mode in {msg}")),
@@ -477,7 +542,9 @@ fn on_text(ws: &mut WebSocket<TcpStream>, msg: &str, conn: &Conn, s: &Shared) ->
         }
         _ => return err(ws, format!("invalid action in {msg}")),
     };
-    let Some(list) = list else { return err(ws, format!("invalid token list in {msg}")) };
+    let Some(list) = list else {
+        return err(ws, format!("invalid token list in {msg}"));
+    };
     let mut fresh = Vec::new();
     let mut unknown = Vec::new();
     if let Ok(mut subs) = conn.subs.lock() {
@@ -504,14 +571,22 @@ fn on_text(ws: &mut WebSocket<TcpStream>, msg: &str, conn: &Conn, s: &Shared) ->
         }
     }
     if !unknown.is_empty() {
-        err(ws, format!("invalid instrument tokens: {}", unknown.join(",")))?;
+        err(
+            ws,
+            format!("invalid instrument tokens: {}", unknown.join(",")),
+        )?;
     }
     if !fresh.is_empty() {
         let snapshot: Vec<(usize, Kind, Repr)> = {
-            let (Ok(m), Ok(subs)) = (s.market.lock(), conn.subs.lock()) else { return Ok(()) };
+            let (Ok(m), Ok(subs)) = (s.market.lock(), conn.subs.lock()) else {
+                return Ok(());
+            };
             fresh
                 .iter()
-                .filter_map(|&i| subs.get(&i).map(|&md| (i, packet_kind(md, m.insts[i].index), m.insts[i].state)))
+                .filter_map(|&i| {
+                    subs.get(&i)
+                        .map(|&md| (i, packet_kind(md, m.insts[i].index), m.insts[i].state))
+                })
                 .collect()
         };
         if let Ok(mut h) = s.history.lock() {
@@ -526,8 +601,12 @@ fn on_text(ws: &mut WebSocket<TcpStream>, msg: &str, conn: &Conn, s: &Shared) ->
 
 /// `GET /sent?token=T`: the recent values sent for an instrument (newest last), raw wire integers.
 fn sent_json(s: &Shared, token: Option<u32>) -> String {
-    let Some(&i) = token.and_then(|t| s.token_index.get(&t)) else { return "[]".into() };
-    let Ok(h) = s.history.lock() else { return "[]".into() };
+    let Some(&i) = token.and_then(|t| s.token_index.get(&t)) else {
+        return "[]".into();
+    };
+    let Ok(h) = s.history.lock() else {
+        return "[]".into();
+    };
     let items: Vec<serde_json::Value> = h[i]
         .iter()
         .map(|(_, r)| {
