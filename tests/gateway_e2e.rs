@@ -502,3 +502,127 @@ fn the_mock_checks_credentials_and_serves_the_master() {
         }
     }
 }
+
+/// The README's Python client (standard `websockets` package) against the demo. Needs python3 with
+/// websockets, so it runs when TICKWIRE_PYTHON_TESTS=1 (`.ci/run` installs websockets and sets it).
+#[test]
+fn the_readme_python_client_works() {
+    if std::env::var_os("TICKWIRE_PYTHON_TESTS").is_none() {
+        eprintln!("skipped: set TICKWIRE_PYTHON_TESTS=1 (needs python3 with websockets)");
+        return;
+    }
+    let (port, bport) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let shm = dir.path().join("ticks");
+    let mut demo = tickwire(&[
+        "demo",
+        "--port",
+        &port.to_string(),
+        "--broker-port",
+        &bport.to_string(),
+        "--api-key",
+        "k1",
+        "--shm",
+        shm.to_str().unwrap(),
+    ]);
+    wait_line(&mut demo, "Ctrl-C");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/openalgo_client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(format!("ws://127.0.0.1:{port}"))
+        .arg("k1")
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 7);
+    assert_eq!(lines[0]["type"], "auth");
+    assert_eq!(lines[1]["status"], "success");
+    for m in &lines[2..] {
+        assert_eq!(
+            (m["type"].as_str(), m["symbol"].as_str(), m["mode"].as_u64()),
+            (Some("market_data"), Some("SBIN"), Some(2))
+        );
+    }
+}
+
+#[test]
+fn a_slow_client_never_stalls_the_others() {
+    let (port, bport) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let shm = dir.path().join("ticks");
+    let mut demo = tickwire(&[
+        "demo",
+        "--port",
+        &port.to_string(),
+        "--broker-port",
+        &bport.to_string(),
+        "--api-key",
+        "k1",
+        "--symbols",
+        "10",
+        "--rate",
+        "20000",
+        "--flush-ms",
+        "0",
+        "--shm",
+        shm.to_str().unwrap(),
+    ]);
+    wait_line(&mut demo, "Ctrl-C");
+    let all: Vec<Value> = ["SBIN", "RELIANCE", "INFY", "TCS"]
+        .iter()
+        .map(|s| json!({"symbol": s, "exchange": "NSE"}))
+        .chain((1..=10).map(|i| json!({"symbol": format!("SYN{i:05}"), "exchange": "NSE"})))
+        .collect();
+    // The slow client subscribes to everything in depth mode and never reads again.
+    let mut slow = connect(port);
+    send(
+        &mut slow,
+        json!({"action": "authenticate", "api_key": "k1"}),
+    );
+    assert_eq!(reply(&mut slow)["status"], "success");
+    send(
+        &mut slow,
+        json!({"action": "subscribe", "symbols": all, "mode": 3}),
+    );
+    assert_eq!(reply(&mut slow)["status"], "success");
+    std::thread::sleep(Duration::from_secs(2)); // its socket buffers fill up
+
+    let mut fast = connect(port);
+    send(
+        &mut fast,
+        json!({"action": "authenticate", "api_key": "k1"}),
+    );
+    assert_eq!(reply(&mut fast)["status"], "success");
+    send(
+        &mut fast,
+        json!({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 1}),
+    );
+    assert_eq!(reply(&mut fast)["status"], "success");
+    // SBIN ticks ~20000/14 ≈ 1400 times a second; the fast client must keep seeing them in every
+    // half-second window while the slow one is stuck.
+    for window in 0..6 {
+        let end = Instant::now() + Duration::from_millis(500);
+        let mut n = 0;
+        while Instant::now() < end {
+            if recv(&mut fast, Duration::from_millis(50))
+                .is_some_and(|m| m["type"] == "market_data")
+            {
+                n += 1;
+            }
+        }
+        assert!(
+            n >= 20,
+            "window {window}: only {n} messages for the fast client"
+        );
+    }
+    drop(slow);
+}
