@@ -49,6 +49,7 @@ fn case(subs: u32, interval: Duration, ticks: u64) {
         upstream: vec![up_tx],
         controls: vec![ctl_rx],
         deliveries: vec![del_tx],
+        delivery_bells: vec![],
     };
     let mut router = Router::new(cfg, rings, writer, vec![]);
     for s in 0..WATCHED {

@@ -85,6 +85,12 @@ impl Idler {
         self.idle_passes = 0;
     }
 
+    /// True when the next [`Idler::idle`] would put the thread to sleep (so the caller should
+    /// announce it on its doorbell first).
+    pub fn next_sleeps(&self) -> bool {
+        matches!(self.strategy, IdleStrategy::Park { spins, .. } if self.idle_passes >= spins.saturating_mul(2))
+    }
+
     /// Call after a pass that found nothing.
     #[inline]
     pub fn idle(&mut self) {

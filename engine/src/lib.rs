@@ -9,6 +9,7 @@
 pub mod affinity;
 pub mod clock;
 pub mod dirty;
+pub mod doorbell;
 pub mod idle;
 pub mod price;
 pub mod router;

@@ -49,6 +49,13 @@ pub struct EngineArgs {
     /// CPU for the client IO thread.
     #[arg(long)]
     pub client_core: Option<usize>,
+    /// Keep these symbols subscribed upstream for shared-memory readers even when no WebSocket
+    /// client wants them: EXCHANGE:SYMBOL, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub subscribe: Vec<String>,
+    /// Keep every instrument of the master subscribed (depth mode) for shared-memory readers.
+    #[arg(long)]
+    pub subscribe_all: bool,
 }
 
 /// `tickwire serve` flags.
@@ -197,17 +204,30 @@ pub fn start(
     };
     let writer = Writer::create(&e.shm, &wcfg, &reg).map_err(|e| e.to_string())?;
     let reader = Reader::open(&e.shm).map_err(|e| e.to_string())?;
-    let registry = Arc::new(reg);
     let stop = Arc::new(AtomicBool::new(false));
 
     let (tick_tx, tick_rx) = rtrb::RingBuffer::new(1 << 16);
     let (up_tx, up_rx) = rtrb::RingBuffer::new(1 << 14);
     let (ctl_tx, ctl_rx) = rtrb::RingBuffer::new(1 << 16);
     let (del_tx, del_rx) = rtrb::RingBuffer::new(1 << 16);
+    let mut pinned = Vec::new();
+    if e.subscribe_all {
+        pinned.extend(0..reg.len() as u32);
+    }
+    for key in &e.subscribe {
+        let (x, s) = tickwire_engine::symbols::split_key(key)
+            .ok_or_else(|| format!("--subscribe {key:?}: expected EXCHANGE:SYMBOL"))?;
+        pinned.push(
+            reg.lookup(x, s)
+                .ok_or_else(|| format!("--subscribe {key}: not in the instrument master"))?,
+        );
+    }
+    let registry = Arc::new(reg);
     let gcfg = GatewayConfig {
         addr: ([127, 0, 0, 1], port).into(),
         api_keys,
         core: e.client_core,
+        pinned,
         ..GatewayConfig::default()
     };
     let rcfg = RouterConfig {
@@ -225,7 +245,8 @@ pub fn start(
         feed: feed_status.clone(),
         stats: Arc::default(),
     };
-    let gateway = Gateway::new(listener, shared, ctl_tx, del_rx, reader);
+    let gateway =
+        Gateway::new(listener, shared, ctl_tx, del_rx, reader).map_err(|e| e.to_string())?;
     let addr = gateway.local_addr().map_err(|e| e.to_string())?;
     let clients = gateway.stats();
     let rings = RouterRings {
@@ -233,9 +254,11 @@ pub fn start(
         upstream: vec![up_tx],
         controls: vec![ctl_rx],
         deliveries: vec![del_tx],
+        delivery_bells: vec![gateway.doorbell()],
     };
     let router = Router::new(rcfg, rings, writer, vec![]);
     let router_stats = router.stats();
+    let router_bell = router.doorbell();
     let router_thread = router.spawn(stop.clone()).map_err(|e| e.to_string())?;
     let mut feed_cfg = up.feed;
     feed_cfg.core = e.feed_core;
@@ -246,10 +269,13 @@ pub fn start(
         ticks: tick_tx,
         upstream: up_rx,
         status: feed_status.clone(),
+        router_bell: Some(router_bell.clone()),
     };
     let threads = vec![
         feed.spawn(stop.clone()).map_err(|e| e.to_string())?,
-        gateway.spawn(stop.clone()).map_err(|e| e.to_string())?,
+        gateway
+            .spawn(stop.clone(), router_bell)
+            .map_err(|e| e.to_string())?,
     ];
     Ok(Running {
         addr,

@@ -1,6 +1,7 @@
 //! The pieces of the `tickwire` binary that tests and benchmarks share.
 #![deny(unsafe_code)]
 
+pub mod bench_cmd;
 pub mod gateway_cmd;
 pub mod json;
 pub mod mock;

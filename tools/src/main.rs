@@ -27,9 +27,18 @@ enum Cmd {
     Serve(ServeArgs),
     /// A mock broker speaking Kite's ticker protocol from a simulated market (a test peer).
     MockBroker(MockArgs),
+    /// Benchmarks that run the real threads: `bench e2e`.
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// Shared-memory tools: synthetic writer, tail, stat.
     #[command(subcommand)]
     Shm(ShmCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCmd {
+    /// Mock broker → gateway → shm reader and WebSocket clients: latency percentiles and throughput.
+    E2e(tickwire::bench_cmd::E2eArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +52,7 @@ fn main() -> ExitCode {
     }
     let res = match cli.cmd {
         Cmd::Shm(c) => shm_cmd::run(c, &stop),
+        Cmd::Bench(BenchCmd::E2e(a)) => tickwire::bench_cmd::e2e(a, &stop),
         Cmd::Demo(a) => gateway_cmd::demo(a, &stop),
         Cmd::Serve(a) => gateway_cmd::serve(a, &stop),
         Cmd::MockBroker(a) => gateway_cmd::mock_broker(a, &stop),

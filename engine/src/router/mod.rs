@@ -31,6 +31,7 @@ pub use msg::{ConsumerId, Control, Delivery, Mode, ModeSet, Upstream};
 pub use throttle::Throttle;
 
 use crate::dirty::DirtySet;
+use crate::doorbell::Doorbell;
 use crate::idle::{IdleStrategy, Idler};
 use crate::tick::Tick;
 
@@ -118,6 +119,9 @@ pub struct RouterRings {
     pub controls: Vec<rtrb::Consumer<Control>>,
     /// Throttled deliveries to each client IO thread.
     pub deliveries: Vec<rtrb::Producer<Delivery>>,
+    /// Rung after a pass that delivered anything, one per client IO thread (may be empty: the IO
+    /// threads then find deliveries on their own schedule).
+    pub delivery_bells: Vec<Arc<Doorbell>>,
 }
 
 /// Counters the router publishes for status pages and tests (Relaxed: monotonic counters that
@@ -176,6 +180,9 @@ pub struct Router<P> {
     core: Core<P>,
     stats: Arc<RouterStats>,
     last_heartbeat: Instant,
+    delivery_bells: Vec<Arc<Doorbell>>,
+    bell: Arc<Doorbell>,
+    thread: Arc<std::sync::OnceLock<std::thread::Thread>>,
 }
 
 impl<P: Publish> Router<P> {
@@ -204,13 +211,33 @@ impl<P: Publish> Router<P> {
             publisher,
             cfg,
         };
+        let thread: Arc<std::sync::OnceLock<std::thread::Thread>> = Arc::default();
+        let t = thread.clone();
+        let bell = Arc::new(Doorbell::new(move || {
+            if let Some(t) = t.get() {
+                t.unpark();
+            }
+        }));
         Self {
             feeds: rings.feeds,
             controls: rings.controls,
             core,
             stats: Arc::default(),
             last_heartbeat: Instant::now(),
+            delivery_bells: rings.delivery_bells,
+            bell,
+            thread,
         }
+    }
+
+    /// The router's doorbell: producers (feeds, client IO threads) ring it after pushing, so a
+    /// parked router wakes at once.
+    pub fn doorbell(&self) -> Arc<Doorbell> {
+        self.bell.clone()
+    }
+
+    fn has_input(&self) -> bool {
+        self.feeds.iter().any(|r| !r.is_empty()) || self.controls.iter().any(|r| !r.is_empty())
     }
 
     /// The shared counters.
@@ -238,6 +265,7 @@ impl<P: Publish> Router<P> {
     /// and heartbeat if due. Returns how many items it handled (0 = idle pass).
     pub fn poll(&mut self, now: Instant) -> usize {
         let batch = self.core.cfg.batch;
+        let delivered_before = self.core.counters.deliveries;
         let mut work = 0;
         for (io, ring) in self.controls.iter_mut().enumerate() {
             for _ in 0..batch {
@@ -269,6 +297,11 @@ impl<P: Publish> Router<P> {
             self.last_heartbeat = now;
             self.core.publisher.heartbeat(crate::clock::now_ns());
         }
+        if self.core.counters.deliveries != delivered_before {
+            for b in &self.delivery_bells {
+                b.ring();
+            }
+        }
         if work > 0 {
             self.publish_stats();
         }
@@ -293,10 +326,19 @@ impl<P: Publish> Router<P> {
     /// file closed).
     pub fn run(mut self, stop: &AtomicBool) -> P {
         let mut idler = Idler::new(self.core.cfg.idle);
+        let _ = self.thread.set(std::thread::current());
         // Relaxed: `stop` carries no data; the flag only has to become visible eventually.
         while !stop.load(Ordering::Relaxed) {
             if self.poll(Instant::now()) > 0 {
                 idler.reset();
+            } else if idler.next_sleeps() {
+                // Announce the nap, then look once more: a producer that pushed before seeing
+                // the announcement is found here, one that pushes after it rings the bell.
+                self.bell.will_sleep();
+                if !self.has_input() {
+                    idler.idle();
+                }
+                self.bell.awake();
             } else {
                 idler.idle();
             }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use tickwire_engine::clock::now_ns;
+use tickwire_engine::doorbell::Doorbell;
 use tickwire_engine::router::{Mode, Upstream};
 use tickwire_engine::Tick;
 use tungstenite::client::IntoClientRequest;
@@ -81,6 +82,8 @@ pub struct KiteFeed {
     pub upstream: rtrb::Consumer<Upstream>,
     /// Shared status.
     pub status: Arc<FeedStatus>,
+    /// Rung after each frame's ticks are pushed, so a parked router wakes at once.
+    pub router_bell: Option<Arc<Doorbell>>,
 }
 
 enum Conn {

@@ -22,16 +22,18 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use tickwire_engine::router::{Control, Delivery};
+use tickwire_engine::router::{Control, Delivery, Mode};
 use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_shm::Reader;
 
 pub use protocol::{label, market_data, parse_mode};
 use session::Session;
+use tickwire_engine::doorbell::Doorbell;
 
 use crate::feed::FeedStatus;
 
 const LISTENER: Token = Token(usize::MAX);
+const WAKER: Token = Token(usize::MAX - 1);
 
 /// Gateway settings.
 #[derive(Clone, Debug)]
@@ -58,6 +60,9 @@ pub struct GatewayConfig {
     pub max_queued: usize,
     /// Core to pin to.
     pub core: Option<usize>,
+    /// Symbols kept subscribed upstream (in depth mode) whether or not any client wants them, for
+    /// strategies that read only shared memory. Held by the reserved consumer id `consumer_base`.
+    pub pinned: Vec<u32>,
 }
 
 impl Default for GatewayConfig {
@@ -74,6 +79,7 @@ impl Default for GatewayConfig {
             max_message: 1 << 20,
             max_queued: 4 << 20,
             core: None,
+            pinned: Vec::new(),
         }
     }
 }
@@ -106,6 +112,8 @@ pub struct Shared {
 /// A bound gateway, ready to run on its own thread.
 pub struct Gateway {
     shared: Shared,
+    poll: Poll,
+    bell: Arc<Doorbell>,
     listener: TcpListener,
     control: rtrb::Producer<Control>,
     deliveries: rtrb::Consumer<Delivery>,
@@ -129,14 +137,27 @@ impl Gateway {
         control: rtrb::Producer<Control>,
         deliveries: rtrb::Consumer<Delivery>,
         shm: Reader,
-    ) -> Self {
-        Self {
+    ) -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), WAKER)?;
+        let bell = Arc::new(Doorbell::new(move || {
+            let _ = waker.wake();
+        }));
+        Ok(Self {
             shared,
+            poll,
+            bell,
             listener: TcpListener::from_std(listener),
             control,
             deliveries,
             shm,
-        }
+        })
+    }
+
+    /// This IO thread's doorbell: the router rings it after delivering, so a sleeping IO thread
+    /// wakes at once (and a busy one is not disturbed).
+    pub fn doorbell(&self) -> Arc<Doorbell> {
+        self.bell.clone()
     }
 
     /// The bound address.
@@ -149,44 +170,68 @@ impl Gateway {
         self.shared.stats.clone()
     }
 
-    /// Runs the IO thread until `stop`.
-    pub fn spawn(self, stop: Arc<AtomicBool>) -> io::Result<JoinHandle<()>> {
+    /// Runs the IO thread until `stop`; `router_bell` is rung after pushing control messages.
+    pub fn spawn(
+        self,
+        stop: Arc<AtomicBool>,
+        router_bell: Arc<Doorbell>,
+    ) -> io::Result<JoinHandle<()>> {
         std::thread::Builder::new()
             .name("tickwire-clients".into())
             .spawn(move || {
                 if let Err(e) = tickwire_engine::affinity::pin_current(self.shared.cfg.core) {
                     eprintln!("client gateway: {e}; running unpinned");
                 }
-                if let Err(e) = self.run(&stop) {
+                if let Err(e) = self.run(&stop, &router_bell) {
                     eprintln!("client gateway: stopped: {e}");
                 }
             })
     }
 
-    fn run(mut self, stop: &AtomicBool) -> io::Result<()> {
-        let mut poll = Poll::new()?;
+    fn run(mut self, stop: &AtomicBool, router_bell: &Doorbell) -> io::Result<()> {
+        let mut poll = std::mem::replace(&mut self.poll, Poll::new()?);
         poll.registry()
             .register(&mut self.listener, LISTENER, Interest::READABLE)?;
         let mut events = Events::with_capacity(1024);
         let n = self.shared.cfg.max_connections as usize;
+        let base = self.shared.cfg.consumer_base;
         let mut sessions: Vec<Option<Session>> = (0..n).map(|_| None).collect();
-        let mut free: Vec<usize> = (0..n).rev().collect();
+        // Slot 0 is the reserved shm-only consumer that holds the pinned subscriptions.
+        let mut free: Vec<usize> = (1..n).rev().collect();
         // Control messages the ring could not take yet; bounded by `MAX_OUTBOX` (a full outbox makes
         // new subscribe requests fail with a clear "busy" entry instead of growing).
         let mut outbox: VecDeque<Control> = VecDeque::new();
-        let mut idle_passes = 0u32;
+        for &symbol in &self.shared.cfg.pinned {
+            outbox.push_back(Control::Subscribe {
+                consumer: base,
+                symbol,
+                mode: Mode::Depth,
+            });
+        }
+        let mut busy = true;
         let mut last_timers = Instant::now();
         let mut buf = String::with_capacity(64 << 10);
         while !stop.load(Ordering::Relaxed) {
-            // Spin briefly after work (deliveries have no waker), then sleep in epoll.
-            let timeout = if idle_passes < 2000 {
+            // After a busy pass, look again at once; otherwise sleep in epoll until a socket, the
+            // router's doorbell or the 100 ms timers wake us.
+            let timeout = if busy {
                 Duration::ZERO
             } else {
-                Duration::from_micros(200)
+                self.bell.will_sleep();
+                if self.deliveries.is_empty() {
+                    Duration::from_millis(100)
+                } else {
+                    Duration::ZERO
+                }
             };
             poll.poll(&mut events, Some(timeout))?;
-            let mut work = !events.is_empty();
+            self.bell.awake();
+            let mut work = false;
             for ev in events.iter() {
+                if ev.token() == WAKER {
+                    continue;
+                }
+                work = true;
                 if ev.token() == LISTENER {
                     self.accept(&mut poll, &mut sessions, &mut free);
                     continue;
@@ -198,7 +243,6 @@ impl Gateway {
                 s.on_event(&self.shared, &mut outbox, &mut buf);
             }
             // Deliveries from the router: mark, do not format yet (conflation).
-            let base = self.shared.cfg.consumer_base;
             while let Ok(d) = self.deliveries.pop() {
                 work = true;
                 let i = d.consumer.wrapping_sub(base) as usize;
@@ -206,11 +250,16 @@ impl Gateway {
                     s.mark(d.symbol);
                 }
             }
+            let mut pushed = false;
             while let Some(c) = outbox.front() {
                 if self.control.push(*c).is_err() {
                     break;
                 }
                 outbox.pop_front();
+                pushed = true;
+            }
+            if pushed {
+                router_bell.ring();
                 work = true;
             }
             for s in sessions.iter_mut().flatten() {
@@ -232,14 +281,11 @@ impl Gateway {
                         });
                         free.push(i);
                         self.shared.stats.open.fetch_sub(1, Ordering::Relaxed);
+                        work = true;
                     }
                 }
             }
-            idle_passes = if work {
-                0
-            } else {
-                idle_passes.saturating_add(1)
-            };
+            busy = work || !outbox.is_empty();
         }
         for s in sessions.iter_mut().flatten() {
             s.close(1001, "server shutting down");
