@@ -626,3 +626,127 @@ fn a_slow_client_never_stalls_the_others() {
     }
     drop(slow);
 }
+
+/// The official `kiteconnect` KiteTicker against the mock (needs python3 with kiteconnect; runs when
+/// TICKWIRE_PYTHON_TESTS=1, which `.ci/run` sets after installing it).
+#[test]
+fn the_official_kite_ticker_reads_the_mock() {
+    if std::env::var_os("TICKWIRE_PYTHON_TESTS").is_none() {
+        eprintln!("skipped: set TICKWIRE_PYTHON_TESTS=1 (needs python3 with kiteconnect)");
+        return;
+    }
+    let bport = free_port();
+    let _m = mock(bport);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/kite_ticker_check.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(format!("ws://127.0.0.1:{bport}"))
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("OK"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn protocol_errors_and_replies_match_openalgo() {
+    let (port, bport) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let shm = dir.path().join("ticks");
+    let mut demo = tickwire(&[
+        "demo",
+        "--port",
+        &port.to_string(),
+        "--broker-port",
+        &bport.to_string(),
+        "--api-key",
+        "k1",
+        "--shm",
+        shm.to_str().unwrap(),
+    ]);
+    wait_line(&mut demo, "Ctrl-C");
+    let mut ws = connect(port);
+    ws.send(Message::Text("not json".into())).unwrap();
+    assert_eq!(
+        reply(&mut ws),
+        json!({"status": "error", "code": "INVALID_JSON", "message": "Invalid JSON message"})
+    );
+    ws.send(Message::Text("[1,2]".into())).unwrap();
+    assert_eq!(reply(&mut ws)["code"], "SERVER_ERROR");
+    send(&mut ws, json!({"foo": 1}));
+    assert_eq!(reply(&mut ws)["message"], "Invalid action: None");
+    send(&mut ws, json!({"action": "dance"}));
+    assert_eq!(reply(&mut ws)["message"], "Invalid action: dance");
+    // ping and broker list work before auth; a binary frame holding JSON is accepted
+    ws.send(Message::Binary(br#"{"action":"ping"}"#.to_vec().into()))
+        .unwrap();
+    assert_eq!(reply(&mut ws)["type"], "pong");
+    send(&mut ws, json!({"action": "get_supported_brokers"}));
+    assert_eq!(reply(&mut ws)["type"], "supported_brokers");
+    send(&mut ws, json!({"type": "auth", "apikey": "k1"}));
+    assert_eq!(
+        reply(&mut ws)["type"],
+        "auth",
+        "`type` as verb, `apikey` as key"
+    );
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 4}),
+    );
+    assert_eq!(
+        reply(&mut ws),
+        json!({"status": "error", "code": "INVALID_MODE", "message": "Invalid mode 4; expected 1 (LTP), 2 (Quote), or 3 (Depth)"})
+    );
+    send(&mut ws, json!({"action": "subscribe", "mode": 1}));
+    assert_eq!(reply(&mut ws)["code"], "INVALID_PARAMETERS");
+    send(&mut ws, json!({"action": "unsubscribe"}));
+    assert_eq!(
+        reply(&mut ws)["message"],
+        "Either symbols or unsubscribe_all is required"
+    );
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbols": [{"symbol": "SBIN", "exchange": "NSE"}, {"symbol": "TCS", "exchange": "NSE"}], "mode": "ltp"}),
+    );
+    assert_eq!(reply(&mut ws)["status"], "success");
+    send(
+        &mut ws,
+        json!({"action": "unsubscribe", "symbols": [{"symbol": "SBIN", "exchange": "NSE", "mode": 1}, {"symbol": "TCS", "exchange": "NSE", "mode": 9}], "request_id": 7}),
+    );
+    let r = reply(&mut ws);
+    assert_eq!(
+        (r["status"].as_str(), r["request_id"].as_i64()),
+        (Some("partial"), Some(7))
+    );
+    assert_eq!(
+        r["failed"][0]["message"],
+        "Invalid mode 9; expected 1 (LTP), 2 (Quote), or 3 (Depth)"
+    );
+    send(&mut ws, json!({"action": "unsubscribe_all"}));
+    let r = reply(&mut ws);
+    assert_eq!(
+        (r["type"].as_str(), r["status"].as_str()),
+        (Some("unsubscribe"), Some("success"))
+    );
+    assert_eq!(
+        r["successful"].as_array().unwrap().len(),
+        1,
+        "TCS was still held"
+    );
+    // The feed connects in the background; broker_info tells the truth about it.
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        send(&mut ws, json!({"action": "get_broker_info"}));
+        let r = reply(&mut ws);
+        assert_eq!(r["broker"], "zerodha");
+        if r["adapter_status"] == "connected" {
+            break;
+        }
+        assert_eq!(r["adapter_status"], "disconnected");
+        assert!(Instant::now() < end, "feed never connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
