@@ -158,6 +158,43 @@ fn matches_sent(data: &Value, mode: u64, s: &Value) -> bool {
     ok
 }
 
+/// A running `tickwire demo` on free loopback ports with its own shm file.
+struct Demo {
+    _proc: Proc,
+    port: u16,
+    bport: u16,
+    shm: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn start_demo(extra: &[&str]) -> Demo {
+    let (port, bport) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let shm = dir.path().join("ticks");
+    let (ps, bps) = (port.to_string(), bport.to_string());
+    let mut args = vec![
+        "demo",
+        "--port",
+        &ps,
+        "--broker-port",
+        &bps,
+        "--api-key",
+        "k1",
+        "--shm",
+        shm.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut p = tickwire(&args);
+    wait_line(&mut p, "Ctrl-C");
+    Demo {
+        _proc: p,
+        port,
+        bport,
+        shm,
+        _dir: dir,
+    }
+}
+
 const TOKENS: [(&str, u32); 3] = [("SBIN", 779521), ("RELIANCE", 738561), ("INFY", 408065)];
 
 fn token_of(sym: &str) -> u32 {
@@ -166,26 +203,8 @@ fn token_of(sym: &str) -> u32 {
 
 #[test]
 fn demo_serves_clients_and_shm_with_the_mocks_values() {
-    let (port, bport) = (free_port(), free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let shm = dir.path().join("ticks");
-    let (ps, bps) = (port.to_string(), bport.to_string());
-    let mut demo = tickwire(&[
-        "demo",
-        "--port",
-        &ps,
-        "--broker-port",
-        &bps,
-        "--api-key",
-        "k1",
-        "--symbols",
-        "3",
-        "--rate",
-        "300",
-        "--shm",
-        shm.to_str().unwrap(),
-    ]);
-    wait_line(&mut demo, "Ctrl-C");
+    let d = start_demo(&["--symbols", "3", "--rate", "300"]);
+    let (port, bport, shm) = (d.port, d.bport, d.shm.clone());
     let mut ws = connect(port);
 
     // Before authentication: the documented error, and no data.
@@ -511,21 +530,8 @@ fn the_readme_python_client_works() {
         eprintln!("skipped: set TICKWIRE_PYTHON_TESTS=1 (needs python3 with websockets)");
         return;
     }
-    let (port, bport) = (free_port(), free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let shm = dir.path().join("ticks");
-    let mut demo = tickwire(&[
-        "demo",
-        "--port",
-        &port.to_string(),
-        "--broker-port",
-        &bport.to_string(),
-        "--api-key",
-        "k1",
-        "--shm",
-        shm.to_str().unwrap(),
-    ]);
-    wait_line(&mut demo, "Ctrl-C");
+    let d = start_demo(&[]);
+    let port = d.port;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/openalgo_client.py");
     let out = Command::new("python3")
         .arg(script)
@@ -556,27 +562,8 @@ fn the_readme_python_client_works() {
 
 #[test]
 fn a_slow_client_never_stalls_the_others() {
-    let (port, bport) = (free_port(), free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let shm = dir.path().join("ticks");
-    let mut demo = tickwire(&[
-        "demo",
-        "--port",
-        &port.to_string(),
-        "--broker-port",
-        &bport.to_string(),
-        "--api-key",
-        "k1",
-        "--symbols",
-        "10",
-        "--rate",
-        "20000",
-        "--flush-ms",
-        "0",
-        "--shm",
-        shm.to_str().unwrap(),
-    ]);
-    wait_line(&mut demo, "Ctrl-C");
+    let d = start_demo(&["--symbols", "10", "--rate", "20000", "--flush-ms", "0"]);
+    let port = d.port;
     let all: Vec<Value> = ["SBIN", "RELIANCE", "INFY", "TCS"]
         .iter()
         .map(|s| json!({"symbol": s, "exchange": "NSE"}))
@@ -653,21 +640,8 @@ fn the_official_kite_ticker_reads_the_mock() {
 
 #[test]
 fn protocol_errors_and_replies_match_openalgo() {
-    let (port, bport) = (free_port(), free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let shm = dir.path().join("ticks");
-    let mut demo = tickwire(&[
-        "demo",
-        "--port",
-        &port.to_string(),
-        "--broker-port",
-        &bport.to_string(),
-        "--api-key",
-        "k1",
-        "--shm",
-        shm.to_str().unwrap(),
-    ]);
-    wait_line(&mut demo, "Ctrl-C");
+    let d = start_demo(&[]);
+    let port = d.port;
     let mut ws = connect(port);
     ws.send(Message::Text("not json".into())).unwrap();
     assert_eq!(

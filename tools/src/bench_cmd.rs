@@ -16,13 +16,12 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use hdrhistogram::Histogram;
 use tickwire_engine::clock::now_ns;
-use tickwire_io::feed::kite_feed::KiteFeedConfig;
 use tickwire_shm::{Event, Reader};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::Message;
 
-use crate::gateway_cmd::{self, EngineArgs, Upstream};
-use crate::mock::{MockBroker, MockConfig};
+use crate::gateway_cmd::{self, EngineArgs};
+use crate::mock::MockConfig;
 
 /// `tickwire bench e2e` flags.
 #[derive(Args, Debug, Clone)]
@@ -115,28 +114,12 @@ pub fn e2e(a: E2eArgs, stop: &AtomicBool) -> Result<(), String> {
         rate: a.rate,
         ..MockConfig::default()
     };
-    let mock = MockBroker::start(mcfg.clone()).map_err(|e| format!("mock broker: {e}"))?;
-    let base = format!("127.0.0.1:{}", mock.addr().port());
-    let feed = KiteFeedConfig {
-        url: format!("ws://{base}"),
-        api_key: mcfg.api_key.clone(),
-        access_token: mcfg.access_token.clone(),
-        ..KiteFeedConfig::default()
-    };
     let mut engine = a.engine.clone();
     if engine.shm == std::path::Path::new(tickwire_shm::DEFAULT_PATH) {
         engine.shm = PathBuf::from(format!("/dev/shm/tickwire-bench-{}", std::process::id()));
     }
     let key = "bench".to_string();
-    let run = gateway_cmd::start(
-        Upstream {
-            feed,
-            instruments: format!("http://{base}/instruments"),
-        },
-        a.port,
-        vec![key.clone()],
-        &engine,
-    )?;
+    let (mock, run) = gateway_cmd::start_with_mock(mcfg, a.port, vec![key.clone()], &engine)?;
     let (send_ns, tokens) = mock.send_times();
     // symbol id → instrument index in the mock
     let inst_of: Arc<Vec<usize>> = Arc::new(

@@ -335,6 +335,29 @@ fn random_key() -> String {
     s
 }
 
+/// Starts a mock Kite broker and a gateway whose feed connects to it over a real WebSocket.
+pub fn start_with_mock(
+    mcfg: MockConfig,
+    port: u16,
+    api_keys: Vec<String>,
+    engine: &EngineArgs,
+) -> Result<(MockBroker, Running), String> {
+    let mock = MockBroker::start(mcfg.clone()).map_err(|e| format!("mock broker: {e}"))?;
+    let base = mock.addr();
+    let feed = KiteFeedConfig {
+        url: format!("ws://{base}"),
+        api_key: mcfg.api_key,
+        access_token: mcfg.access_token,
+        ..KiteFeedConfig::default()
+    };
+    let up = Upstream {
+        feed,
+        instruments: format!("http://{base}/instruments"),
+    };
+    let run = start(up, port, api_keys, engine)?;
+    Ok((mock, run))
+}
+
 /// `tickwire demo`: the mock broker and the gateway wired to it.
 pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
     let mcfg = MockConfig {
@@ -344,20 +367,9 @@ pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
         seed: a.seed,
         ..MockConfig::default()
     };
-    let mock = MockBroker::start(mcfg.clone()).map_err(|e| format!("mock broker: {e}"))?;
-    let base = format!("127.0.0.1:{}", mock.addr().port());
-    let feed = KiteFeedConfig {
-        url: format!("ws://{base}"),
-        api_key: mcfg.api_key.clone(),
-        access_token: mcfg.access_token.clone(),
-        ..KiteFeedConfig::default()
-    };
     let key = a.api_key.unwrap_or_else(random_key);
-    let up = Upstream {
-        feed,
-        instruments: format!("http://{base}/instruments"),
-    };
-    let run = start(up, a.port, vec![key.clone()], &a.engine)?;
+    let (mock, run) = start_with_mock(mcfg, a.port, vec![key.clone()], &a.engine)?;
+    let base = mock.addr();
     println!("tickwire demo: mock Kite broker + gateway");
     println!("  WebSocket (OpenAlgo protocol): ws://{}", run.addr);
     println!("  API key:                       {key}");
