@@ -245,9 +245,12 @@ pub fn e2e(a: E2eArgs, stop: &AtomicBool) -> Result<(), String> {
                         }
                         Some(Event::Lagged { lost: n }) => lost += n,
                         None => {
+                            // A strategy reader polls; sleeping here would measure the nap, not
+                            // the pipeline. Yielding returns at once when nothing else wants the
+                            // CPU, so the reader can share a core with the gateway's threads.
                             idle += 1;
-                            if idle > 10_000 {
-                                std::thread::sleep(Duration::from_micros(20));
+                            if idle > 1_000 {
+                                std::thread::yield_now();
                             } else {
                                 std::hint::spin_loop();
                             }
