@@ -724,3 +724,23 @@ fn protocol_errors_and_replies_match_openalgo() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn ctrl_c_shuts_the_demo_down_cleanly() {
+    let mut d = start_demo(&[]);
+    let pid = d._proc.0.id().to_string();
+    let st = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(st.success());
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = d._proc.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < end, "demo did not exit on SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "clean exit: {status:?}");
+    let opts = tickwire_shm::OpenOptions { require_live: false, ..Default::default() };
+    let r = Reader::open_with(&d.shm, opts).unwrap();
+    assert_eq!(r.writer_status(), tickwire_shm::WriterStatus::Closed, "shm header marked closed");
+}
