@@ -740,7 +740,90 @@ fn ctrl_c_shuts_the_demo_down_cleanly() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "clean exit: {status:?}");
-    let opts = tickwire_shm::OpenOptions { require_live: false, ..Default::default() };
+    let opts = tickwire_shm::OpenOptions {
+        require_live: false,
+        ..Default::default()
+    };
     let r = Reader::open_with(&d.shm, opts).unwrap();
-    assert_eq!(r.writer_status(), tickwire_shm::WriterStatus::Closed, "shm header marked closed");
+    assert_eq!(
+        r.writer_status(),
+        tickwire_shm::WriterStatus::Closed,
+        "shm header marked closed"
+    );
+}
+
+/// wss:// end to end: the mock serves TLS with a certificate made here, the gateway's feed trusts
+/// it through --broker-ca-file (besides the Mozilla roots), and ticks arrive over rustls.
+#[test]
+fn the_feed_speaks_wss_through_rustls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    // The instrument master, from a plain mock with the same market.
+    let plain = free_port();
+    let csv = {
+        let _m = mock(plain);
+        http_get(plain, "/instruments")
+    };
+    let master = dir.path().join("instruments.csv");
+    std::fs::write(&master, csv).unwrap();
+    let bport = free_port();
+    let mut m = tickwire(&[
+        "mock-broker",
+        "--broker",
+        "kite",
+        "--port",
+        &bport.to_string(),
+        "--symbols",
+        "3",
+        "--rate",
+        "300",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(wait_line(&mut m, "mock Kite broker").contains("wss://"));
+    let port = free_port();
+    let shm = dir.path().join("ticks");
+    let url = format!("wss://localhost:{bport}");
+    let _gw = tickwire(&[
+        "serve",
+        "--port",
+        &port.to_string(),
+        "--api-key",
+        "k1",
+        "--broker-url",
+        &url,
+        "--broker-ca-file",
+        cert.to_str().unwrap(),
+        "--instruments",
+        master.to_str().unwrap(),
+        "--kite-api-key",
+        "mock_api_key",
+        "--kite-access-token",
+        "mock_access_token",
+        "--shm",
+        shm.to_str().unwrap(),
+    ]);
+    let mut ws = connect(port);
+    send(&mut ws, json!({"action": "authenticate", "api_key": "k1"}));
+    assert_eq!(reply(&mut ws)["status"], "success");
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 3}),
+    );
+    assert_eq!(reply(&mut ws)["status"], "success");
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(Instant::now() < end, "no data over wss");
+        if let Some(m) = recv(&mut ws, Duration::from_millis(200)) {
+            if m["type"] == "market_data" {
+                assert_eq!(m["data"]["depth"]["buy"].as_array().unwrap().len(), 5);
+                break;
+            }
+        }
+    }
 }

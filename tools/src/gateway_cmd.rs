@@ -79,6 +79,9 @@ pub struct ServeArgs {
     /// Kite access token.
     #[arg(long)]
     pub kite_access_token: String,
+    /// Extra CA certificates (PEM) to trust for a wss:// broker URL, besides the Mozilla roots.
+    #[arg(long)]
+    pub broker_ca_file: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -132,6 +135,12 @@ pub struct MockArgs {
     /// access_token the mock accepts.
     #[arg(long, default_value = "mock_access_token")]
     pub access_token: String,
+    /// Serve wss:// with this PEM certificate chain (with --tls-key).
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Everything a running gateway needs to be watched and stopped.
@@ -301,6 +310,7 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
         url: a.broker_url,
         api_key: a.kite_api_key,
         access_token: a.kite_access_token,
+        ca_file: a.broker_ca_file,
         ..KiteFeedConfig::default()
     };
     let run = start(
@@ -403,10 +413,20 @@ pub fn mock_broker(a: MockArgs, stop: &AtomicBool) -> Result<(), String> {
         seed: a.seed,
         api_key: a.api_key,
         access_token: a.access_token,
+        tls: match (a.tls_cert, a.tls_key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => return Err("--tls-cert and --tls-key go together".into()),
+        },
+    };
+    let (ws, http) = if cfg.tls.is_some() {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
     };
     let mock = MockBroker::start(cfg).map_err(|e| format!("mock broker: {e}"))?;
     println!(
-        "mock Kite broker on ws://{0} (instruments: http://{0}/instruments)",
+        "mock Kite broker on {ws}://{0} (instruments: {http}://{0}/instruments)",
         mock.addr()
     );
     wait(stop);

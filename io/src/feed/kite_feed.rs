@@ -51,6 +51,8 @@ pub struct KiteFeedConfig {
     pub max_message: usize,
     /// Core to pin to.
     pub core: Option<usize>,
+    /// Extra CA certificates (PEM) trusted for wss:// besides the Mozilla roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for KiteFeedConfig {
@@ -64,6 +66,7 @@ impl Default for KiteFeedConfig {
             backoff_max: Duration::from_secs(10),
             max_message: 4 << 20,
             core: None,
+            ca_file: None,
         }
     }
 }
@@ -335,7 +338,7 @@ impl KiteFeed {
     ) -> Conn {
         let _ = tcp.set_nodelay(true);
         let stream = if tls {
-            match Stream::tls(tcp, host) {
+            match Stream::tls(tcp, host, self.cfg.ca_file.as_deref()) {
                 Ok(s) => s,
                 Err(e) => {
                     return self.fail(

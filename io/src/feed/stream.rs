@@ -18,10 +18,21 @@ pub enum Stream {
 }
 
 impl Stream {
-    /// Wraps `tcp` in TLS for `host`, trusting the Mozilla roots (webpki-roots).
-    pub fn tls(tcp: TcpStream, host: &str) -> io::Result<Self> {
+    /// Wraps `tcp` in TLS for `host`, trusting the Mozilla roots (webpki-roots) and the PEM
+    /// certificates in `ca_file`, if given.
+    pub fn tls(tcp: TcpStream, host: &str, ca_file: Option<&std::path::Path>) -> io::Result<Self> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = ca_file {
+            let bad = |e: &dyn std::fmt::Display| {
+                io::Error::other(format!("CA file {}: {e}", path.display()))
+            };
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+                roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            }
+        }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let cfg = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -38,6 +38,8 @@ pub struct MockConfig {
     pub api_key: String,
     /// Accepted `access_token`.
     pub access_token: String,
+    /// Serve wss:// and https:// with this certificate chain and key (PEM files).
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl Default for MockConfig {
@@ -49,6 +51,7 @@ impl Default for MockConfig {
             seed: 1,
             api_key: "mock_api_key".into(),
             access_token: "mock_access_token".into(),
+            tls: None,
         }
     }
 }
@@ -77,6 +80,7 @@ struct Shared {
     send_ns: Arc<Vec<AtomicI64>>,
     stats: Arc<MockStats>,
     stop: AtomicBool,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 struct Out {
@@ -115,6 +119,11 @@ impl MockBroker {
             send_ns: Arc::new((0..n).map(|_| AtomicI64::new(0)).collect()),
             stats: Arc::default(),
             stop: AtomicBool::new(false),
+            tls: cfg
+                .tls
+                .as_ref()
+                .map(|(c, k)| tls_config(c, k))
+                .transpose()?,
             cfg,
         });
         let mut threads = Vec::new();
@@ -182,6 +191,30 @@ impl Drop for MockBroker {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> io::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &str, p: &std::path::Path, e: &dyn std::fmt::Display| {
+        io::Error::other(format!("{what} {}: {e}", p.display()))
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad("certificate", cert, &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad("certificate", cert, &e))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad("key", key, &e))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(io::Error::other)?;
+    Ok(Arc::new(cfg))
 }
 
 fn market_loop(s: &Shared) {
@@ -314,7 +347,7 @@ struct Head {
     leftover: Vec<u8>,
 }
 
-fn read_head(stream: &mut TcpStream) -> io::Result<Head> {
+fn read_head(stream: &mut impl Read) -> io::Result<Head> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
@@ -362,7 +395,7 @@ fn read_head(stream: &mut TcpStream) -> io::Result<Head> {
     }
 }
 
-fn respond(stream: &mut TcpStream, status: &str, ctype: &str, body: &str) -> io::Result<()> {
+fn respond(stream: &mut impl Write, status: &str, ctype: &str, body: &str) -> io::Result<()> {
     write!(
         stream,
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -371,9 +404,25 @@ fn respond(stream: &mut TcpStream, status: &str, ctype: &str, body: &str) -> io:
     stream.flush()
 }
 
-fn serve(mut stream: TcpStream, s: &Arc<Shared>) -> io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.set_nodelay(true)?;
+fn serve(tcp: TcpStream, s: &Arc<Shared>) -> io::Result<()> {
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    tcp.set_nodelay(true)?;
+    // `sock` stays a handle on the socket for switching it to non-blocking once the stream is wrapped.
+    let sock = tcp.try_clone()?;
+    match &s.tls {
+        Some(cfg) => {
+            let conn = rustls::ServerConnection::new(cfg.clone()).map_err(io::Error::other)?;
+            serve_stream(rustls::StreamOwned::new(conn, tcp), &sock, s)
+        }
+        None => serve_stream(tcp, &sock, s),
+    }
+}
+
+fn serve_stream<S: Read + Write>(
+    mut stream: S,
+    sock: &TcpStream,
+    s: &Arc<Shared>,
+) -> io::Result<()> {
     let head = read_head(&mut stream)?;
     if !head.upgrade {
         return match head.path.as_str() {
@@ -405,7 +454,7 @@ fn serve(mut stream: TcpStream, s: &Arc<Shared>) -> io::Result<()> {
         tungstenite::handshake::derive_accept_key(key.as_bytes())
     )?;
     stream.flush()?;
-    stream.set_nonblocking(true)?;
+    sock.set_nonblocking(true)?;
     let cfg = WebSocketConfig::default().max_write_buffer_size(64 << 20);
     let mut ws = WebSocket::from_partially_read(stream, head.leftover, Role::Server, Some(cfg));
     let (tx, rx) = sync_channel(4096);
@@ -431,8 +480,8 @@ fn ws_err(e: tungstenite::Error) -> io::Error {
     }
 }
 
-fn session(
-    ws: &mut WebSocket<TcpStream>,
+fn session<S: Read + Write>(
+    ws: &mut WebSocket<S>,
     rx: &Receiver<Out>,
     conn: &Conn,
     s: &Shared,
@@ -501,7 +550,7 @@ fn session(
     Ok(())
 }
 
-fn text(ws: &mut WebSocket<TcpStream>, msg: &str) -> io::Result<()> {
+fn text<S: Read + Write>(ws: &mut WebSocket<S>, msg: &str) -> io::Result<()> {
     match ws.write(Message::Text(msg.into())) {
         Ok(()) => Ok(()),
         Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
@@ -518,8 +567,13 @@ fn tokens_of(v: &serde_json::Value) -> Option<Vec<u32>> {
 
 /// Applies a client's text message: subscribe, unsubscribe, mode; anything else gets Kite's error
 /// shape. Newly subscribed or re-moded tokens get their current value at once, as Kite does.
-fn on_text(ws: &mut WebSocket<TcpStream>, msg: &str, conn: &Conn, s: &Shared) -> io::Result<()> {
-    let err = |ws: &mut WebSocket<TcpStream>, m: String| {
+fn on_text<S: Read + Write>(
+    ws: &mut WebSocket<S>,
+    msg: &str,
+    conn: &Conn,
+    s: &Shared,
+) -> io::Result<()> {
+    let err = |ws: &mut WebSocket<S>, m: String| {
         let j = serde_json::json!({"type": "error", "data": m});
         text(ws, &j.to_string())
     };
