@@ -230,6 +230,35 @@ fn a_killed_writer_is_reported_by_every_tool() {
 }
 
 #[test]
+fn a_live_writers_file_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ticks");
+    let mut first = writer(&path, 3, 1000, 30.0, 1024);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tickwire_shm::Reader::open(&path).is_err() {
+        assert!(std::time::Instant::now() < deadline, "first writer never came up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = bin()
+        .args(["shm", "write-synthetic", "--seconds", "1", "--path"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by a live writer"), "{err}");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // Once that writer is gone, its file may be replaced.
+    let out = bin()
+        .args(["shm", "write-synthetic", "--seconds", "0.2", "--path"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn missing_and_foreign_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");

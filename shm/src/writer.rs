@@ -66,6 +66,16 @@ impl Writer {
                 geo.symbol_capacity
             )));
         }
+        // Never replace a file another live writer is publishing to: its readers would be orphaned.
+        if let Ok(r) = crate::Reader::open(path) {
+            let pid = r.info().writer_pid;
+            if pid != std::process::id() {
+                return Err(ShmError::Config(format!(
+                    "{} is in use by a live writer (pid {pid}); stop it or choose another path",
+                    path.display()
+                )));
+            }
+        }
         let io = |source| ShmError::Io {
             path: path.to_owned(),
             source,

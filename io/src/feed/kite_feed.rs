@@ -512,6 +512,11 @@ impl KiteFeed {
         self.status
             .ticks
             .fetch_add(st.ticks as u64, Ordering::Relaxed);
+        if st.ticks > 0 {
+            if let Some(b) = &self.router_bell {
+                b.ring();
+            }
+        }
     }
 
     fn on_text(&mut self, text: &str) {
