@@ -236,7 +236,10 @@ fn a_live_writers_file_is_never_replaced() {
     let mut first = writer(&path, 3, 1000, 30.0, 1024);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while tickwire_shm::Reader::open(&path).is_err() {
-        assert!(std::time::Instant::now() < deadline, "first writer never came up");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first writer never came up"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = bin()
@@ -255,7 +258,11 @@ fn a_live_writers_file_is_never_replaced() {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

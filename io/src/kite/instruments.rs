@@ -181,7 +181,10 @@ fn openalgo_date(expiry: &str) -> Option<String> {
     let mut it = expiry.split('-');
     let (y, m, d) = (it.next()?, it.next()?, it.next()?);
     let month = MONTHS.get(m.parse::<usize>().ok()?.checked_sub(1)?)?;
-    (y.len() == 4 && d.len() == 2).then(|| format!("{d}{month}{}", &y[2..]))
+    // Digits only: a byte length alone let a multi-byte character through, and slicing it panicked
+    // (found by `cargo fuzz run kite_instruments`).
+    let digits = |x: &str, n: usize| x.len() == n && x.bytes().all(|b| b.is_ascii_digit());
+    (digits(y, 4) && digits(d, 2) && it.next().is_none()).then(|| format!("{d}{month}{}", &y[2..]))
 }
 
 /// The OpenAlgo `(exchange, symbol)` for a Kite row.
@@ -232,6 +235,18 @@ mod tests {
         assert_eq!(names[2], ("NFO".into(), "NIFTY30JAN25FUT".into()));
         assert_eq!(names[3], ("NFO".into(), "NIFTY30JAN2523000CE".into()));
         assert_eq!(names[4], ("CDS".into(), "USDINR29JAN25FUT".into()));
+    }
+
+    #[test]
+    fn odd_expiries_fall_back_to_the_kite_symbol() {
+        // Regression from the fuzzer: a two-byte character where the year's digits should be.
+        let mut r = parse(CSV).unwrap().remove(2);
+        r.expiry = "2Р5-01-30".into();
+        assert_eq!(openalgo_name(&r).1, "NIFTY25JANFUT");
+        r.expiry = "2025-13-30".into();
+        assert_eq!(openalgo_name(&r).1, "NIFTY25JANFUT");
+        r.expiry = "2025-01-3x".into();
+        assert_eq!(openalgo_name(&r).1, "NIFTY25JANFUT");
     }
 
     #[test]
