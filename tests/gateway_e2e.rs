@@ -827,3 +827,78 @@ fn the_feed_speaks_wss_through_rustls() {
         }
     }
 }
+
+/// A broker that goes silent without closing (stopped process: no data, no heartbeats, the socket
+/// still open) is declared dead after 5 s; when it comes back, the feed reconnects and data flows.
+#[test]
+fn a_silent_broker_is_detected_dead_and_the_feed_recovers() {
+    let (port, bport) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let shm = dir.path().join("ticks");
+    let m = mock(bport);
+    let url = format!("ws://127.0.0.1:{bport}");
+    let inst = format!("http://127.0.0.1:{bport}/instruments");
+    let _gw = tickwire(&[
+        "serve",
+        "--port",
+        &port.to_string(),
+        "--api-key",
+        "k1",
+        "--broker-url",
+        &url,
+        "--instruments",
+        &inst,
+        "--kite-api-key",
+        "mock_api_key",
+        "--kite-access-token",
+        "mock_access_token",
+        "--shm",
+        shm.to_str().unwrap(),
+    ]);
+    let mut ws = connect(port);
+    send(&mut ws, json!({"action": "authenticate", "api_key": "k1"}));
+    assert_eq!(reply(&mut ws)["status"], "success");
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 1}),
+    );
+    assert_eq!(reply(&mut ws)["status"], "success");
+    let adapter = |ws: &mut Ws| {
+        send(ws, json!({"action": "get_broker_info"}));
+        reply(ws)["adapter_status"].as_str().unwrap().to_string()
+    };
+    let wait_for = |ws: &mut Ws, want: &str, secs: u64| {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while adapter(ws) != want {
+            assert!(Instant::now() < end, "adapter never became {want}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(&mut ws, "connected", 10);
+    let pid = m.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let stopped = Instant::now();
+    wait_for(&mut ws, "disconnected", 12);
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(4),
+        "declared dead only after the 5 s silence"
+    );
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for(&mut ws, "connected", 30);
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < end, "no data after recovery");
+        if recv(&mut ws, Duration::from_millis(200)).is_some_and(|m| m["type"] == "market_data") {
+            break;
+        }
+    }
+    drop(m);
+}
