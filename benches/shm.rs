@@ -14,9 +14,10 @@ use hdrhistogram::Histogram;
 use tickwire_engine::clock::now_ns;
 use tickwire_shm::{Event, Reader, ShmError};
 
-fn spawn_writer(path: &Path, rate: u64, seconds: f64) -> Child {
+fn spawn_writer(path: &Path, rate: u64, seconds: f64, ring_only: bool) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tickwire"))
         .args(["shm", "write-synthetic", "--core", "0", "--symbols", "1000"])
+        .args(ring_only.then_some("--ring-only"))
         .args([
             "--rate",
             &rate.to_string(),
@@ -53,8 +54,8 @@ struct Run {
     writer_says: String,
 }
 
-fn run(path: &Path, rate: u64, seconds: f64) -> Run {
-    let mut child = spawn_writer(path, rate, seconds);
+fn run(path: &Path, rate: u64, seconds: f64, ring_only: bool) -> Run {
+    let mut child = spawn_writer(path, rate, seconds, ring_only);
     let mut r = open(path);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
     let (mut read, mut lost) = (0u64, 0u64);
@@ -115,7 +116,7 @@ fn main() {
     println!("| rate ticks/s | p50 | p90 | p99 | p99.9 | max | read | lost |");
     println!("|---|---|---|---|---|---|---|---|");
     for rate in [100_000u64, 1_000_000] {
-        let r = run(&path, rate, secs);
+        let r = run(&path, rate, secs, false);
         let q = |x: f64| r.hist.value_at_quantile(x);
         println!(
             "| {rate} | {} | {} | {} | {} | {} | {} | {} |",
@@ -128,15 +129,20 @@ fn main() {
             r.lost
         );
     }
-    let r = run(&path, 0, secs);
     println!();
-    println!("sustained, writer at full speed: writer: {}", r.writer_says);
-    println!(
-        "reader: {:.1} M ticks/s read, {} lost of {} ({:.1} %)",
-        r.read as f64 / r.secs / 1e6,
-        r.lost,
-        r.read + r.lost,
-        100.0 * r.lost as f64 / (r.read + r.lost).max(1) as f64
-    );
+    for (ring_only, what) in [(false, "ring + last-value table"), (true, "ring only")] {
+        let r = run(&path, 0, secs, ring_only);
+        println!(
+            "sustained, writer at full speed, {what}: writer: {}",
+            r.writer_says
+        );
+        println!(
+            "  reader: {:.1} M ticks/s read, {} lost of {} ({:.1} %)",
+            r.read as f64 / r.secs / 1e6,
+            r.lost,
+            r.read + r.lost,
+            100.0 * r.lost as f64 / (r.read + r.lost).max(1) as f64
+        );
+    }
     let _ = std::fs::remove_file(&path);
 }

@@ -46,6 +46,10 @@ pub struct WriteArgs {
     /// Core to pin the writer to.
     #[arg(long)]
     pub core: Option<usize>,
+    /// Publish to the ring only, not the last-value table (to measure the ring alone; the
+    /// router always does both).
+    #[arg(long)]
+    pub ring_only: bool,
 }
 
 /// `shm tail` flags.
@@ -145,7 +149,11 @@ fn write_synthetic(a: WriteArgs, stop: &AtomicBool) -> Result<(), String> {
         for _ in 0..(due - pos).min(64) {
             let mut t = synth.tick(pos + 1);
             t.recv_ts_ns = stamp;
-            w.publish(&t);
+            if a.ring_only {
+                w.publish_ring(&t);
+            } else {
+                w.publish(&t);
+            }
             pos += 1;
             if pos == u64::MAX {
                 break 'run;
