@@ -902,3 +902,38 @@ fn a_silent_broker_is_detected_dead_and_the_feed_recovers() {
     }
     drop(m);
 }
+
+#[test]
+fn status_and_health_over_plain_http_on_the_client_port() {
+    let d = start_demo(&[]);
+    assert_eq!(http_get(d.port, "/health"), "ok\n");
+    assert!(http_get(d.port, "/nope").starts_with("not found"));
+    // Any path upgrades (nginx proxies OpenAlgo at /ws).
+    let (mut ws, _) = tungstenite::connect(format!("ws://127.0.0.1:{}/ws", d.port)).unwrap();
+    send(&mut ws, json!({"action": "authenticate", "api_key": "k1"}));
+    assert_eq!(reply(&mut ws)["status"], "success");
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": "TCS", "exchange": "NSE", "mode": 2}),
+    );
+    let r = reply(&mut ws);
+    assert!(["pending", "live"].contains(&r["subscriptions"][0]["upstream"].as_str().unwrap()));
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st: Value = serde_json::from_str(&http_get(d.port, "/status")).unwrap();
+        let subs = st["symbols"]["subscribed"].as_array().unwrap().clone();
+        assert!(Instant::now() < end, "TCS never went live: {subs:?}");
+        // Absent until the router has passed the demand to the feed, then pending, then live.
+        let Some(tcs) = subs.iter().find(|s| s["symbol"] == "TCS") else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        if tcs["upstream"] == "live" {
+            assert_eq!(st["feed"]["connected"], true);
+            assert!(st["clients"]["open"].as_u64().unwrap() >= 1);
+            break;
+        }
+        assert_eq!(tcs["upstream"], "pending", "not live yet means pending");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

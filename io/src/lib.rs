@@ -5,4 +5,5 @@
 
 pub mod feed;
 pub mod gateway;
+pub mod http;
 pub mod kite;

@@ -1,7 +1,7 @@
 //! One client connection: handshake, auth, requests, conflated market data, keepalive.
 
 use std::collections::{HashMap, VecDeque};
-use std::io;
+use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -11,19 +11,20 @@ use tickwire_engine::clock::now_ns;
 use tickwire_engine::router::{Control, Mode, ModeSet};
 use tickwire_engine::symbols::SymbolId;
 use tickwire_shm::Reader;
-use tungstenite::handshake::server::NoCallback;
-use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::Role;
 use tungstenite::protocol::WebSocketConfig;
-use tungstenite::{Message, ServerHandshake, WebSocket};
+use tungstenite::{Message, WebSocket};
 
 use super::protocol::{label, market_data, parse_mode};
 use super::{GatewayConfig, Shared, MAX_OUTBOX};
 use crate::feed::upstream_state;
+use crate::http;
 
 enum Ws {
-    Handshake(MidHandshake<ServerHandshake<TcpStream, NoCallback>>),
+    /// Reading the HTTP request head: a WebSocket upgrade, or `GET /status` / `/health`.
+    Head(TcpStream, Vec<u8>, WebSocketConfig),
     Open(WebSocket<TcpStream>),
     Closed,
 }
@@ -66,11 +67,7 @@ impl Session {
             .max_message_size(Some(cfg.max_message))
             .max_frame_size(Some(cfg.max_message))
             .max_write_buffer_size(cfg.max_queued * 2);
-        let ws = match tungstenite::accept_with_config(stream, Some(wcfg)) {
-            Ok(ws) => Ws::Open(ws),
-            Err(HandshakeError::Interrupted(mid)) => Ws::Handshake(mid),
-            Err(HandshakeError::Failure(_)) => Ws::Closed,
-        };
+        let ws = Ws::Head(stream, Vec::new(), wcfg);
         let now = Instant::now();
         Self {
             ws,
@@ -91,8 +88,14 @@ impl Session {
     }
 
     pub fn deregister(&mut self, poll: &mio::Poll) {
-        if let Ws::Open(ws) = &mut self.ws {
-            let _ = poll.registry().deregister(ws.get_mut());
+        match &mut self.ws {
+            Ws::Open(ws) => {
+                let _ = poll.registry().deregister(ws.get_mut());
+            }
+            Ws::Head(stream, ..) => {
+                let _ = poll.registry().deregister(stream);
+            }
+            Ws::Closed => {}
         }
     }
 
@@ -119,15 +122,8 @@ impl Session {
 
     /// Socket readiness: finish the handshake, read requests, drain the send queue.
     pub fn on_event(&mut self, shared: &Shared, outbox: &mut VecDeque<Control>, buf: &mut String) {
-        if let Ws::Handshake(_) = self.ws {
-            let Ws::Handshake(mid) = std::mem::replace(&mut self.ws, Ws::Closed) else {
-                return;
-            };
-            self.ws = match mid.handshake() {
-                Ok(ws) => Ws::Open(ws),
-                Err(HandshakeError::Interrupted(mid)) => Ws::Handshake(mid),
-                Err(HandshakeError::Failure(_)) => Ws::Closed,
-            };
+        if let Ws::Head(..) = self.ws {
+            self.read_head(shared);
         }
         loop {
             let Ws::Open(ws) = &mut self.ws else { return };
@@ -162,6 +158,82 @@ impl Session {
         }
         self.flush_socket();
         let _ = buf;
+    }
+
+    /// Reads the request head without blocking; answers plain HTTP, or upgrades to WebSocket.
+    /// Any path is accepted for the upgrade, as OpenAlgo accepts any.
+    fn read_head(&mut self, shared: &Shared) {
+        let Ws::Head(stream, buf, _) = &mut self.ws else {
+            return;
+        };
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => {
+                    self.ws = Ws::Closed;
+                    return;
+                }
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.ws = Ws::Closed;
+                    return;
+                }
+            }
+            if buf.len() > http::MAX_HEAD {
+                break;
+            }
+        }
+        let (head, len) = match http::parse_head(buf) {
+            Ok(Some(h)) => h,
+            Ok(None) => return,
+            Err(e) => {
+                let _ = stream.write_all(
+                    http::response("400 Bad Request", "text/plain", &format!("{e}\n")).as_bytes(),
+                );
+                self.ws = Ws::Closed;
+                return;
+            }
+        };
+        let Ws::Head(mut stream, buf, wcfg) = std::mem::replace(&mut self.ws, Ws::Closed) else {
+            return;
+        };
+        let reply = match (
+            head.upgrade,
+            head.ws_key.as_deref(),
+            head.method.as_str(),
+            head.path.as_str(),
+        ) {
+            (true, Some(key), "GET", _) => {
+                // A fresh socket's send buffer takes the ~130-byte answer whole.
+                if stream
+                    .write_all(http::switching_protocols(key).as_bytes())
+                    .is_ok()
+                {
+                    let rest = buf[len..].to_vec();
+                    self.ws = Ws::Open(WebSocket::from_partially_read(
+                        stream,
+                        rest,
+                        Role::Server,
+                        Some(wcfg),
+                    ));
+                }
+                return;
+            }
+            (true, ..) => {
+                http::response("400 Bad Request", "text/plain", "bad WebSocket upgrade\n")
+            }
+            (false, _, "GET", "/health") => http::response("200 OK", "text/plain", "ok\n"),
+            (false, _, "GET", "/status") => {
+                http::response("200 OK", "application/json", &status_json(shared))
+            }
+            _ => http::response(
+                "404 Not Found",
+                "text/plain",
+                "not found: try a WebSocket upgrade, /status or /health\n",
+            ),
+        };
+        let _ = stream.write_all(reply.as_bytes());
     }
 
     fn send(&mut self, text: &str) {
@@ -269,7 +341,7 @@ impl Session {
                     self.flush_socket();
                 }
             }
-            Ws::Handshake(_) if self.opened.elapsed() > Duration::from_secs(10) => {
+            Ws::Head(..) if self.opened.elapsed() > Duration::from_secs(10) => {
                 self.ws = Ws::Closed;
                 return;
             }
@@ -586,4 +658,39 @@ impl Session {
         json!({"type": "unsubscribe", "status": "success", "message": "Unsubscription processing complete",
             "successful": done, "failed": [], "broker": broker})
     }
+}
+
+/// `GET /status`: feed health, client counts, and every symbol with upstream demand and its state
+/// (a symbol the broker has not confirmed shows `pending`).
+fn status_json(shared: &Shared) -> String {
+    let f = &shared.feed;
+    let c = &shared.stats;
+    let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let mut symbols = Vec::new();
+    for (id, st) in f.symbols.iter().enumerate() {
+        let state = match st.load(Ordering::Relaxed) {
+            upstream_state::PENDING => "pending",
+            upstream_state::LIVE => "live",
+            upstream_state::REJECTED => "rejected",
+            _ => continue,
+        };
+        if let Some(info) = shared.registry.info(id as u32) {
+            symbols
+                .push(json!({"exchange": info.exchange, "symbol": info.symbol, "upstream": state}));
+        }
+    }
+    let last_error = f.last_error.lock().map(|e| e.clone()).unwrap_or_default();
+    json!({
+        "status": "ok",
+        "broker": shared.cfg.broker,
+        "feed": {
+            "connected": f.connected.load(Ordering::Relaxed),
+            "connects": ld(&f.connects), "frames": ld(&f.frames), "ticks": ld(&f.ticks),
+            "parse_errors": ld(&f.parse_errors), "broker_errors": ld(&f.broker_errors),
+            "ring_waits": ld(&f.ring_waits), "last_error": last_error,
+        },
+        "clients": {"open": ld(&c.open), "accepted": ld(&c.accepted), "messages": ld(&c.messages), "slow_skips": ld(&c.slow_skips)},
+        "symbols": {"registered": shared.registry.len(), "subscribed": symbols},
+    })
+    .to_string()
 }

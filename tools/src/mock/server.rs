@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use tickwire_engine::clock::now_ns;
 use tickwire_engine::router::Mode;
+use tickwire_io::http::{self, Head};
 use tickwire_io::kite::packet::{Kind, Repr};
 use tickwire_io::kite::{self, instruments};
 use tungstenite::protocol::{Role, WebSocketConfig};
@@ -339,15 +340,7 @@ fn accept_loop(listener: TcpListener, s: &Arc<Shared>) {
     }
 }
 
-struct Head {
-    path: String,
-    query: HashMap<String, String>,
-    ws_key: Option<String>,
-    upgrade: bool,
-    leftover: Vec<u8>,
-}
-
-fn read_head(stream: &mut impl Read) -> io::Result<Head> {
+fn read_head(stream: &mut impl Read) -> io::Result<(Head, Vec<u8>)> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
@@ -359,49 +352,12 @@ fn read_head(stream: &mut impl Read) -> io::Result<Head> {
             ));
         }
         buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let target = req.path.unwrap_or("/").to_string();
-                let (path, q) = target.split_once('?').unwrap_or((&target, ""));
-                // Header names compare case-insensitively (RFC 9110), as real clients vary them.
-                let header = |name: &str| {
-                    req.headers
-                        .iter()
-                        .find(|h| h.name.eq_ignore_ascii_case(name))
-                        .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
-                };
-                let upgrade =
-                    header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-                return Ok(Head {
-                    path: path.to_string(),
-                    query: q
-                        .split('&')
-                        .filter_map(|kv| kv.split_once('='))
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                    ws_key: header("sec-websocket-key"),
-                    upgrade,
-                    leftover: buf[len..].to_vec(),
-                });
-            }
-            Ok(httparse::Status::Partial) if buf.len() < 16 * 1024 => continue,
-            Ok(httparse::Status::Partial) => {
-                return Err(io::Error::other("request head over 16 KiB"))
-            }
-            Err(e) => return Err(io::Error::other(format!("bad request: {e}"))),
+        match http::parse_head(&buf) {
+            Ok(Some((head, len))) => return Ok((head, buf.split_off(len))),
+            Ok(None) => continue,
+            Err(e) => return Err(io::Error::other(e)),
         }
     }
-}
-
-fn respond(stream: &mut impl Write, status: &str, ctype: &str, body: &str) -> io::Result<()> {
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    stream.flush()
 }
 
 fn serve(tcp: TcpStream, s: &Arc<Shared>) -> io::Result<()> {
@@ -423,40 +379,36 @@ fn serve_stream<S: Read + Write>(
     sock: &TcpStream,
     s: &Arc<Shared>,
 ) -> io::Result<()> {
-    let head = read_head(&mut stream)?;
+    let (head, leftover) = read_head(&mut stream)?;
     if !head.upgrade {
         return match head.path.as_str() {
-            "/instruments" => respond(&mut stream, "200 OK", "text/csv", &s.csv),
+            "/instruments" => http::respond(&mut stream, "200 OK", "text/csv", &s.csv),
             "/sent" => {
                 let body = sent_json(s, head.query.get("token").and_then(|t| t.parse().ok()));
-                respond(&mut stream, "200 OK", "application/json", &body)
+                http::respond(&mut stream, "200 OK", "application/json", &body)
             }
-            _ => respond(&mut stream, "404 Not Found", "text/plain", "not found\n"),
+            _ => http::respond(&mut stream, "404 Not Found", "text/plain", "not found\n"),
         };
     }
     let (k, t) = (head.query.get("api_key"), head.query.get("access_token"));
     if k != Some(&s.cfg.api_key) || t != Some(&s.cfg.access_token) {
         // What Kite answers to a bad key or token: 403 before any upgrade.
         let body = r#"{"status":"error","message":"Invalid `api_key` or `access_token`.","error_type":"TokenException"}"#;
-        return respond(&mut stream, "403 Forbidden", "application/json", body);
+        return http::respond(&mut stream, "403 Forbidden", "application/json", body);
     }
     let Some(key) = head.ws_key else {
-        return respond(
+        return http::respond(
             &mut stream,
             "400 Bad Request",
             "text/plain",
             "missing Sec-WebSocket-Key\n",
         );
     };
-    write!(
-        stream,
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-        tungstenite::handshake::derive_accept_key(key.as_bytes())
-    )?;
+    stream.write_all(http::switching_protocols(&key).as_bytes())?;
     stream.flush()?;
     sock.set_nonblocking(true)?;
     let cfg = WebSocketConfig::default().max_write_buffer_size(64 << 20);
-    let mut ws = WebSocket::from_partially_read(stream, head.leftover, Role::Server, Some(cfg));
+    let mut ws = WebSocket::from_partially_read(stream, leftover, Role::Server, Some(cfg));
     let (tx, rx) = sync_channel(4096);
     let conn = Arc::new(Conn {
         subs: Mutex::default(),
