@@ -174,12 +174,10 @@ fn open_waiting(path: &Path, wait: f64, stop: &AtomicBool) -> Result<Reader, Shm
     loop {
         match Reader::open(path) {
             Ok(r) => return Ok(r),
+            // Not there yet, or not ready yet: wait within --wait.
             Err(
-                e @ (ShmError::Missing { .. }
-                | ShmError::NotLive { .. }
-                | ShmError::BadMagic { .. }),
+                ShmError::Missing { .. } | ShmError::NotLive { .. } | ShmError::BadMagic { .. },
             ) if Instant::now() < deadline && !stop.load(Ordering::Relaxed) => {
-                let _ = e;
                 std::thread::sleep(Duration::from_millis(20));
             }
             Err(e) => return Err(e),

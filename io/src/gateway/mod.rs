@@ -240,7 +240,7 @@ impl Gateway {
                 let Some(s) = sessions.get_mut(i).and_then(Option::as_mut) else {
                     continue;
                 };
-                s.on_event(&self.shared, &mut outbox, &mut buf);
+                s.on_event(&self.shared, &mut outbox);
             }
             // Deliveries from the router: mark, do not format yet (conflation).
             while let Ok(d) = self.deliveries.pop() {
@@ -268,7 +268,7 @@ impl Gateway {
             if last_timers.elapsed() >= Duration::from_millis(100) {
                 last_timers = Instant::now();
                 for s in sessions.iter_mut().flatten() {
-                    s.timers(&self.shared, &mut buf);
+                    s.timers(&self.shared);
                 }
             }
             // Reap closed sessions; the router forgets them through UnsubscribeAll.

@@ -121,7 +121,7 @@ impl Session {
     }
 
     /// Socket readiness: finish the handshake, read requests, drain the send queue.
-    pub fn on_event(&mut self, shared: &Shared, outbox: &mut VecDeque<Control>, buf: &mut String) {
+    pub fn on_event(&mut self, shared: &Shared, outbox: &mut VecDeque<Control>) {
         if let Ws::Head(..) = self.ws {
             self.read_head(shared);
         }
@@ -145,8 +145,7 @@ impl Session {
                 }
                 Ok(_) => {}
                 Err(e) if would_block(&e) => break,
-                Err(tungstenite::Error::Capacity(e)) => {
-                    let _ = e;
+                Err(tungstenite::Error::Capacity(_)) => {
                     self.close(1009, "message too big");
                     return;
                 }
@@ -157,7 +156,6 @@ impl Session {
             }
         }
         self.flush_socket();
-        let _ = buf;
     }
 
     /// Reads the request head without blocking; answers plain HTTP, or upgrades to WebSocket.
@@ -321,7 +319,7 @@ impl Session {
     }
 
     /// Keepalive, auth grace and upstream rejections, checked every 100 ms.
-    pub fn timers(&mut self, shared: &Shared, _buf: &mut String) {
+    pub fn timers(&mut self, shared: &Shared) {
         let cfg = &shared.cfg;
         match &mut self.ws {
             Ws::Open(ws) => {
