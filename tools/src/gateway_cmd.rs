@@ -378,7 +378,11 @@ pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
         ..MockConfig::default()
     };
     let key = a.api_key.unwrap_or_else(random_key);
-    let (mock, run) = start_with_mock(mcfg, a.port, vec![key.clone()], &a.engine)?;
+    // The demo's market is small: keep every instrument flowing, so shared memory shows live ticks
+    // before any WebSocket client subscribes.
+    let mut engine = a.engine.clone();
+    engine.subscribe_all = true;
+    let (mock, run) = start_with_mock(mcfg, a.port, vec![key.clone()], &engine)?;
     let base = mock.addr();
     println!("tickwire demo: mock Kite broker + gateway");
     println!("  WebSocket (OpenAlgo protocol): ws://{}", run.addr);
