@@ -937,3 +937,35 @@ fn status_and_health_over_plain_http_on_the_client_port() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn an_oversized_client_message_closes_with_1009() {
+    let d = start_demo(&[]);
+    let mut ws = connect(d.port);
+    let big = format!(
+        "{{\"action\":\"ping\",\"pad\":\"{}\"}}",
+        "x".repeat(2 << 20)
+    );
+    let _ = ws.send(Message::Text(big.into()));
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < end, "no close frame");
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => {
+                assert_eq!(u16::from(f.code), 1009);
+                break;
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("expected a 1009 close, got {e}"),
+        }
+    }
+    // The gateway is still serving others.
+    let mut ws2 = connect(d.port);
+    send(&mut ws2, json!({"action": "ping"}));
+    assert_eq!(reply(&mut ws2)["type"], "pong");
+}
