@@ -286,3 +286,29 @@ fn missing_and_foreign_files_are_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a tickwire shm file"));
 }
+
+/// The pure-Python reader (`shm/python/tickwire_shm.py`) in its own process: the same gap-free /
+/// exact-lap / bit-exact checks as the Rust readers. Runs when TICKWIRE_PYTHON_TESTS=1 (`.ci/run`).
+#[test]
+fn the_python_reader_sees_the_same_ticks_bit_exact() {
+    if std::env::var_os("TICKWIRE_PYTHON_TESTS").is_none() {
+        eprintln!("skipped: set TICKWIRE_PYTHON_TESTS=1 (needs python3)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ticks");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shm/python/tickwire_shm.py");
+    let reader = Command::new("python3")
+        .arg(script)
+        .args(["--wait", "20", "--count", "3000", "--path"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    std::thread::sleep(Duration::from_millis(100));
+    let mut w = writer(&path, 13, 5_000, 3.0, 1 << 16);
+    let seen = verify(&reader.wait_with_output().unwrap(), 13, 3000);
+    assert_eq!(seen.ticks, 3000);
+    assert!(w.wait().unwrap().success());
+}
