@@ -297,7 +297,8 @@ fn the_python_reader_sees_the_same_ticks_bit_exact() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ticks");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shm/python/tickwire_shm.py");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shm/python/tickwire_shm.py");
     let reader = Command::new("python3")
         .arg(script)
         .args(["--wait", "20", "--count", "3000", "--path"])
