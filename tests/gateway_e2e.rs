@@ -195,6 +195,53 @@ fn start_demo(extra: &[&str]) -> Demo {
     }
 }
 
+/// A running `tickwire serve` against `url` (a mock broker), on a free port with its own shm file.
+struct Served {
+    _proc: Proc,
+    port: u16,
+    shm: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn start_serve(url: &str, instruments: &str, extra: &[&str]) -> Served {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let shm = dir.path().join("ticks");
+    let ps = port.to_string();
+    let mut args = vec![
+        "serve",
+        "--port",
+        &ps,
+        "--api-key",
+        "k1",
+        "--broker-url",
+        url,
+        "--instruments",
+        instruments,
+        "--kite-api-key",
+        "mock_api_key",
+        "--kite-access-token",
+        "mock_access_token",
+        "--shm",
+        shm.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Served {
+        _proc: tickwire(&args),
+        port,
+        shm,
+        _dir: dir,
+    }
+}
+
+/// A client connected and authenticated with the test key.
+fn authed(port: u16) -> Ws {
+    let mut ws = connect(port);
+    send(&mut ws, json!({"action": "authenticate", "api_key": "k1"}));
+    assert_eq!(reply(&mut ws)["status"], "success");
+    ws
+}
+
 const TOKENS: [(&str, u32); 3] = [("SBIN", 779521), ("RELIANCE", 738561), ("INFY", 408065)];
 
 fn token_of(sym: &str) -> u32 {
@@ -393,32 +440,12 @@ fn mock(bport: u16) -> Proc {
 
 #[test]
 fn the_gateway_reconnects_when_the_broker_restarts() {
-    let (port, bport) = (free_port(), free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let shm = dir.path().join("ticks");
+    let bport = free_port();
     let m = mock(bport);
     let url = format!("ws://127.0.0.1:{bport}");
-    let inst = format!("http://127.0.0.1:{bport}/instruments");
-    let _gw = tickwire(&[
-        "serve",
-        "--port",
-        &port.to_string(),
-        "--api-key",
-        "k1",
-        "--broker-url",
-        &url,
-        "--instruments",
-        &inst,
-        "--kite-api-key",
-        "mock_api_key",
-        "--kite-access-token",
-        "mock_access_token",
-        "--shm",
-        shm.to_str().unwrap(),
-    ]);
-    let mut ws = connect(port);
-    send(&mut ws, json!({"action": "authenticate", "api_key": "k1"}));
-    assert_eq!(reply(&mut ws)["status"], "success");
+    let gw = start_serve(&url, &format!("http://127.0.0.1:{bport}/instruments"), &[]);
+    let (port, shm) = (gw.port, gw.shm.clone());
+    let mut ws = authed(port);
     send(
         &mut ws,
         json!({"action": "subscribe", "symbol": "TCS", "exchange": "NSE", "mode": "depth"}),
@@ -786,31 +813,13 @@ fn the_feed_speaks_wss_through_rustls() {
         key.to_str().unwrap(),
     ]);
     assert!(wait_line(&mut m, "mock Kite broker").contains("wss://"));
-    let port = free_port();
-    let shm = dir.path().join("ticks");
     let url = format!("wss://localhost:{bport}");
-    let _gw = tickwire(&[
-        "serve",
-        "--port",
-        &port.to_string(),
-        "--api-key",
-        "k1",
-        "--broker-url",
+    let gw = start_serve(
         &url,
-        "--broker-ca-file",
-        cert.to_str().unwrap(),
-        "--instruments",
         master.to_str().unwrap(),
-        "--kite-api-key",
-        "mock_api_key",
-        "--kite-access-token",
-        "mock_access_token",
-        "--shm",
-        shm.to_str().unwrap(),
-    ]);
-    let mut ws = connect(port);
-    send(&mut ws, json!({"action": "authenticate", "api_key": "k1"}));
-    assert_eq!(reply(&mut ws)["status"], "success");
+        &["--broker-ca-file", cert.to_str().unwrap()],
+    );
+    let mut ws = authed(gw.port);
     send(
         &mut ws,
         json!({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 3}),
@@ -832,32 +841,12 @@ fn the_feed_speaks_wss_through_rustls() {
 /// still open) is declared dead after 5 s; when it comes back, the feed reconnects and data flows.
 #[test]
 fn a_silent_broker_is_detected_dead_and_the_feed_recovers() {
-    let (port, bport) = (free_port(), free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let shm = dir.path().join("ticks");
+    let bport = free_port();
     let m = mock(bport);
     let url = format!("ws://127.0.0.1:{bport}");
-    let inst = format!("http://127.0.0.1:{bport}/instruments");
-    let _gw = tickwire(&[
-        "serve",
-        "--port",
-        &port.to_string(),
-        "--api-key",
-        "k1",
-        "--broker-url",
-        &url,
-        "--instruments",
-        &inst,
-        "--kite-api-key",
-        "mock_api_key",
-        "--kite-access-token",
-        "mock_access_token",
-        "--shm",
-        shm.to_str().unwrap(),
-    ]);
-    let mut ws = connect(port);
-    send(&mut ws, json!({"action": "authenticate", "api_key": "k1"}));
-    assert_eq!(reply(&mut ws)["status"], "success");
+    let gw = start_serve(&url, &format!("http://127.0.0.1:{bport}/instruments"), &[]);
+    let port = gw.port;
+    let mut ws = authed(port);
     send(
         &mut ws,
         json!({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 1}),
