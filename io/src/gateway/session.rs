@@ -57,6 +57,16 @@ fn would_block(e: &tungstenite::Error) -> bool {
     matches!(e, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
+/// A request's status that tells the truth: `error` when every entry failed (OpenAlgo said
+/// `partial`), `partial` when some did, `success` when none did.
+fn overall(ok: usize, failed: usize) -> &'static str {
+    match (ok, failed) {
+        (_, 0) => "success",
+        (0, _) => "error",
+        _ => "partial",
+    }
+}
+
 fn error(code: &str, message: &str) -> Value {
     json!({"status": "error", "code": code, "message": message})
 }
@@ -569,11 +579,7 @@ impl Session {
                 "mode": label(mode), "depth": depth, "broker": broker, "upstream": upstream}),
             );
         }
-        let status = match (ok, bad) {
-            (_, 0) => "success",
-            (0, _) => "error",
-            _ => "partial",
-        };
+        let status = overall(ok, bad);
         json!({"type": "subscribe", "status": status, "subscriptions": results,
             "message": "Subscription processing complete", "broker": broker})
     }
@@ -632,11 +638,7 @@ impl Session {
             }
             done.push(json!({"symbol": symbol, "exchange": exchange, "status": "success", "broker": broker}));
         }
-        let status = match (done.len(), failed.len()) {
-            (_, 0) => "success",
-            (0, _) => "error",
-            _ => "partial",
-        };
+        let status = overall(done.len(), failed.len());
         json!({"type": "unsubscribe", "status": status, "message": "Unsubscription processing complete",
             "successful": done, "failed": failed, "broker": broker})
     }
