@@ -240,11 +240,7 @@ fn market_loop(s: &Shared) {
         }
         if let Ok(mut h) = s.history.lock() {
             for &(i, k, r, _) in &updated {
-                let q = &mut h[i];
-                if q.len() == HISTORY {
-                    q.pop_front();
-                }
-                q.push_back((k, r));
+                remember(&mut h[i], k, r);
             }
         }
         let conns: Vec<Arc<Conn>> = s.conns.lock().map(|c| c.clone()).unwrap_or_default();
@@ -260,6 +256,14 @@ fn market_loop(s: &Shared) {
             .map(|mut v| v.retain(|c| !c.closed.load(Ordering::Relaxed)))
             .ok();
     }
+}
+
+/// Appends to an instrument's send history, keeping the newest `HISTORY` entries.
+fn remember(q: &mut VecDeque<(Kind, Repr)>, k: Kind, r: Repr) {
+    if q.len() == HISTORY {
+        q.pop_front();
+    }
+    q.push_back((k, r));
 }
 
 fn packet_kind(mode: Mode, index: bool) -> Kind {
@@ -597,7 +601,7 @@ fn on_text<S: Read + Write>(
         };
         if let Ok(mut h) = s.history.lock() {
             for &(i, k, r) in &snapshot {
-                h[i].push_back((k, r));
+                remember(&mut h[i], k, r);
             }
         }
         send_packets(s, conn, snapshot.into_iter());
