@@ -55,7 +55,7 @@ fn case(subs: u32, interval: Duration, ticks: u64) {
     for s in 0..WATCHED {
         for c in 0..subs {
             ctl.push(Control::Subscribe {
-                consumer: c,
+                consumer: c + 1, // id 0 is the pin holder: no deliveries
                 symbol: s * (SYMBOLS / WATCHED),
                 mode: Mode::Quote,
             })

@@ -81,7 +81,9 @@ pub struct RouterConfig {
     pub symbols: usize,
     /// Coalescing interval; zero delivers every tick at once.
     pub flush_interval: Duration,
-    /// Consumer ids each client IO thread owns.
+    /// Consumer ids each client IO thread owns. The first id of each range
+    /// (`k × consumers_per_io`) is that IO thread's *pin holder*: its subscriptions count for
+    /// upstream demand but it is never delivered to (symbols kept flowing for shm-only readers).
     pub consumers_per_io: u32,
     /// Most items taken from one ring per pass, so one busy feed cannot starve the others.
     pub batch: usize,
@@ -434,10 +436,9 @@ impl<P: Publish> Core<P> {
             let counters = &mut self.counters;
             self.pending_out[io].drain_while(|symbol| {
                 let mine = || {
-                    index
-                        .subscribers(symbol)
-                        .iter()
-                        .filter(|s| (s.consumer / per_io) as usize == io)
+                    index.subscribers(symbol).iter().filter(|s| {
+                        (s.consumer / per_io) as usize == io && !is_pin_holder(s.consumer, per_io)
+                    })
                 };
                 if ring.slots() < mine().count() {
                     return false;
@@ -503,7 +504,9 @@ impl<P: Publish> Core<P> {
                 let ch = self.index.subscribe(consumer, symbol, mode);
                 self.on_demand(ch);
                 // The new subscriber gets the current value at once, if there is one.
-                if self.seq[symbol as usize] > 0 {
+                if self.seq[symbol as usize] > 0
+                    && !is_pin_holder(consumer, self.cfg.consumers_per_io)
+                {
                     let modes = self.index.modes_of(consumer, symbol);
                     let d = Delivery {
                         consumer,
@@ -550,6 +553,12 @@ impl<P: Publish> Core<P> {
     }
 }
 
+/// The first consumer id of each IO thread's range holds pinned subscriptions and gets no deliveries.
+#[inline]
+fn is_pin_holder(consumer: ConsumerId, per_io: u32) -> bool {
+    consumer.is_multiple_of(per_io)
+}
+
 /// Pushes a delivery of `symbol` to every subscriber; a full ring sends the symbol to that IO
 /// thread's retry set instead (which then covers every subscriber of it on that thread).
 #[inline]
@@ -562,6 +571,9 @@ fn deliver(
     symbol: u32,
 ) {
     for sub in index.subscribers(symbol) {
+        if is_pin_holder(sub.consumer, per_io) {
+            continue;
+        }
         let io = (sub.consumer / per_io) as usize;
         if pending[io].contains(symbol) {
             continue;

@@ -106,7 +106,7 @@ fn every_changed_symbol_arrives_once_per_interval() {
     for s in 0..10 {
         r.controls[0]
             .push(Control::Subscribe {
-                consumer: 0,
+                consumer: 1,
                 symbol: s,
                 mode: Mode::Quote,
             })
@@ -157,14 +157,14 @@ fn demand_is_counted_per_consumer() {
     // consumer 0 on IO thread 0, consumer 16 on IO thread 1
     r.controls[0]
         .push(Control::Subscribe {
-            consumer: 0,
+            consumer: 1,
             symbol: 5,
             mode: Mode::Ltp,
         })
         .unwrap();
     r.controls[1]
         .push(Control::Subscribe {
-            consumer: 16,
+            consumer: 17,
             symbol: 5,
             mode: Mode::Depth,
         })
@@ -180,7 +180,7 @@ fn demand_is_counted_per_consumer() {
     );
     r.controls[1]
         .push(Control::Unsubscribe {
-            consumer: 16,
+            consumer: 17,
             symbol: 5,
             modes: 0b111,
         })
@@ -195,7 +195,7 @@ fn demand_is_counted_per_consumer() {
         "downgrade, not unsubscribe: consumer 0 still wants it"
     );
     r.controls[0]
-        .push(Control::UnsubscribeAll { consumer: 0 })
+        .push(Control::UnsubscribeAll { consumer: 1 })
         .unwrap();
     r.router.poll(now);
     assert_eq!(
@@ -235,14 +235,14 @@ fn a_full_delivery_ring_delays_but_loses_nothing_and_spares_other_threads() {
     for s in 0..20 {
         r.controls[0]
             .push(Control::Subscribe {
-                consumer: 0,
+                consumer: 1,
                 symbol: s,
                 mode: Mode::Ltp,
             })
             .unwrap();
         r.controls[1]
             .push(Control::Subscribe {
-                consumer: 16,
+                consumer: 17,
                 symbol: s,
                 mode: Mode::Ltp,
             })
@@ -280,7 +280,7 @@ fn bad_ids_are_counted_not_published() {
     r.feed.push(ltp_tick(64, 1)).unwrap();
     r.controls[0]
         .push(Control::Subscribe {
-            consumer: 0,
+            consumer: 1,
             symbol: 99,
             mode: Mode::Ltp,
         })
@@ -310,4 +310,42 @@ fn run_drains_and_returns_the_publisher_on_stop() {
     let p = r.router.spawn(stop).unwrap().join().unwrap();
     assert_eq!(p.published, 1000);
     assert_eq!(p.last[1].ltp, 999);
+}
+
+#[test]
+fn a_pin_holder_drives_demand_but_gets_no_deliveries() {
+    // Consumer 0, the first id of IO thread 0's range, holds pinned subscriptions (symbols kept
+    // flowing for shared-memory readers): the feed is asked for the symbol, nothing is delivered.
+    let mut r = rig(Duration::ZERO, 1, 64);
+    let now = Instant::now();
+    r.feed.push(ltp_tick(3, 1)).unwrap();
+    r.router.poll(now);
+    r.controls[0]
+        .push(Control::Subscribe {
+            consumer: 0,
+            symbol: 3,
+            mode: Mode::Depth,
+        })
+        .unwrap();
+    r.router.poll(now);
+    assert_eq!(
+        drain(&mut r.upstream),
+        [Upstream::Subscribe {
+            symbol: 3,
+            mode: Mode::Depth
+        }]
+    );
+    for i in 0..10 {
+        r.feed.push(ltp_tick(3, i)).unwrap();
+    }
+    r.router.poll(now);
+    assert!(
+        drain(&mut r.deliveries[0]).is_empty(),
+        "no snapshot, no deliveries for the pin holder"
+    );
+    assert_eq!(
+        r.router.publisher().published,
+        11,
+        "but every tick is published"
+    );
 }

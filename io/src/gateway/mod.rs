@@ -196,7 +196,8 @@ impl Gateway {
         let n = self.shared.cfg.max_connections as usize;
         let base = self.shared.cfg.consumer_base;
         let mut sessions: Vec<Option<Session>> = (0..n).map(|_| None).collect();
-        // Slot 0 is the reserved shm-only consumer that holds the pinned subscriptions.
+        // Slot 0 is the router's pin holder for this thread (RouterConfig::consumers_per_io): it holds
+        // the pinned subscriptions and is never delivered to, so no session takes it.
         let mut free: Vec<usize> = (1..n).rev().collect();
         // Control messages the ring could not take yet; bounded by `MAX_OUTBOX` (a full outbox makes
         // new subscribe requests fail with a clear "busy" entry instead of growing).
