@@ -8,11 +8,11 @@
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use tickwire_engine::clock::now_ns;
-use tickwire_shm::{Event, Reader, ShmError};
+use tickwire_shm::{Event, Reader};
 
 fn spawn_writer(path: &Path, rate: u64, seconds: f64, ring_only: bool) -> Child {
     Command::new(env!("CARGO_BIN_EXE_tickwire"))
@@ -32,18 +32,8 @@ fn spawn_writer(path: &Path, rate: u64, seconds: f64, ring_only: bool) -> Child 
 }
 
 fn open(path: &Path) -> Reader {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match Reader::open(path) {
-            Ok(r) => return r,
-            Err(ShmError::Missing { .. } | ShmError::NotLive { .. })
-                if Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
+    let never = std::sync::atomic::AtomicBool::new(false);
+    tickwire::shm_cmd::open_waiting(path, 10.0, &never).unwrap_or_else(|e| panic!("{e}"))
 }
 
 struct Run {

@@ -423,19 +423,27 @@ fn shm_has_new_ticks(r: &mut Reader, within: Duration) -> bool {
 }
 
 fn mock(bport: u16) -> Proc {
-    let mut m = tickwire(&[
+    let mut m = mock_with(bport, &[]);
+    wait_line(&mut m, "mock Kite broker");
+    m
+}
+
+/// `tickwire mock-broker` on `bport` with a small market, plus `extra` flags.
+fn mock_with(bport: u16, extra: &[&str]) -> Proc {
+    let ps = bport.to_string();
+    let mut args = vec![
         "mock-broker",
         "--broker",
         "kite",
         "--port",
-        &bport.to_string(),
+        &ps,
         "--symbols",
         "3",
         "--rate",
         "300",
-    ]);
-    wait_line(&mut m, "mock Kite broker");
-    m
+    ];
+    args.extend_from_slice(extra);
+    tickwire(&args)
 }
 
 #[test]
@@ -797,21 +805,15 @@ fn the_feed_speaks_wss_through_rustls() {
     let master = dir.path().join("instruments.csv");
     std::fs::write(&master, csv).unwrap();
     let bport = free_port();
-    let mut m = tickwire(&[
-        "mock-broker",
-        "--broker",
-        "kite",
-        "--port",
-        &bport.to_string(),
-        "--symbols",
-        "3",
-        "--rate",
-        "300",
-        "--tls-cert",
-        cert.to_str().unwrap(),
-        "--tls-key",
-        key.to_str().unwrap(),
-    ]);
+    let mut m = mock_with(
+        bport,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
     assert!(wait_line(&mut m, "mock Kite broker").contains("wss://"));
     let url = format!("wss://localhost:{bport}");
     let gw = start_serve(

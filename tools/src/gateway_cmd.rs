@@ -334,15 +334,9 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
 }
 
 fn random_key() -> String {
-    let mut x = tickwire_engine::clock::now_ns() as u64 ^ ((std::process::id() as u64) << 32);
-    let mut s = String::new();
-    for _ in 0..4 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.push_str(&format!("{x:016x}"));
-    }
-    s
+    let seed = tickwire_engine::clock::now_ns() as u64 ^ ((std::process::id() as u64) << 32);
+    let mut rng = crate::mock::market::Rng::new(seed);
+    (0..4).map(|_| format!("{:016x}", rng.next_u64())).collect()
 }
 
 /// Starts a mock Kite broker and a gateway whose feed connects to it over a real WebSocket.

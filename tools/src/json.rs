@@ -5,19 +5,11 @@ use std::io::{self, Write};
 
 use tickwire_engine::tick::{valid, DepthLevel};
 use tickwire_engine::{Px, Tick};
+use tickwire_io::gateway::JsonStr;
 
-/// Writes `s` as a JSON string literal.
+/// Writes `s` as a JSON string literal (the gateway's escaping, one implementation).
 pub fn write_str(out: &mut impl Write, s: &str) -> io::Result<()> {
-    out.write_all(b"\"")?;
-    for c in s.chars() {
-        match c {
-            '"' => out.write_all(b"\\\"")?,
-            '\\' => out.write_all(b"\\\\")?,
-            c if (c as u32) < 0x20 => write!(out, "\\u{:04x}", c as u32)?,
-            c => write!(out, "{c}")?,
-        }
-    }
-    out.write_all(b"\"")
+    write!(out, "{}", JsonStr(s))
 }
 
 /// A float in its shortest round-trip form; NaN and infinities (not JSON) as `null`.

@@ -169,7 +169,9 @@ fn write_synthetic(a: WriteArgs, stop: &AtomicBool) -> Result<(), String> {
     Ok(())
 }
 
-fn open_waiting(path: &Path, wait: f64, stop: &AtomicBool) -> Result<Reader, ShmError> {
+/// Opens `path`, waiting up to `wait` seconds for the file and a live writer to appear (a reader
+/// started just before its writer). Other errors return at once.
+pub fn open_waiting(path: &Path, wait: f64, stop: &AtomicBool) -> Result<Reader, ShmError> {
     let deadline = Instant::now() + Duration::from_secs_f64(wait.max(0.0));
     loop {
         match Reader::open(path) {

@@ -26,7 +26,7 @@ use tickwire_engine::router::{Control, Delivery, Mode};
 use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_shm::Reader;
 
-pub use protocol::{label, market_data, parse_mode};
+pub use protocol::{label, market_data, parse_mode, JsonStr};
 use session::Session;
 use tickwire_engine::doorbell::Doorbell;
 

@@ -71,20 +71,28 @@ pub fn parse_mode(v: &Value) -> Result<Mode, String> {
     }
 }
 
+/// Displays a string as a JSON string literal (quoted, escaped). A `Display` so the same escaping
+/// serves `String` buffers here and `io::Write` streams (`tickwire shm tail`) without a copy.
+pub struct JsonStr<'a>(pub &'a str);
+
+impl std::fmt::Display for JsonStr<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_char('"')?;
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                c if (c as u32) < 0x20 => write!(f, "\\u{:04x}", c as u32)?,
+                c => f.write_char(c)?,
+            }
+        }
+        f.write_char('"')
+    }
+}
+
 /// Writes a JSON string literal.
 pub fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    let _ = write!(out, "{}", JsonStr(s));
 }
 
 /// `change_percent` with two decimals, computed in integers: `(ltp - close) / close × 100`.
