@@ -44,7 +44,9 @@ struct Run {
     writer_says: String,
 }
 
-fn run(path: &Path, rate: u64, seconds: f64, ring_only: bool) -> Run {
+/// With `timed`, every tick read is timestamped into the histogram; without, the reader only
+/// copies and counts (a throughput run: two clock reads a tick would be most of its budget).
+fn run(path: &Path, rate: u64, seconds: f64, ring_only: bool, timed: bool) -> Run {
     let mut child = spawn_writer(path, rate, seconds, ring_only);
     let mut r = open(path);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
@@ -54,8 +56,12 @@ fn run(path: &Path, rate: u64, seconds: f64, ring_only: bool) -> Run {
     loop {
         match r.next() {
             Some(Event::Tick(t)) => {
-                let lat = now_ns() - t.recv_ts_ns;
-                hist.record(lat.max(1) as u64).unwrap();
+                if timed {
+                    let lat = now_ns() - t.recv_ts_ns;
+                    hist.record(lat.max(1) as u64).unwrap();
+                } else {
+                    std::hint::black_box(&t);
+                }
                 read += 1;
             }
             Some(Event::Lagged { lost: n }) => lost += n,
@@ -106,7 +112,7 @@ fn main() {
     println!("| rate ticks/s | p50 | p90 | p99 | p99.9 | max | read | lost |");
     println!("|---|---|---|---|---|---|---|---|");
     for rate in [100_000u64, 1_000_000] {
-        let r = run(&path, rate, secs, false);
+        let r = run(&path, rate, secs, false, true);
         let q = |x: f64| r.hist.value_at_quantile(x);
         println!(
             "| {rate} | {} | {} | {} | {} | {} | {} | {} |",
@@ -121,7 +127,7 @@ fn main() {
     }
     println!();
     for (ring_only, what) in [(false, "ring + last-value table"), (true, "ring only")] {
-        let r = run(&path, 0, secs, ring_only);
+        let r = run(&path, 0, secs, ring_only, false);
         println!(
             "sustained, writer at full speed, {what}: writer: {}",
             r.writer_says

@@ -145,7 +145,8 @@ class Reader:
         return self._u64(H_WRITE_POS)
 
     def seek_oldest(self):
-        self.pos = max(1, self.write_position() - self.ring_cap + 1)
+        # The newest ring_cap - 1 positions: the slot after the newest is marked for the next.
+        self.pos = max(1, self.write_position() - self.ring_cap + 2)
 
     def next(self):
         """None (nothing new), ("tick", position, Tick), or ("lagged", lost) after which reading resumes."""

@@ -24,7 +24,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"TICKWIRE");
 /// Layout major version: a reader refuses any other.
 pub const VERSION_MAJOR: u16 = 1;
 /// Layout minor version: additions a v1 reader may ignore.
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 
 /// Header size: one page.
 pub const HEADER_SIZE: usize = 4096;
@@ -142,7 +142,8 @@ pub struct Geometry {
 impl Geometry {
     /// Lays out a file; `None` if the ring capacity is not a power of two or a size overflows.
     pub fn new(ring_capacity: u64, symbol_capacity: u64) -> Option<Self> {
-        if !ring_capacity.is_power_of_two() || symbol_capacity == 0 {
+        // At least 2 slots: the slot after the newest tick is always marked for the next one.
+        if !ring_capacity.is_power_of_two() || ring_capacity < 2 || symbol_capacity == 0 {
             return None;
         }
         let page = |x: u64| x.checked_next_multiple_of(4096);

@@ -167,7 +167,7 @@ impl Reader {
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
         let mut r = Reader {
             map,
-            geo: Geometry::new(1, 1).expect("constant geometry"),
+            geo: Geometry::new(2, 1).expect("constant geometry"),
             path,
             opts,
             next: 0,
@@ -325,7 +325,9 @@ impl Reader {
     /// Continue from the oldest tick still in the ring.
     pub fn seek_oldest(&mut self) {
         let w = self.write_position();
-        self.next = w.saturating_sub(self.geo.ring_capacity - 1).max(1);
+        // The ring holds the newest C - 1 positions: the slot after the newest is already marked
+        // for the next one.
+        self.next = w.saturating_sub(self.geo.ring_capacity - 2).max(1);
     }
 
     /// The next tick in ring order, `Lagged` if the writer lapped this reader, `None` if there is

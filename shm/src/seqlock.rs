@@ -44,9 +44,26 @@ impl SeqTick {
     /// Only one thread may write a given record (the single writer).
     #[inline]
     pub fn write(&self, odd: u64, tick: &Tick, even: u64) {
-        debug_assert!(odd & 1 == 1 && even & 1 == 0);
+        self.mark(odd);
+        self.write_marked(tick, even);
+    }
+
+    /// The first half of [`SeqTick::write`]: stores the in-progress sequence `odd`. The ring
+    /// writer marks the next slot right after publishing the current one, so the store that
+    /// takes the line from a polling reader happens off the next tick's path.
+    #[inline]
+    pub fn mark(&self, odd: u64) {
+        debug_assert!(odd & 1 == 1);
         self.seq.store(odd, Ordering::Relaxed);
-        // Orders the odd store before the data stores (pairs with the reader's Acquire fence).
+    }
+
+    /// The second half of [`SeqTick::write`], for a record already [`mark`](SeqTick::mark)ed by
+    /// this writer: the data, then the complete sequence `even`.
+    #[inline]
+    pub fn write_marked(&self, tick: &Tick, even: u64) {
+        debug_assert!(even & 1 == 0);
+        // Orders the odd store (made here or earlier by `mark`) before the data stores (pairs
+        // with the reader's Acquire fence).
         fence(Ordering::Release);
         let src: &[u64; TICK_WORDS] = bytemuck::cast_ref(tick);
         for (w, v) in self.words.iter().zip(src) {
@@ -75,6 +92,16 @@ impl SeqTick {
             return Err(s2);
         }
         Ok(bytemuck::cast(out))
+    }
+
+    /// The field groups the record's tick holds, as the writer sees them (no race: only the writer
+    /// stores to this record). One word load instead of a whole copy.
+    #[inline]
+    pub fn own_valid(&self) -> u32 {
+        // `Tick::valid` is bytes 4..8 of word 0 (asserted in `tick.rs`); native-endian bytes of
+        // the word are its bytes in memory, so this holds on either endianness.
+        let w = self.words[0].load(Ordering::Relaxed).to_ne_bytes();
+        u32::from_ne_bytes([w[4], w[5], w[6], w[7]])
     }
 
     /// The writer's own view of the data (no race: only the writer stores to this record).

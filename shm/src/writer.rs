@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use memmap2::MmapMut;
 use tickwire_engine::router::Publish;
 use tickwire_engine::symbols::SymbolRegistry;
-use tickwire_engine::tick::valid;
 use tickwire_engine::Tick;
 
 use crate::layout::{
@@ -55,7 +54,7 @@ impl Writer {
     ) -> Result<Self, ShmError> {
         let geo = Geometry::new(cfg.ring_capacity, cfg.symbol_capacity).ok_or_else(|| {
             ShmError::Config(format!(
-                "ring capacity {} must be a power of two and symbol capacity {} non-zero",
+                "ring capacity {} must be a power of two of at least 2 and symbol capacity {} non-zero",
                 cfg.ring_capacity, cfg.symbol_capacity
             ))
         })?;
@@ -123,6 +122,8 @@ impl Writer {
         for (id, s) in symbols.iter() {
             w.add_symbol(id, &s.exchange, &s.symbol, &s.broker_token)?;
         }
+        // Position 1 is the first to be written: mark its slot as every later one is marked.
+        w.ring_slot(1).mark(1 << 1 | 1);
         // Last: a reader that Acquire-loads MAGIC sees every field above.
         w.header().magic.store(MAGIC, Ordering::Release);
         std::fs::rename(&tmp, path).map_err(io)?;
@@ -188,8 +189,9 @@ impl Writer {
             let e = self.record(self.geo.lvt_offset + id * RECORD_SIZE as u64);
             // The writer is the only one storing to this entry, so its plain view is current.
             let v = e.seq.load(Ordering::Relaxed);
-            if tick.valid & valid::ALL == valid::ALL && tick.exchange_ts_ns != 0 {
-                // A full tick replaces every group: no need to read the old value to merge.
+            if tick.exchange_ts_ns != 0 && tick.valid & e.own_valid() == e.own_valid() {
+                // The tick carries every group the last value holds (a Kite full packet after
+                // full packets): it replaces the value whole, no copy-out and merge needed.
                 e.write(v + 1, tick, v + 2);
             } else {
                 let mut last = e.read_own();
@@ -203,12 +205,29 @@ impl Writer {
     #[inline]
     pub fn publish_ring(&mut self, tick: &Tick) {
         let p = self.pos + 1;
-        let slot = (p & (self.geo.ring_capacity - 1)) * RECORD_SIZE as u64;
-        self.record(self.geo.ring_offset + slot)
-            .write(p << 1 | 1, tick, p << 1);
+        // Slot `p` was marked in progress when `p - 1` was published (or at creation).
+        self.ring_slot(p).write_marked(tick, p << 1);
         // Release: a reader that sees `p` here finds slot `p` complete (used when resyncing).
         self.header().write_pos.store(p, Ordering::Release);
         self.pos = p;
+        // Mark the next slot now. A caught-up reader polls it, so this store has to take the
+        // line from that reader's cache; done here, the transfer overlaps the reader copying
+        // slot `p`, and the next tick's path pays one ownership transfer (its `even` store)
+        // instead of two. Its old position counts as overwritten from here on.
+        self.ring_slot(p + 1).mark((p + 1) << 1 | 1);
+        // Ask for a slot a few ticks ahead in exclusive state now, so a burst does not wait on
+        // one ownership request per line when it gets there (the slot was last written a whole
+        // ring ago and is cold, or shared by a reader's cache).
+        let ahead = ((p + PREFETCH_AHEAD) & (self.geo.ring_capacity - 1)) * RECORD_SIZE as u64;
+        let rec = self.record(self.geo.ring_offset + ahead) as *const SeqTick;
+        prefetch_for_write(rec.cast(), RECORD_SIZE);
+    }
+
+    /// The ring slot that holds position `p`.
+    #[inline]
+    fn ring_slot(&self, p: u64) -> &SeqTick {
+        let slot = (p & (self.geo.ring_capacity - 1)) * RECORD_SIZE as u64;
+        self.record(self.geo.ring_offset + slot)
     }
 
     /// Ring position of the newest tick (0 before the first).
@@ -250,6 +269,27 @@ impl Publish for Writer {
     fn heartbeat(&mut self, now_ns: i64) {
         Writer::heartbeat(self, now_ns);
     }
+}
+
+/// How many slots ahead of the newest the writer prefetches for write.
+const PREFETCH_AHEAD: u64 = 8;
+
+/// Hints the CPU to fetch `bytes` for writing (PREFETCHW: exclusive ownership, no data change).
+/// A hint only: no effect on what any reader sees, and a no-op where the instruction is missing.
+#[inline]
+fn prefetch_for_write(p: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for off in (0..len).step_by(64) {
+        // SAFETY: a prefetch never faults and has no architectural effect; `p + off` stays inside
+        // the record the caller named.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(
+                p.add(off).cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, len);
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
