@@ -250,7 +250,18 @@ fn token_of(sym: &str) -> u32 {
 
 #[test]
 fn demo_serves_clients_and_shm_with_the_mocks_values() {
-    let d = start_demo(&["--symbols", "3", "--rate", "300"]);
+    demo_serves(&[]); // the router inline on the feed thread (the default)
+}
+
+#[test]
+fn demo_serves_clients_and_shm_with_the_router_on_its_own_thread() {
+    demo_serves(&["--router", "thread"]);
+}
+
+fn demo_serves(router: &[&str]) {
+    let mut args = vec!["--symbols", "3", "--rate", "300"];
+    args.extend_from_slice(router);
+    let d = start_demo(&args);
     let (port, bport, shm) = (d.port, d.bport, d.shm.clone());
     let mut ws = connect(port);
 
@@ -762,7 +773,16 @@ fn protocol_errors_and_replies_match_openalgo() {
 
 #[test]
 fn ctrl_c_shuts_the_demo_down_cleanly() {
-    let mut d = start_demo(&[]);
+    ctrl_c_case(&[]);
+}
+
+#[test]
+fn ctrl_c_shuts_the_demo_down_cleanly_with_the_router_on_its_own_thread() {
+    ctrl_c_case(&["--router", "thread"]);
+}
+
+fn ctrl_c_case(extra: &[&str]) {
+    let mut d = start_demo(extra);
     let pid = d._proc.0.id().to_string();
     let st = Command::new("kill").args(["-INT", &pid]).status().unwrap();
     assert!(st.success());

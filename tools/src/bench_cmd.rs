@@ -47,6 +47,10 @@ pub struct E2eArgs {
     /// CPU for the shm reader thread.
     #[arg(long)]
     pub reader_core: Option<usize>,
+    /// CPU for the benchmark's stand-ins for other machines: the mock broker's threads and the
+    /// WebSocket clients.
+    #[arg(long)]
+    pub peers_core: Option<usize>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -112,6 +116,7 @@ pub fn e2e(a: E2eArgs, stop: &AtomicBool) -> Result<(), String> {
     let mcfg = MockConfig {
         symbols: a.symbols,
         rate: a.rate,
+        core: a.peers_core,
         ..MockConfig::default()
     };
     let mut engine = a.engine.clone();
@@ -154,8 +159,10 @@ pub fn e2e(a: E2eArgs, stop: &AtomicBool) -> Result<(), String> {
             inst_of.clone(),
         );
         let (done, measuring) = (done.clone(), measuring.clone());
+        let core = a.peers_core;
         clients.push(std::thread::spawn(
             move || -> Result<Histogram<u64>, String> {
+                let _ = tickwire_engine::affinity::pin_current(core);
                 let (mut ws, _) = tungstenite::connect(url).map_err(|e| e.to_string())?;
                 if let MaybeTlsStream::Plain(s) = ws.get_mut() {
                     let _ = s.set_read_timeout(Some(Duration::from_millis(100)));

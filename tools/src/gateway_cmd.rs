@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use clap::Args;
 use tickwire_engine::idle::IdleStrategy;
-use tickwire_engine::router::{Router, RouterConfig, RouterRings, RouterStats};
+use tickwire_engine::router::{Inline, Router, RouterConfig, RouterRings, RouterStats};
 use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_io::feed::kite_feed::{KiteFeed, KiteFeedConfig};
 use tickwire_io::feed::FeedStatus;
@@ -37,6 +37,11 @@ pub struct EngineArgs {
     /// shm ring slots (power of two).
     #[arg(long, default_value_t = 1 << 16)]
     pub ring_capacity: u64,
+    /// Where the router runs: `inline` (on the feed thread: each parsed tick goes straight into
+    /// the router, no thread hand-off; one feed) or `thread` (its own thread, fed by SPSC rings;
+    /// `--router-core` and `--idle` apply).
+    #[arg(long, value_enum, default_value_t = RouterPlacement::Inline)]
+    pub router: RouterPlacement,
     /// Idle strategy of the router: spin, yield, park, park:SPINS:MICROS.
     #[arg(long, default_value = "park")]
     pub idle: IdleStrategy,
@@ -56,6 +61,15 @@ pub struct EngineArgs {
     /// Keep every instrument of the master subscribed (depth mode) for shared-memory readers.
     #[arg(long)]
     pub subscribe_all: bool,
+}
+
+/// `--router`: the thread the router runs on.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouterPlacement {
+    /// Its own thread (pinned with `--router-core`, idling per `--idle`).
+    Thread,
+    /// The feed thread's loop (`--router-core` and `--idle` then do not apply).
+    Inline,
 }
 
 /// `tickwire serve` flags.
@@ -141,6 +155,9 @@ pub struct MockArgs {
     /// PEM private key for --tls-cert.
     #[arg(long)]
     pub tls_key: Option<PathBuf>,
+    /// Pin the mock's market and connection threads to this CPU.
+    #[arg(long)]
+    pub core: Option<usize>,
 }
 
 /// Everything a running gateway needs to be watched and stopped.
@@ -215,7 +232,10 @@ pub fn start(
     let reader = Reader::open(&e.shm).map_err(|e| e.to_string())?;
     let stop = Arc::new(AtomicBool::new(false));
 
-    let (tick_tx, tick_rx) = rtrb::RingBuffer::new(1 << 16);
+    // 4,096 ticks (1.5 MB): enough to ride out a descheduled router at 1 M ticks/s for 4 ms, small
+    // enough to stay in cache (65,536 slots were 25 MB of cold lines on every push). A full ring
+    // makes the feed wait, never drop. Inline routing does not use it.
+    let (tick_tx, tick_rx) = rtrb::RingBuffer::new(1 << 12);
     let (up_tx, up_rx) = rtrb::RingBuffer::new(1 << 14);
     let (ctl_tx, ctl_rx) = rtrb::RingBuffer::new(1 << 16);
     let (del_tx, del_rx) = rtrb::RingBuffer::new(1 << 16);
@@ -268,7 +288,13 @@ pub fn start(
     let router = Router::new(rcfg, rings, writer, vec![]);
     let router_stats = router.stats();
     let router_bell = router.doorbell();
-    let router_thread = router.spawn(stop.clone()).map_err(|e| e.to_string())?;
+    let (router_thread, inline_router) = match e.router {
+        RouterPlacement::Thread => (
+            Some(router.spawn(stop.clone()).map_err(|e| e.to_string())?),
+            None,
+        ),
+        RouterPlacement::Inline => (None, Some(Box::new(router) as Box<dyn Inline>)),
+    };
     let mut feed_cfg = up.feed;
     feed_cfg.core = e.feed_core;
     let feed = KiteFeed {
@@ -278,7 +304,8 @@ pub fn start(
         ticks: tick_tx,
         upstream: up_rx,
         status: feed_status.clone(),
-        router_bell: Some(router_bell.clone()),
+        router_bell: inline_router.is_none().then(|| router_bell.clone()),
+        inline_router,
     };
     let threads = vec![
         feed.spawn(stop.clone()).map_err(|e| e.to_string())?,
@@ -294,7 +321,7 @@ pub fn start(
         registry,
         stop,
         threads,
-        router_thread: Some(router_thread),
+        router_thread,
     })
 }
 
@@ -416,6 +443,7 @@ pub fn mock_broker(a: MockArgs, stop: &AtomicBool) -> Result<(), String> {
             (None, None) => None,
             _ => return Err("--tls-cert and --tls-key go together".into()),
         },
+        core: a.core,
     };
     let (ws, http) = if cfg.tls.is_some() {
         ("wss", "https")

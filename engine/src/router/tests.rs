@@ -349,3 +349,74 @@ fn a_pin_holder_drives_demand_but_gets_no_deliveries() {
         "but every tick is published"
     );
 }
+
+/// The router hosted on another thread's loop: ticks handed over directly are published and
+/// delivered, the pass after them rings a sleeping IO thread's bell, and a control pushed while
+/// the host sleeps wakes the host through the wake function it installed.
+#[test]
+fn inline_ticks_are_delivered_and_wake_who_waits() {
+    use std::sync::atomic::AtomicU32;
+    let (_feed, feed_rx) = rtrb::RingBuffer::new(16);
+    let (up_tx, mut upstream) = rtrb::RingBuffer::new(64);
+    let (mut ctl, ctl_rx) = rtrb::RingBuffer::new(64);
+    let (del_tx, mut del) = rtrb::RingBuffer::new(1024);
+    let io_wakes = Arc::new(AtomicU32::new(0));
+    let w = io_wakes.clone();
+    let io_bell = Arc::new(Doorbell::new(move || {
+        w.fetch_add(1, Ordering::Relaxed);
+    }));
+    let rings = RouterRings {
+        feeds: vec![feed_rx],
+        upstream: vec![up_tx],
+        controls: vec![ctl_rx],
+        deliveries: vec![del_tx],
+        delivery_bells: vec![io_bell.clone()],
+    };
+    let cfg = RouterConfig {
+        symbols: 64,
+        flush_interval: Duration::ZERO,
+        consumers_per_io: 16,
+        ..RouterConfig::default()
+    };
+    let mut router: Box<dyn Inline> =
+        Box::new(Router::new(cfg, rings, MemoryPublisher::new(64), vec![]));
+    let host_wakes = Arc::new(AtomicU32::new(0));
+    let h = host_wakes.clone();
+    router.set_wake(Box::new(move || {
+        h.fetch_add(1, Ordering::Relaxed);
+    }));
+    let bell = router.doorbell();
+
+    // The host sleeps; a client IO thread subscribes and rings: the host is woken.
+    bell.will_sleep();
+    ctl.push(Control::Subscribe {
+        consumer: 1,
+        symbol: 5,
+        mode: Mode::Ltp,
+    })
+    .unwrap();
+    assert!(router.has_input());
+    bell.ring();
+    bell.awake();
+    assert_eq!(host_wakes.load(Ordering::Relaxed), 1);
+    router.pass();
+    assert!(matches!(
+        upstream.pop(),
+        Ok(Upstream::Subscribe {
+            symbol: 5,
+            mode: Mode::Ltp
+        })
+    ));
+
+    // The IO thread sleeps; ticks come in directly; the pass after them rings its bell once.
+    io_bell.will_sleep();
+    for i in 0..10 {
+        router.tick(ltp_tick(5, i));
+    }
+    assert_eq!(router.pass(), 0, "no ring work: the ticks came directly");
+    assert_eq!(io_wakes.load(Ordering::Relaxed), 1);
+    let got = drain(&mut del);
+    assert_eq!(got.len(), 10);
+    assert!(got.iter().all(|d| d.consumer == 1 && d.symbol == 5));
+    router.finish();
+}

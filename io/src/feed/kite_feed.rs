@@ -5,6 +5,11 @@
 //! straight into ticks. No data (not even a heartbeat) for `dead_after` → drop and reconnect with
 //! backoff; on every (re)connect, subscribe every wanted token **and set its mode again** (Kite
 //! forgets both with the connection).
+//!
+//! Ticks leave either through the SPSC ring to the router thread (whose doorbell is rung once per
+//! frame) or, when the router runs inline on this thread, straight into the router's tick path,
+//! with a router pass after every frame and every wake-up; the router's doorbell then wakes this
+//! thread's poller (`WAKE`).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -17,7 +22,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token};
 use tickwire_engine::clock::now_ns;
 use tickwire_engine::doorbell::Doorbell;
-use tickwire_engine::router::{Mode, Upstream};
+use tickwire_engine::router::{Inline, Mode, Upstream};
 use tickwire_engine::Tick;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::Response;
@@ -31,6 +36,8 @@ use super::{upstream_state, FeedStatus};
 use crate::kite::{self, TokenMap};
 
 const SOCK: Token = Token(0);
+/// The inline router's doorbell wakes the poller through this token.
+const WAKE: Token = Token(1);
 
 /// Kite feed settings.
 #[derive(Clone, Debug)]
@@ -79,7 +86,7 @@ pub struct KiteFeed {
     pub tokens: TokenMap,
     /// Symbol id → token (0 = not a Kite symbol).
     pub token_of: Vec<u32>,
-    /// Ticks to the router.
+    /// Ticks to the router (unused when the router runs inline).
     pub ticks: rtrb::Producer<Tick>,
     /// Demand changes from the router.
     pub upstream: rtrb::Consumer<Upstream>,
@@ -87,6 +94,9 @@ pub struct KiteFeed {
     pub status: Arc<FeedStatus>,
     /// Rung after each frame's ticks are pushed, so a parked router wakes at once.
     pub router_bell: Option<Arc<Doorbell>>,
+    /// The router, when it runs on this thread ([`Inline`]): a pass runs after every frame and
+    /// after every wake-up, and its doorbell wakes this thread's poller.
+    pub inline_router: Option<Box<dyn Inline>>,
 }
 
 enum Conn {
@@ -125,6 +135,16 @@ impl KiteFeed {
     fn run(&mut self, stop: &AtomicBool) -> io::Result<()> {
         let mut poll = Poll::new()?;
         let mut events = Events::with_capacity(64);
+        let inline_bell = match &self.inline_router {
+            Some(r) => {
+                let waker = mio::Waker::new(poll.registry(), WAKE)?;
+                r.set_wake(Box::new(move || {
+                    let _ = waker.wake();
+                }));
+                Some(r.doorbell())
+            }
+            None => None,
+        };
         let mut wanted: BTreeMap<u32, Mode> = BTreeMap::new();
         let mut backoff = Backoff::new(self.cfg.backoff_min, self.cfg.backoff_max, now_ns() as u64);
         let mut conn = Conn::Idle {
@@ -137,7 +157,23 @@ impl KiteFeed {
                     .min(Duration::from_millis(5)),
                 _ => Duration::from_millis(1),
             };
-            poll.poll(&mut events, Some(timeout))?;
+            match (&mut self.inline_router, &inline_bell) {
+                (Some(router), Some(bell)) => {
+                    // Announce the sleep, then look once more (see `Doorbell`): a control pushed
+                    // before the announcement is seen here, one pushed after it wakes the poller.
+                    bell.will_sleep();
+                    let t = if router.has_input() {
+                        Duration::ZERO
+                    } else {
+                        timeout
+                    };
+                    let r = poll.poll(&mut events, Some(t));
+                    bell.awake();
+                    r?;
+                    router.pass();
+                }
+                _ => poll.poll(&mut events, Some(timeout))?,
+            }
             // Demand changes: apply to `wanted`, and tell the broker now if connected.
             let mut subs: Vec<u32> = Vec::new();
             let mut unsubs: Vec<u32> = Vec::new();
@@ -281,6 +317,9 @@ impl KiteFeed {
             let _ = ws.flush();
         }
         self.status.connected.store(false, Ordering::Relaxed);
+        if let Some(r) = self.inline_router.take() {
+            r.finish();
+        }
         Ok(())
     }
 
@@ -475,7 +514,7 @@ impl KiteFeed {
 
     fn on_frame(&mut self, frame: &[u8]) {
         let recv = now_ns();
-        let (ticks, status) = (&mut self.ticks, &self.status);
+        let (ticks, status, inline) = (&mut self.ticks, &self.status, &mut self.inline_router);
         let live = |id: u32| {
             if let Some(s) = status.symbols.get(id as usize) {
                 if s.load(Ordering::Relaxed) == upstream_state::PENDING {
@@ -490,6 +529,12 @@ impl KiteFeed {
             |t| {
                 live(t.symbol_id);
                 let mut t = t;
+                // Inline, the tick goes straight into the router's tick path: the reader can take
+                // it while the rest of the frame is still being parsed.
+                if let Some(r) = inline {
+                    r.tick(t);
+                    return;
+                }
                 // Bounded and lossless: if the router is behind, wait for room (TCP pushes back
                 // on the broker) rather than drop; count the waits.
                 loop {
@@ -513,7 +558,9 @@ impl KiteFeed {
             .ticks
             .fetch_add(st.ticks as u64, Ordering::Relaxed);
         if st.ticks > 0 {
-            if let Some(b) = &self.router_bell {
+            if let Some(r) = &mut self.inline_router {
+                r.pass();
+            } else if let Some(b) = &self.router_bell {
                 b.ring();
             }
         }

@@ -41,6 +41,9 @@ pub struct MockConfig {
     pub access_token: String,
     /// Serve wss:// and https:// with this certificate chain and key (PEM files).
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Pin the market and connection threads to this CPU (OS number). A benchmark uses it to keep
+    /// the mock where it wants the load; `None` leaves placement to the scheduler.
+    pub core: Option<usize>,
 }
 
 impl Default for MockConfig {
@@ -53,6 +56,7 @@ impl Default for MockConfig {
             api_key: "mock_api_key".into(),
             access_token: "mock_access_token".into(),
             tls: None,
+            core: None,
         }
     }
 }
@@ -219,6 +223,7 @@ fn tls_config(
 }
 
 fn market_loop(s: &Shared) {
+    pin(s);
     let start = Instant::now();
     let mut done = 0u64;
     let mut updated: Vec<(usize, Kind, Repr, bool)> = Vec::new();
@@ -255,6 +260,13 @@ fn market_loop(s: &Shared) {
             .lock()
             .map(|mut v| v.retain(|c| !c.closed.load(Ordering::Relaxed)))
             .ok();
+    }
+}
+
+/// Pins the calling mock thread where the config says; a failure is logged, not fatal.
+fn pin(s: &Shared) {
+    if let Err(e) = tickwire_engine::affinity::pin_current(s.cfg.core) {
+        eprintln!("mock broker: {e}");
     }
 }
 
@@ -324,6 +336,7 @@ fn accept_loop(listener: TcpListener, s: &Arc<Shared>) {
                 let _ = thread::Builder::new()
                     .name("mock-conn".into())
                     .spawn(move || {
+                        pin(&s);
                         if let Err(e) = serve(stream, &s) {
                             if e.kind() != io::ErrorKind::ConnectionReset
                                 && e.kind() != io::ErrorKind::BrokenPipe
@@ -496,6 +509,12 @@ fn session<S: Read + Write>(
             Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(tungstenite::Error::ConnectionClosed) => return Ok(()),
             Err(e) => return Err(ws_err(e)),
+        }
+        if busy {
+            // A real broker is another machine. This one may share a CPU with the gateway it
+            // feeds (the benchmark pins both to one), so give the CPU up once the bytes are in
+            // the kernel: the receiver runs now rather than when this loop next parks.
+            thread::yield_now();
         }
         if !busy {
             thread::park_timeout(Duration::from_millis(1));
