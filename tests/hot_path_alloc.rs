@@ -1,0 +1,169 @@
+//! The tick path allocates nothing once warm: WebSocket frames read by tungstenite (client side,
+//! as the feed reads them), parsed by the Kite codec, handed to the router inline, published to a
+//! real shm file and delivered to a subscriber. A counting global allocator watches it all.
+//!
+//! One test in this binary on purpose: the counter is process-wide, and a second test running in
+//! parallel would allocate into it.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tickwire_engine::router::{Control, Inline, Mode, Router, RouterConfig, RouterRings};
+use tickwire_engine::symbols::SymbolRegistry;
+use tickwire_io::kite::packet::{Kind, RawLevel, Repr};
+use tickwire_io::kite::{self, TokenMap};
+use tickwire_shm::{Writer, WriterConfig};
+use tungstenite::protocol::Role;
+use tungstenite::{Message, WebSocket};
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc` is passed on as is.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: `p` came from `System.alloc` above with layout `l`.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `realloc` is passed on as is.
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+const TOKENS: [u32; 3] = [779_521, 738_561, 408_065];
+
+/// `frames` WebSocket binary frames (server → client, unmasked), each a Kite frame of three full
+/// packets whose prices move.
+fn wire(frames: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut bodies = Vec::new();
+    for f in 0..frames {
+        bodies.clear();
+        let mut spans = Vec::new();
+        for (i, &token) in TOKENS.iter().enumerate() {
+            let ltp = 50_000 + f * 5 + i as u32;
+            let level = RawLevel {
+                qty: 10 + f,
+                price: ltp - 5,
+                orders: 3,
+            };
+            let r = Repr {
+                token,
+                ltp,
+                last_qty: 1,
+                volume: 1000 + f,
+                exchange_ts: 1_700_000_000 + f,
+                bids: [level; 5],
+                asks: [level; 5],
+                ..Repr::default()
+            };
+            let a = bodies.len();
+            r.emit(Kind::Full, &mut bodies);
+            spans.push((a, bodies.len()));
+        }
+        let refs: Vec<&[u8]> = spans.iter().map(|&(a, b)| &bodies[a..b]).collect();
+        let mut frame = Vec::new();
+        kite::frame::emit(&refs, &mut frame);
+        out.push(0x82); // FIN + binary
+        out.push(126); // 16-bit length follows
+        out.extend_from_slice(&(frame.len() as u16).to_be_bytes());
+        out.extend_from_slice(&frame);
+    }
+    out
+}
+
+#[test]
+fn the_tick_path_allocates_nothing_once_warm() {
+    // Warm-up covers tungstenite's read buffer growing to its steady size (it doubled once, to
+    // 512 KiB, after ~260 KiB of input); after that it reuses the buffer frame after frame.
+    const WARM: u32 = 2_000;
+    const MEASURED: u32 = 30_000;
+    let mut reg = SymbolRegistry::with_capacity(8);
+    let mut tokens = TokenMap::default();
+    for (i, &t) in TOKENS.iter().enumerate() {
+        let id = reg
+            .register("NSE", &format!("S{i}"), &t.to_string())
+            .unwrap();
+        tokens.insert(t, id);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = WriterConfig {
+        ring_capacity: 1024,
+        symbol_capacity: 8,
+    };
+    let writer = Writer::create(&dir.path().join("ticks"), &cfg, &reg).unwrap();
+
+    let (_feed, feed_rx) = rtrb::RingBuffer::new(16);
+    let (up_tx, mut up_rx) = rtrb::RingBuffer::new(64);
+    let (mut ctl, ctl_rx) = rtrb::RingBuffer::new(64);
+    let (del_tx, mut del_rx) = rtrb::RingBuffer::new(4096);
+    let rings = RouterRings {
+        feeds: vec![feed_rx],
+        upstream: vec![up_tx],
+        controls: vec![ctl_rx],
+        deliveries: vec![del_tx],
+        delivery_bells: vec![],
+    };
+    // Interval zero: every tick is also a delivery, the most work per tick.
+    let rcfg = RouterConfig {
+        symbols: 8,
+        flush_interval: Duration::ZERO,
+        consumers_per_io: 16,
+        ..RouterConfig::default()
+    };
+    let mut router: Box<dyn Inline> = Box::new(Router::new(rcfg, rings, writer, vec![]));
+    for id in 0..TOKENS.len() as u32 {
+        ctl.push(Control::Subscribe {
+            consumer: 1,
+            symbol: id,
+            mode: Mode::Depth,
+        })
+        .unwrap();
+    }
+    router.pass();
+    while up_rx.pop().is_ok() {}
+
+    let mut ws = WebSocket::from_raw_socket(Cursor::new(wire(WARM + MEASURED)), Role::Client, None);
+    let (mut ticks, mut errors, mut delivered) = (0u64, 0u64, 0u64);
+    let mut step = |ws: &mut WebSocket<Cursor<Vec<u8>>>, router: &mut Box<dyn Inline>| {
+        let Ok(Message::Binary(frame)) = ws.read() else {
+            panic!("expected a binary frame");
+        };
+        let st = kite::parse_frame(&frame, 1, &tokens, |t| router.tick(t), |_| errors += 1);
+        ticks += st.ticks as u64;
+        router.pass();
+        while del_rx.pop().is_ok() {
+            delivered += 1;
+        }
+    };
+    for _ in 0..WARM {
+        step(&mut ws, &mut router);
+    }
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for _ in 0..MEASURED {
+        step(&mut ws, &mut router);
+    }
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    assert_eq!(errors, 0);
+    assert_eq!(ticks, 3 * u64::from(WARM + MEASURED));
+    assert_eq!(delivered, ticks, "interval 0: one delivery per tick");
+    assert_eq!(
+        allocs,
+        0,
+        "{allocs} allocations over {MEASURED} frames ({} ticks)",
+        3 * MEASURED
+    );
+    router.finish();
+}
