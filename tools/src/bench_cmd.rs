@@ -308,8 +308,16 @@ pub fn e2e(a: E2eArgs, stop: &AtomicBool) -> Result<(), String> {
     let _ = std::fs::remove_file(&engine.shm);
 
     println!(
-        "tickwire bench e2e: {} updates/s requested, {:.1} s, {} instruments, {} WebSocket client(s), flush {} ms",
-        a.rate, secs, names.len(), a.clients, engine.flush_ms
+        "tickwire bench e2e: {} updates/s requested, {:.1} s, {} instruments, {} WebSocket client(s), flush {} ms, router {}",
+        a.rate,
+        secs,
+        names.len(),
+        a.clients,
+        engine.flush_ms,
+        match engine.router {
+            gateway_cmd::RouterPlacement::Inline => "inline",
+            gateway_cmd::RouterPlacement::Thread => "thread",
+        }
     );
     println!("| path | samples | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs |");
     println!("|---|---|---|---|---|---|---|");

@@ -293,7 +293,15 @@ pub fn start(
             Some(router.spawn(stop.clone()).map_err(|e| e.to_string())?),
             None,
         ),
-        RouterPlacement::Inline => (None, Some(Box::new(router) as Box<dyn Inline>)),
+        RouterPlacement::Inline => {
+            if e.router_core.is_some() || e.idle != IdleStrategy::default() {
+                eprintln!(
+                    "tickwire: --router-core and --idle apply to --router thread; the inline router \
+                     runs on the feed thread (--feed-core) and sleeps in its poller"
+                );
+            }
+            (None, Some(Box::new(router) as Box<dyn Inline>))
+        }
     };
     let mut feed_cfg = up.feed;
     feed_cfg.core = e.feed_core;
