@@ -141,7 +141,13 @@ fn the_tick_path_allocates_nothing_once_warm() {
         let Ok(Message::Binary(frame)) = ws.read() else {
             panic!("expected a binary frame");
         };
-        let st = kite::parse_frame(&frame, 1, &tokens, |t| router.tick(t), |_| errors += 1);
+        let st = kite::parse_frame_marked(
+            &frame,
+            1,
+            &tokens,
+            |t, last| router.tick(t, last),
+            |_| errors += 1,
+        );
         ticks += st.ticks as u64;
         router.pass();
         while del_rx.pop().is_ok() {

@@ -183,7 +183,21 @@ impl Writer {
     /// is past the capacity go to the ring only (the router never produces them).
     #[inline]
     pub fn publish(&mut self, tick: &Tick) {
-        self.publish_ring(tick);
+        self.publish_with(tick, false);
+    }
+
+    /// As [`Writer::publish`], for the last tick of a batch (a reader is probably waiting for it):
+    /// right after the ring slot is complete its lines are pushed from this core's caches to the
+    /// shared last-level cache (CLDEMOTE), where the reader's next read finds them instead of
+    /// snooping this core. `cargo bench --bench shm` p50 ~310 → ~240 ns. Not for every tick of a
+    /// burst: demoting each slot at full speed measured 33 → 6 M ticks/s.
+    #[inline]
+    pub fn publish_last(&mut self, tick: &Tick) {
+        self.publish_with(tick, true);
+    }
+
+    #[inline]
+    fn publish_with(&mut self, tick: &Tick, last: bool) {
         let id = tick.symbol_id as u64;
         if id < self.geo.symbol_capacity {
             let e = self.record(self.geo.lvt_offset + id * RECORD_SIZE as u64);
@@ -199,14 +213,32 @@ impl Writer {
                 e.write(v + 1, &last, v + 2);
             }
         }
+        // The ring last: a reader that takes this tick from the ring finds the last value
+        // already including it, and nothing stands between the slot's final store and the demote.
+        self.ring_with(tick, last);
     }
 
     /// Publishes `tick` to the ring only.
     #[inline]
     pub fn publish_ring(&mut self, tick: &Tick) {
+        self.ring_with(tick, false);
+    }
+
+    /// [`Writer::publish_ring`] for the last tick of a batch (see [`Writer::publish_last`]).
+    #[inline]
+    pub fn publish_ring_last(&mut self, tick: &Tick) {
+        self.ring_with(tick, true);
+    }
+
+    #[inline]
+    fn ring_with(&mut self, tick: &Tick, last: bool) {
         let p = self.pos + 1;
         // Slot `p` was marked in progress when `p - 1` was published (or at creation).
-        self.ring_slot(p).write_marked(tick, p << 1);
+        let slot = self.ring_slot(p);
+        slot.write_marked(tick, p << 1);
+        if last {
+            demote((slot as *const SeqTick).cast(), RECORD_SIZE);
+        }
         // Release: a reader that sees `p` here finds slot `p` complete (used when resyncing).
         self.header().write_pos.store(p, Ordering::Release);
         self.pos = p;
@@ -266,9 +298,34 @@ impl Publish for Writer {
     fn publish(&mut self, tick: &Tick) {
         Writer::publish(self, tick);
     }
+    fn publish_last(&mut self, tick: &Tick) {
+        Writer::publish_last(self, tick);
+    }
     fn heartbeat(&mut self, now_ns: i64) {
         Writer::heartbeat(self, now_ns);
     }
+}
+
+/// Hints the CPU to move the cache lines of `len` bytes at `p` from this core's private caches to
+/// the shared last-level cache (CLDEMOTE), so another core's next read is served there instead of
+/// by a snoop into this core. A hint only; a NOP where the instruction is missing (its encoding is
+/// in the hint-NOP space).
+#[inline]
+fn demote(p: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for off in (0..len).step_by(64) {
+        // SAFETY: CLDEMOTE never faults on a mapped address, changes no memory and no register;
+        // `p + off` stays inside the record the caller named.
+        unsafe {
+            std::arch::asm!(
+                "cldemote [{0}]",
+                in(reg) p.add(off),
+                options(nostack, preserves_flags, readonly)
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, len);
 }
 
 /// How many slots ahead of the newest the writer prefetches for write.

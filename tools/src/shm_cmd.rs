@@ -146,13 +146,15 @@ fn write_synthetic(a: WriteArgs, stop: &AtomicBool) -> Result<(), String> {
             continue;
         }
         let stamp = now_ns();
-        for _ in 0..(due - pos).min(64) {
+        let batch = (due - pos).min(64);
+        for i in 0..batch {
             let mut t = synth.tick(pos + 1);
             t.recv_ts_ns = stamp;
-            if a.ring_only {
-                w.publish_ring(&t);
-            } else {
-                w.publish(&t);
+            match (a.ring_only, i + 1 == batch) {
+                (true, false) => w.publish_ring(&t),
+                (true, true) => w.publish_ring_last(&t),
+                (false, false) => w.publish(&t),
+                (false, true) => w.publish_last(&t),
             }
             pos += 1;
             if pos == u64::MAX {

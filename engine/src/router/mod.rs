@@ -41,6 +41,12 @@ pub trait Publish {
     fn publish(&mut self, tick: &Tick);
     /// Called about every [`RouterConfig::heartbeat`] so readers can tell the writer is alive.
     fn heartbeat(&mut self, now_ns: i64);
+    /// As [`Publish::publish`], for the last tick the router has at hand (the end of a ring chunk,
+    /// of a frame): a reader is probably waiting for it, so the shm writer pushes its lines to the
+    /// shared cache at once. Doing that for every tick would cost throughput.
+    fn publish_last(&mut self, tick: &Tick) {
+        self.publish(tick);
+    }
 }
 
 /// A [`Publish`] that keeps the last values in memory: for tests and for benchmarking the router
@@ -267,7 +273,7 @@ impl<P: Publish> Router<P> {
     /// The tick path: stamp, publish, mark. Public so benchmarks can time it alone.
     #[inline]
     pub fn process_tick(&mut self, tick: Tick) {
-        self.core.on_tick(tick);
+        self.core.on_tick(tick, false);
     }
 
     /// One pass over every ring: controls, then up to `batch` ticks per feed, then the flush, retries
@@ -290,8 +296,8 @@ impl<P: Publish> Router<P> {
             // `n` <= slots(), so the chunk is always available.
             if let Ok(chunk) = ring.read_chunk(n) {
                 let (a, b) = chunk.as_slices();
-                for t in a.iter().chain(b) {
-                    self.core.on_tick(*t);
+                for (i, t) in a.iter().chain(b).enumerate() {
+                    self.core.on_tick(*t, i + 1 == n);
                 }
                 chunk.commit_all();
                 work += n;
@@ -388,7 +394,8 @@ impl<P: Publish> Router<P> {
 
 impl<P: Publish> Core<P> {
     #[inline]
-    fn on_tick(&mut self, mut t: Tick) {
+    /// `last`: the final tick of what is at hand (see [`Publish::publish_last`]).
+    fn on_tick(&mut self, mut t: Tick, last: bool) {
         let s = t.symbol_id;
         let Some(seq) = self.seq.get_mut(s as usize) else {
             self.counters.bad_symbol += 1;
@@ -396,7 +403,11 @@ impl<P: Publish> Core<P> {
         };
         *seq += 1;
         t.seq = *seq;
-        self.publisher.publish(&t);
+        if last {
+            self.publisher.publish_last(&t);
+        } else {
+            self.publisher.publish(&t);
+        }
         self.counters.ticks += 1;
         if !self.index.subscribers(s).is_empty() {
             if self.throttle.is_immediate() {
@@ -619,7 +630,8 @@ mod tests;
 /// the thread that turns the crank differs, and the router stays the only writer of shared state.
 pub trait Inline: Send {
     /// The tick path for one tick the host parsed (see [`Router::process_tick`]): no ring copy.
-    fn tick(&mut self, tick: Tick);
+    /// `last`: no further tick is at hand (the frame's last packet), see [`Publish::publish_last`].
+    fn tick(&mut self, tick: Tick, last: bool);
     /// One pass over every ring (see [`Router::poll`]), then the counters are published; returns
     /// the work done, 0 when idle. The host runs one after every batch of [`Inline::tick`]s.
     fn pass(&mut self) -> usize;
@@ -636,8 +648,8 @@ pub trait Inline: Send {
 
 impl<P: Publish + Send> Inline for Router<P> {
     #[inline]
-    fn tick(&mut self, tick: Tick) {
-        self.core.on_tick(tick);
+    fn tick(&mut self, tick: Tick, last: bool) {
+        self.core.on_tick(tick, last);
     }
     fn pass(&mut self) -> usize {
         let work = self.poll(Instant::now());

@@ -411,7 +411,7 @@ fn inline_ticks_are_delivered_and_wake_who_waits() {
     // The IO thread sleeps; ticks come in directly; the pass after them rings its bell once.
     io_bell.will_sleep();
     for i in 0..10 {
-        router.tick(ltp_tick(5, i));
+        router.tick(ltp_tick(5, i), i == 9);
     }
     assert_eq!(router.pass(), 0, "no ring work: the ticks came directly");
     assert_eq!(io_wakes.load(Ordering::Relaxed), 1);

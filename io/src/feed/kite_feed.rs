@@ -522,17 +522,17 @@ impl KiteFeed {
                 }
             }
         };
-        let st = kite::parse_frame(
+        let st = kite::parse_frame_marked(
             frame,
             recv,
             &self.tokens,
-            |t| {
+            |t, last| {
                 live(t.symbol_id);
                 let mut t = t;
                 // Inline, the tick goes straight into the router's tick path: the reader can take
                 // it while the rest of the frame is still being parsed.
                 if let Some(r) = inline {
-                    r.tick(t);
+                    r.tick(t, last);
                     return;
                 }
                 // Bounded and lossless: if the router is behind, wait for room (TCP pushes back

@@ -34,6 +34,13 @@ pub struct Packets<'a> {
     failed: bool,
 }
 
+impl Packets<'_> {
+    /// Packets the frame's count says are still to come.
+    pub fn remaining(&self) -> u16 {
+        self.left
+    }
+}
+
 impl<'a> Iterator for Packets<'a> {
     type Item = Result<&'a [u8], ParseError>;
 

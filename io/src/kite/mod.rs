@@ -85,19 +85,33 @@ pub struct FrameStats {
 }
 
 /// Parses a binary frame, calling `emit` with one tick per good packet and `on_error` per bad one.
-/// `recv_ts_ns` is the frame's receive time. A heartbeat produces nothing.
+/// `recv_ts_ns` is the frame's receive time. A heartbeat produces nothing. Use
+/// [`parse_frame_marked`] to learn which tick is the frame's last.
 pub fn parse_frame(
     frame: &[u8],
     recv_ts_ns: i64,
     tokens: &TokenMap,
     mut emit: impl FnMut(Tick),
+    on_error: impl FnMut(ParseError),
+) -> FrameStats {
+    parse_frame_marked(frame, recv_ts_ns, tokens, |t, _| emit(t), on_error)
+}
+
+/// [`parse_frame`], with `emit(tick, last)`: `last` is true for the frame's final packet (by the
+/// frame's count), so a consumer can tell when no more ticks are at hand.
+pub fn parse_frame_marked(
+    frame: &[u8],
+    recv_ts_ns: i64,
+    tokens: &TokenMap,
+    mut emit: impl FnMut(Tick, bool),
     mut on_error: impl FnMut(ParseError),
 ) -> FrameStats {
     let mut st = FrameStats::default();
-    let Frame::Packets(packets) = split(frame) else {
+    let Frame::Packets(mut packets) = split(frame) else {
         return st;
     };
-    for body in packets {
+    while let Some(body) = packets.next() {
+        let last = packets.remaining() == 0;
         let res = body.and_then(Packet::new_checked).and_then(|p| {
             let token = p.token();
             let id = *tokens.get(&token).ok_or(ParseError::UnknownToken(token))?;
@@ -109,7 +123,7 @@ pub fn parse_frame(
         match res {
             Ok(t) => {
                 st.ticks += 1;
-                emit(t);
+                emit(t, last);
             }
             Err(e) => {
                 st.errors += 1;

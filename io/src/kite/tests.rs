@@ -238,6 +238,19 @@ fn a_multi_packet_frame_yields_every_tick_with_its_symbol() {
 }
 
 #[test]
+fn only_the_frames_final_packet_is_marked_last() {
+    let mut lasts = vec![];
+    parse_frame_marked(
+        &MULTI_FRAME,
+        0,
+        &tokens(),
+        |_, last| lasts.push(last),
+        |e| panic!("{e}"),
+    );
+    assert_eq!(lasts, [false, false, false, true]);
+}
+
+#[test]
 fn heartbeats_produce_nothing() {
     assert!(matches!(split(&[0x00]), Frame::Heartbeat));
     assert!(matches!(split(&[]), Frame::Heartbeat));
