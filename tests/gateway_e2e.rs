@@ -835,6 +835,7 @@ fn the_feed_speaks_wss_through_rustls() {
         ],
     );
     assert!(wait_line(&mut m, "mock Kite broker").contains("wss://"));
+    // A host name, not an address: the feed resolves it on its helper thread (IPv4 first).
     let url = format!("wss://localhost:{bport}");
     let gw = start_serve(
         &url,

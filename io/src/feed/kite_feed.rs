@@ -1,8 +1,8 @@
 //! The Kite feed thread: mio + tungstenite client over ws:// or wss://.
 //!
-//! State machine: `Idle(retry at)` → TCP connect → WebSocket handshake (query `api_key`,
-//! `access_token`, header `X-Kite-Version: 3`) → `Open`, where every binary frame is parsed
-//! straight into ticks. No data (not even a heartbeat) for `dead_after` → drop and reconnect with
+//! State machine: `Idle(retry at)` → (`Resolving` a host name on a helper thread) → TCP connect →
+//! WebSocket handshake (query `api_key`, `access_token`, header `X-Kite-Version: 3`) → `Open`,
+//! where every binary frame is parsed straight into ticks. No data (not even a heartbeat) for `dead_after` → drop and reconnect with
 //! backoff; on every (re)connect, subscribe every wanted token **and set its mode again** (Kite
 //! forgets both with the connection).
 //!
@@ -41,6 +41,8 @@ const SOCK: Token = Token(0);
 /// on every frame's path; 16 KiB still takes a 1 M ticks/s frame (~24 KB) in two reads.
 /// `bench e2e` at 100 k/s: mock send → shm p50 7.5 → 6.7 µs.
 const READ_CHUNK: usize = 16 * 1024;
+/// Longest wait for a host name's address before the attempt counts as failed.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The inline router's doorbell wakes the poller through this token.
 const WAKE: Token = Token(1);
 
@@ -107,6 +109,14 @@ pub struct KiteFeed {
 enum Conn {
     Idle {
         retry_at: Instant,
+    },
+    /// A host name being resolved on a helper thread: `getaddrinfo` blocks (seconds, when a DNS
+    /// server does not answer), and this thread may be running the router inline.
+    Resolving {
+        rx: std::sync::mpsc::Receiver<io::Result<std::net::SocketAddr>>,
+        host: String,
+        tls: bool,
+        since: Instant,
     },
     Connecting {
         tcp: Option<mio::net::TcpStream>,
@@ -228,6 +238,50 @@ impl KiteFeed {
                         ),
                     }
                 }
+                Conn::Resolving {
+                    rx,
+                    host,
+                    tls,
+                    since,
+                } => match rx.try_recv() {
+                    Ok(Ok(addr)) => match self.dial(&mut poll, addr, host, tls) {
+                        Ok(c) => c,
+                        Err(e) => self.fail(
+                            &mut poll,
+                            Conn::Idle {
+                                retry_at: Instant::now(),
+                            },
+                            format!("connect: {e}"),
+                            &mut backoff,
+                        ),
+                    },
+                    Ok(Err(e)) => self.fail(
+                        &mut poll,
+                        Conn::Idle {
+                            retry_at: Instant::now(),
+                        },
+                        format!("resolve {host}: {e}"),
+                        &mut backoff,
+                    ),
+                    Err(std::sync::mpsc::TryRecvError::Empty)
+                        if since.elapsed() < RESOLVE_TIMEOUT =>
+                    {
+                        Conn::Resolving {
+                            rx,
+                            host,
+                            tls,
+                            since,
+                        }
+                    }
+                    Err(_) => self.fail(
+                        &mut poll,
+                        Conn::Idle {
+                            retry_at: Instant::now(),
+                        },
+                        format!("resolve {host}: no answer within {RESOLVE_TIMEOUT:?}"),
+                        &mut backoff,
+                    ),
+                },
                 Conn::Connecting {
                     mut tcp,
                     host,
@@ -360,11 +414,42 @@ impl KiteFeed {
         } else {
             format!("{hostport}:{}", if tls { 443 } else { 80 })
         };
-        // Name resolution blocks, but only here, once per connection attempt.
-        let addr = with_port
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| io::Error::other(format!("{with_port}: no address")))?;
+        // An address literal needs no lookup; a name is resolved on a helper thread (it blocks).
+        if let Ok(addr) = with_port.parse::<std::net::SocketAddr>() {
+            return self.dial(poll, addr, host, tls);
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("tickwire-resolve".into())
+            .spawn(move || {
+                // The first IPv4 address if there is one: brokers publish IPv4, and a host
+                // whose name also maps to ::1 (localhost) may listen on IPv4 only.
+                let r = with_port.to_socket_addrs().and_then(|a| {
+                    let all: Vec<_> = a.collect();
+                    all.iter()
+                        .find(|a| a.is_ipv4())
+                        .or(all.first())
+                        .copied()
+                        .ok_or_else(|| io::Error::other(format!("{with_port}: no address")))
+                });
+                let _ = tx.send(r); // the feed may have given up waiting
+            })?;
+        Ok(Conn::Resolving {
+            rx,
+            host,
+            tls,
+            since: Instant::now(),
+        })
+    }
+
+    /// Starts a non-blocking TCP connect to `addr`.
+    fn dial(
+        &mut self,
+        poll: &mut Poll,
+        addr: std::net::SocketAddr,
+        host: String,
+        tls: bool,
+    ) -> io::Result<Conn> {
         let mut tcp = mio::net::TcpStream::connect(addr)?;
         poll.registry()
             .register(&mut tcp, SOCK, Interest::READABLE | Interest::WRITABLE)?;
