@@ -47,6 +47,10 @@ pub struct E2eArgs {
     /// CPU for the shm reader thread.
     #[arg(long)]
     pub reader_core: Option<usize>,
+    /// The mock's market thread sleeps this long between batches (µs): the updates due meanwhile
+    /// share one frame, so this sets the packets per frame (~13 at 100 µs and 100 k/s).
+    #[arg(long, default_value_t = 100)]
+    pub frame_us: u64,
     /// CPU for the benchmark's stand-ins for other machines: the mock broker's threads and the
     /// WebSocket clients.
     #[arg(long)]
@@ -117,6 +121,7 @@ pub fn e2e(a: E2eArgs, stop: &AtomicBool) -> Result<(), String> {
         symbols: a.symbols,
         rate: a.rate,
         core: a.peers_core,
+        frame_interval: Duration::from_micros(a.frame_us),
         ..MockConfig::default()
     };
     let mut engine = a.engine.clone();

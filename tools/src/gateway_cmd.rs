@@ -158,6 +158,9 @@ pub struct MockArgs {
     /// Pin the mock's market and connection threads to this CPU.
     #[arg(long)]
     pub core: Option<usize>,
+    /// Sleep between market batches, µs: the updates due meanwhile share one frame.
+    #[arg(long, default_value_t = 100)]
+    pub frame_us: u64,
 }
 
 /// Everything a running gateway needs to be watched and stopped.
@@ -452,6 +455,7 @@ pub fn mock_broker(a: MockArgs, stop: &AtomicBool) -> Result<(), String> {
             _ => return Err("--tls-cert and --tls-key go together".into()),
         },
         core: a.core,
+        frame_interval: Duration::from_micros(a.frame_us),
     };
     let (ws, http) = if cfg.tls.is_some() {
         ("wss", "https")

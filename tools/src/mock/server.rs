@@ -44,6 +44,9 @@ pub struct MockConfig {
     /// Pin the market and connection threads to this CPU (OS number). A benchmark uses it to keep
     /// the mock where it wants the load; `None` leaves placement to the scheduler.
     pub core: Option<usize>,
+    /// How long the market thread sleeps when nothing is due: the updates due by then share a
+    /// frame. The OS adds its timer slack (~50 µs) to short sleeps.
+    pub frame_interval: Duration,
 }
 
 impl Default for MockConfig {
@@ -57,6 +60,7 @@ impl Default for MockConfig {
             access_token: "mock_access_token".into(),
             tls: None,
             core: None,
+            frame_interval: Duration::from_micros(100),
         }
     }
 }
@@ -231,7 +235,8 @@ fn market_loop(s: &Shared) {
         let due = (start.elapsed().as_secs_f64() * s.cfg.rate as f64) as u64;
         let n = due.saturating_sub(done).min(s.cfg.rate / 100 + 1);
         if n == 0 {
-            thread::sleep(Duration::from_micros(100));
+            // Every update due since the last wake-up goes out in one frame, as Kite batches.
+            thread::sleep(s.cfg.frame_interval);
             continue;
         }
         done += n;
