@@ -2,6 +2,9 @@
 //! as the feed reads them), parsed by the Kite codec, handed to the router inline, published to a
 //! real shm file and delivered to a subscriber. A counting global allocator watches it all.
 //!
+//! The client IO thread's writer likewise: JSON formatted into a reused buffer, handed to
+//! tungstenite as a message sharing that buffer's allocation, written and flushed.
+//!
 //! One test in this binary on purpose: the counter is process-wide, and a second test running in
 //! parallel would allocate into it.
 
@@ -12,6 +15,8 @@ use std::time::Duration;
 
 use tickwire_engine::router::{Control, Inline, Mode, Router, RouterConfig, RouterRings};
 use tickwire_engine::symbols::SymbolRegistry;
+use tickwire_engine::Tick;
+use tickwire_io::gateway::{market_data, OutBuf};
 use tickwire_io::kite::packet::{Kind, RawLevel, Repr};
 use tickwire_io::kite::{self, TokenMap};
 use tickwire_shm::{Writer, WriterConfig};
@@ -172,4 +177,54 @@ fn the_tick_path_allocates_nothing_once_warm() {
         3 * MEASURED
     );
     router.finish();
+
+    // The client side: format and write market data the way a client session does.
+    let mut out = OutBuf::with_capacity(4096);
+    let mut client = WebSocket::from_raw_socket(Discard, Role::Server, None);
+    let tick = {
+        let mut t = Tick::new(0);
+        t.valid = tickwire_engine::tick::valid::ALL;
+        t.ltp = 50_123_450_000; // 5012.345 at the 1e7 scale
+        t
+    };
+    let send = |out: &mut OutBuf, client: &mut WebSocket<Discard>| {
+        for mode in Mode::ALL {
+            out.json.clear();
+            market_data(&mut out.json, &tick, mode, "NSE", "SBIN", "zerodha");
+            client.write(out.message()).expect("write");
+        }
+        client.flush().expect("flush");
+    };
+    for _ in 0..WARM {
+        send(&mut out, &mut client);
+    }
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for _ in 0..MEASURED {
+        send(&mut out, &mut client);
+    }
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    assert_eq!(
+        allocs,
+        0,
+        "{allocs} allocations over {} client messages",
+        3 * MEASURED
+    );
+}
+
+/// A socket that takes every byte and never has any to read.
+struct Discard;
+
+impl std::io::Write for Discard {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl std::io::Read for Discard {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::WouldBlock.into())
+    }
 }

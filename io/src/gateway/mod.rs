@@ -26,7 +26,7 @@ use tickwire_engine::router::{Control, Delivery, Mode};
 use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_shm::Reader;
 
-pub use protocol::{label, market_data, parse_mode, JsonStr};
+pub use protocol::{label, market_data, parse_mode, JsonStr, OutBuf};
 use session::Session;
 use tickwire_engine::doorbell::Doorbell;
 
@@ -211,7 +211,7 @@ impl Gateway {
         }
         let mut busy = true;
         let mut last_timers = Instant::now();
-        let mut buf = String::with_capacity(64 << 10);
+        let mut buf = protocol::OutBuf::with_capacity(64 << 10);
         while !stop.load(Ordering::Relaxed) {
             // After a busy pass, look again at once; otherwise sleep in epoll until a socket, the
             // router's doorbell or the 100 ms timers wake us.

@@ -4,10 +4,12 @@
 
 use std::fmt::Write;
 
+use bytes::BytesMut;
 use serde_json::Value;
 use tickwire_engine::router::Mode;
 use tickwire_engine::tick::valid;
 use tickwire_engine::{Px, Tick};
+use tungstenite::{Message, Utf8Bytes};
 
 /// OpenAlgo's canonical label.
 pub fn label(m: Mode) -> &'static str {
@@ -113,6 +115,35 @@ fn write_change_percent(out: &mut String, ltp: i64, close: i64) {
     let sign = if q < 0 { "-" } else { "" };
     let q = q.abs();
     let _ = write!(out, "{sign}{}.{:02}", q / 100, q % 100);
+}
+
+/// Where the client IO thread formats outgoing JSON (`json`) and turns it into a WebSocket message
+/// without an allocation per message: the text is copied into `bytes` and split off it, so the
+/// message shares `bytes`' allocation; once tungstenite has copied it into its write buffer and
+/// dropped it, the next [`OutBuf::message`] reuses the space (`BytesMut::reserve` reclaims it).
+#[derive(Debug, Default)]
+pub struct OutBuf {
+    /// The message being formatted.
+    pub json: String,
+    bytes: BytesMut,
+}
+
+impl OutBuf {
+    /// Buffers with room for `capacity` bytes of JSON.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            json: String::with_capacity(capacity),
+            bytes: BytesMut::with_capacity(capacity),
+        }
+    }
+
+    /// `json` as a text message.
+    pub fn message(&mut self) -> Message {
+        self.bytes.reserve(self.json.len());
+        self.bytes.extend_from_slice(self.json.as_bytes());
+        // `json` is a String, so the bytes are UTF-8 and the conversion cannot fail.
+        Message::Text(Utf8Bytes::try_from(self.bytes.split()).unwrap_or_default())
+    }
 }
 
 /// One `market_data` message for a client holding `mode` on `(exchange, symbol)`, from the

@@ -17,7 +17,7 @@ use tungstenite::protocol::Role;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
-use super::protocol::{label, market_data, parse_mode};
+use super::protocol::{label, market_data, parse_mode, OutBuf};
 use super::{GatewayConfig, Shared, MAX_OUTBOX};
 use crate::feed::upstream_state;
 use crate::http;
@@ -272,7 +272,7 @@ impl Session {
 
     /// Formats the latest value of every dirty symbol (one message per mode held) and writes them
     /// with one flush. A blocked client keeps its dirty marks for later: latest values, late.
-    pub fn flush_market_data(&mut self, shared: &Shared, shm: &Reader, buf: &mut String) {
+    pub fn flush_market_data(&mut self, shared: &Shared, shm: &Reader, buf: &mut OutBuf) {
         if self.dirty.is_empty() || !matches!(self.ws, Ws::Open(_)) {
             return;
         }
@@ -304,11 +304,12 @@ impl Session {
             sub.last_seq = t.seq;
             for m in Mode::ALL {
                 if sub.modes & m.bit() != 0 {
-                    buf.clear();
-                    market_data(buf, &t, m, &sub.exchange, &sub.symbol, &shared.cfg.broker);
+                    buf.json.clear();
+                    let b = &shared.cfg.broker;
+                    market_data(&mut buf.json, &t, m, &sub.exchange, &sub.symbol, b);
                     let Ws::Open(ws) = &mut self.ws else { return };
-                    self.queued += buf.len();
-                    match ws.write(Message::Text(buf.as_str().into())) {
+                    self.queued += buf.json.len();
+                    match ws.write(buf.message()) {
                         Ok(()) => sent += 1,
                         Err(e) if would_block(&e) => {
                             sent += 1;
