@@ -8,11 +8,16 @@
 //! run halts and has to be woken by the host), which decides where `bench e2e` and a deployment
 //! should put the feed, the mock and the readers (`docs/decisions.md`).
 //!
+//! Then the floor under the shared-memory ring: a thread on CPU 0 stores its clock into one cache
+//! line every 10 µs, a thread on CPU 1 spins on that line and records how old each new value is,
+//! and counts the values it never saw (it was away for the whole 10 µs: an interrupt, an exit to
+//! the host). Those missed values are why the ring's p99 and p99.9 sit in microseconds here.
+//!
 //! cargo bench --bench wakeup            (`cargo test --benches` runs a short smoke pass)
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,6 +70,48 @@ fn run(n: usize, tx_cpu: usize, rx_cpu: usize, busy: bool) -> Histogram<u64> {
     h
 }
 
+/// One cache line, alone on its own pair of lines (the adjacent-line prefetcher works in pairs).
+#[repr(align(128))]
+struct Line(AtomicI64);
+
+/// `n` stores 10 µs apart from CPU 0, watched from CPU 1: the histogram of how old each value was
+/// when seen, and how many values were overwritten before the reader saw them.
+fn cache_line(n: usize, other: usize) -> (Histogram<u64>, usize) {
+    let line = Arc::new(Line(AtomicI64::new(0)));
+    let done = Arc::new(AtomicBool::new(false));
+    let (l, d) = (line.clone(), done.clone());
+    let reader = std::thread::spawn(move || {
+        let _ = pin_current(Some(other));
+        let mut h = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
+        let mut last = 0;
+        while !d.load(Ordering::Relaxed) {
+            let v = l.0.load(Ordering::Acquire);
+            if v != last {
+                last = v;
+                h.record((now_ns() - v).max(1) as u64).unwrap();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        h
+    });
+    let _ = pin_current(Some(0));
+    std::thread::sleep(Duration::from_millis(50));
+    let mut next = now_ns();
+    for _ in 0..n {
+        next += 10_000;
+        while now_ns() < next {
+            std::hint::spin_loop();
+        }
+        line.0.store(now_ns(), Ordering::Release);
+    }
+    std::thread::sleep(Duration::from_millis(10));
+    done.store(true, Ordering::Relaxed);
+    let h = reader.join().expect("reader");
+    let missed = n.saturating_sub(h.len() as usize);
+    (h, missed)
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let n = if full { 20_000 } else { 500 };
@@ -88,4 +135,20 @@ fn main() {
             h.max() as f64 / 1000.0
         );
     }
+    let lines = if full { 500_000 } else { 5_000 };
+    let (h, missed) = cache_line(lines, other);
+    println!();
+    println!("one cache line, CPU 0 → CPU {other}, a store every 10 µs, ns");
+    println!("| samples | p50 | p90 | p99 | p99.9 | max | never seen |");
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {} | {} | {} | {missed} ({:.2} %) |",
+        h.len(),
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.9),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max(),
+        100.0 * missed as f64 / lines as f64
+    );
 }
