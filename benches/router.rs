@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use tickwire::synthetic::Synth;
-use tickwire_engine::router::{Control, Mode, Router, RouterConfig, RouterRings};
+use tickwire_engine::router::{
+    Control, Mode, RingEnds, RingSizes, Router, RouterConfig, RouterRings,
+};
 use tickwire_shm::{Writer, WriterConfig};
 
 const SYMBOLS: u32 = 1000;
@@ -40,17 +42,18 @@ fn case(subs: u32, interval: Duration, ticks: u64) {
         batch: 256,
         ..RouterConfig::default()
     };
-    let (mut feed, feed_rx) = rtrb::RingBuffer::new(4096);
-    let (up_tx, mut up_rx) = rtrb::RingBuffer::new(4096);
-    let (mut ctl, ctl_rx) = rtrb::RingBuffer::new(1 << 18);
-    let (del_tx, mut del_rx) = rtrb::RingBuffer::new(1 << 18);
-    let rings = RouterRings {
-        feeds: vec![feed_rx],
-        upstream: vec![up_tx],
-        controls: vec![ctl_rx],
-        deliveries: vec![del_tx],
-        delivery_bells: vec![],
-    };
+    let (rings, ends) = RouterRings::one_each(RingSizes {
+        feed: 4096,
+        upstream: 4096,
+        control: 1 << 18,
+        deliveries: 1 << 18,
+    });
+    let RingEnds {
+        mut feed,
+        upstream: mut up_rx,
+        control: mut ctl,
+        deliveries: mut del_rx,
+    } = ends;
     let mut router = Router::new(cfg, rings, writer, vec![]);
     for s in 0..WATCHED {
         for c in 0..subs {

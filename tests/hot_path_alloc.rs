@@ -13,7 +13,9 @@ use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tickwire_engine::router::{Control, Inline, Mode, Router, RouterConfig, RouterRings};
+use tickwire_engine::router::{
+    Control, Inline, Mode, RingEnds, RingSizes, Router, RouterConfig, RouterRings,
+};
 use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_engine::Tick;
 use tickwire_io::gateway::{market_data, OutBuf};
@@ -110,17 +112,18 @@ fn the_tick_path_allocates_nothing_once_warm() {
     };
     let writer = Writer::create(&dir.path().join("ticks"), &cfg, &reg).unwrap();
 
-    let (_feed, feed_rx) = rtrb::RingBuffer::new(16);
-    let (up_tx, mut up_rx) = rtrb::RingBuffer::new(64);
-    let (mut ctl, ctl_rx) = rtrb::RingBuffer::new(64);
-    let (del_tx, mut del_rx) = rtrb::RingBuffer::new(4096);
-    let rings = RouterRings {
-        feeds: vec![feed_rx],
-        upstream: vec![up_tx],
-        controls: vec![ctl_rx],
-        deliveries: vec![del_tx],
-        delivery_bells: vec![],
-    };
+    let (rings, ends) = RouterRings::one_each(RingSizes {
+        feed: 16,
+        upstream: 64,
+        control: 64,
+        deliveries: 4096,
+    });
+    let RingEnds {
+        upstream: mut up_rx,
+        control: mut ctl,
+        deliveries: mut del_rx,
+        ..
+    } = ends;
     // Interval zero: every tick is also a delivery, the most work per tick.
     let rcfg = RouterConfig {
         symbols: 8,
@@ -159,14 +162,7 @@ fn the_tick_path_allocates_nothing_once_warm() {
             delivered += 1;
         }
     };
-    for _ in 0..WARM {
-        step(&mut ws, &mut router);
-    }
-    let before = ALLOCS.load(Ordering::Relaxed);
-    for _ in 0..MEASURED {
-        step(&mut ws, &mut router);
-    }
-    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    let allocs = allocs_once_warm(WARM, MEASURED, || step(&mut ws, &mut router));
     assert_eq!(errors, 0);
     assert_eq!(ticks, 3 * u64::from(WARM + MEASURED));
     assert_eq!(delivered, ticks, "interval 0: one delivery per tick");
@@ -187,28 +183,32 @@ fn the_tick_path_allocates_nothing_once_warm() {
         t.ltp = 50_123_450_000; // 5012.345 at the 1e7 scale
         t
     };
-    let send = |out: &mut OutBuf, client: &mut WebSocket<Discard>| {
+    let allocs = allocs_once_warm(WARM, MEASURED, || {
         for mode in Mode::ALL {
             out.json.clear();
             market_data(&mut out.json, &tick, mode, "NSE", "SBIN", "zerodha");
             client.write(out.message()).expect("write");
         }
         client.flush().expect("flush");
-    };
-    for _ in 0..WARM {
-        send(&mut out, &mut client);
-    }
-    let before = ALLOCS.load(Ordering::Relaxed);
-    for _ in 0..MEASURED {
-        send(&mut out, &mut client);
-    }
-    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    });
     assert_eq!(
         allocs,
         0,
         "{allocs} allocations over {} client messages",
         3 * MEASURED
     );
+}
+
+/// Runs `step` `warm` times, then counts the allocations of `measured` more runs.
+fn allocs_once_warm(warm: u32, measured: u32, mut step: impl FnMut()) -> u64 {
+    for _ in 0..warm {
+        step();
+    }
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for _ in 0..measured {
+        step();
+    }
+    ALLOCS.load(Ordering::Relaxed) - before
 }
 
 /// A socket that takes every byte and never has any to read.

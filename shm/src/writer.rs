@@ -203,7 +203,8 @@ impl Writer {
             let e = self.record(self.geo.lvt_offset + id * RECORD_SIZE as u64);
             // The writer is the only one storing to this entry, so its plain view is current.
             let v = e.seq.load(Ordering::Relaxed);
-            if tick.exchange_ts_ns != 0 && tick.valid & e.own_valid() == e.own_valid() {
+            let held = e.own_valid();
+            if tick.exchange_ts_ns != 0 && tick.valid & held == held {
                 // The tick carries every group the last value holds (a Kite full packet after
                 // full packets): it replaces the value whole, no copy-out and merge needed.
                 e.write(v + 1, tick, v + 2);
@@ -237,7 +238,7 @@ impl Writer {
         let slot = self.ring_slot(p);
         slot.write_marked(tick, p << 1);
         if last {
-            demote((slot as *const SeqTick).cast(), RECORD_SIZE);
+            hint_lines(slot, LineHint::Demote);
         }
         // Release: a reader that sees `p` here finds slot `p` complete (used when resyncing).
         self.header().write_pos.store(p, Ordering::Release);
@@ -250,9 +251,7 @@ impl Writer {
         // Ask for a slot a few ticks ahead in exclusive state now, so a burst does not wait on
         // one ownership request per line when it gets there (the slot was last written a whole
         // ring ago and is cold, or shared by a reader's cache).
-        let ahead = ((p + PREFETCH_AHEAD) & (self.geo.ring_capacity - 1)) * RECORD_SIZE as u64;
-        let rec = self.record(self.geo.ring_offset + ahead) as *const SeqTick;
-        prefetch_for_write(rec.cast(), RECORD_SIZE);
+        hint_lines(self.ring_slot(p + PREFETCH_AHEAD), LineHint::PrefetchWrite);
     }
 
     /// The ring slot that holds position `p`.
@@ -306,47 +305,46 @@ impl Publish for Writer {
     }
 }
 
-/// Hints the CPU to move the cache lines of `len` bytes at `p` from this core's private caches to
-/// the shared last-level cache (CLDEMOTE), so another core's next read is served there instead of
-/// by a snoop into this core. A hint only; a NOP where the instruction is missing (its encoding is
-/// in the hint-NOP space).
-#[inline]
-fn demote(p: *const u8, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    for off in (0..len).step_by(64) {
-        // SAFETY: CLDEMOTE never faults on a mapped address, changes no memory and no register;
-        // `p + off` stays inside the record the caller named.
-        unsafe {
-            std::arch::asm!(
-                "cldemote [{0}]",
-                in(reg) p.add(off),
-                options(nostack, preserves_flags, readonly)
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (p, len);
-}
-
 /// How many slots ahead of the newest the writer prefetches for write.
 const PREFETCH_AHEAD: u64 = 8;
 
-/// Hints the CPU to fetch `bytes` for writing (PREFETCHW: exclusive ownership, no data change).
-/// A hint only: no effect on what any reader sees, and a no-op where the instruction is missing.
+/// A cache hint for the lines of one record. Hints only: neither changes what any reader sees.
+#[derive(Clone, Copy)]
+enum LineHint {
+    /// PREFETCHW: fetch the lines in exclusive state, ready to be written.
+    PrefetchWrite,
+    /// CLDEMOTE: move the lines from this core's private caches to the shared last-level cache,
+    /// where another core's next read is served instead of by a snoop into this core. A NOP on
+    /// CPUs without it (its encoding is in the hint-NOP space).
+    Demote,
+}
+
+/// Applies `hint` to each cache line of `rec`; a no-op off x86-64.
 #[inline]
-fn prefetch_for_write(p: *const u8, len: usize) {
+fn hint_lines(rec: &SeqTick, hint: LineHint) {
     #[cfg(target_arch = "x86_64")]
-    for off in (0..len).step_by(64) {
-        // SAFETY: a prefetch never faults and has no architectural effect; `p + off` stays inside
-        // the record the caller named.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(
-                p.add(off).cast(),
-            )
-        };
+    {
+        let p = (rec as *const SeqTick).cast::<u8>();
+        for off in (0..RECORD_SIZE).step_by(64) {
+            // SAFETY: `p + off` lies inside `rec`, which is mapped. Neither instruction faults,
+            // writes memory or changes a register.
+            unsafe {
+                let line = p.add(off);
+                match hint {
+                    LineHint::PrefetchWrite => std::arch::x86_64::_mm_prefetch::<
+                        { std::arch::x86_64::_MM_HINT_ET0 },
+                    >(line.cast()),
+                    LineHint::Demote => std::arch::asm!(
+                        "cldemote [{0}]",
+                        in(reg) line,
+                        options(nostack, preserves_flags, readonly)
+                    ),
+                }
+            }
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (p, len);
+    let _ = (rec, hint);
 }
 
 fn tmp_path(path: &Path) -> PathBuf {

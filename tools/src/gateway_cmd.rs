@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use clap::Args;
 use tickwire_engine::idle::IdleStrategy;
-use tickwire_engine::router::{Inline, Router, RouterConfig, RouterRings, RouterStats};
+use tickwire_engine::router::{Inline, RingSizes, Router, RouterConfig, RouterRings, RouterStats};
 use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_io::feed::kite_feed::{KiteFeed, KiteFeedConfig};
 use tickwire_io::feed::FeedStatus;
@@ -238,10 +238,12 @@ pub fn start(
     // 4,096 ticks (1.5 MB): enough to ride out a descheduled router at 1 M ticks/s for 4 ms, small
     // enough to stay in cache (65,536 slots were 25 MB of cold lines on every push). A full ring
     // makes the feed wait, never drop. Inline routing does not use it.
-    let (tick_tx, tick_rx) = rtrb::RingBuffer::new(1 << 12);
-    let (up_tx, up_rx) = rtrb::RingBuffer::new(1 << 14);
-    let (ctl_tx, ctl_rx) = rtrb::RingBuffer::new(1 << 16);
-    let (del_tx, del_rx) = rtrb::RingBuffer::new(1 << 16);
+    let (mut rings, ends) = RouterRings::one_each(RingSizes {
+        feed: 1 << 12,
+        upstream: 1 << 14,
+        control: 1 << 16,
+        deliveries: 1 << 16,
+    });
     let mut pinned = Vec::new();
     if e.subscribe_all {
         pinned.extend(0..reg.len() as u32);
@@ -277,17 +279,11 @@ pub fn start(
         feed: feed_status.clone(),
         stats: Arc::default(),
     };
-    let gateway =
-        Gateway::new(listener, shared, ctl_tx, del_rx, reader).map_err(|e| e.to_string())?;
+    let gateway = Gateway::new(listener, shared, ends.control, ends.deliveries, reader)
+        .map_err(|e| e.to_string())?;
     let addr = gateway.local_addr().map_err(|e| e.to_string())?;
     let clients = gateway.stats();
-    let rings = RouterRings {
-        feeds: vec![tick_rx],
-        upstream: vec![up_tx],
-        controls: vec![ctl_rx],
-        deliveries: vec![del_tx],
-        delivery_bells: vec![gateway.doorbell()],
-    };
+    rings.delivery_bells.push(gateway.doorbell());
     let router = Router::new(rcfg, rings, writer, vec![]);
     let router_stats = router.stats();
     let router_bell = router.doorbell();
@@ -312,8 +308,8 @@ pub fn start(
         cfg: feed_cfg,
         tokens,
         token_of,
-        ticks: tick_tx,
-        upstream: up_rx,
+        ticks: ends.feed,
+        upstream: ends.upstream,
         status: feed_status.clone(),
         router_bell: inline_router.is_none().then(|| router_bell.clone()),
         inline_router,

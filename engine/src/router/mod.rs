@@ -132,6 +132,56 @@ pub struct RouterRings {
     pub delivery_bells: Vec<Arc<Doorbell>>,
 }
 
+/// The other ends of [`RouterRings::one_each`]: what the feed thread and the client IO thread hold.
+pub struct RingEnds {
+    /// Where the feed pushes ticks.
+    pub feed: rtrb::Producer<Tick>,
+    /// Where the feed reads demand changes.
+    pub upstream: rtrb::Consumer<Upstream>,
+    /// Where the client IO thread pushes subscribe / unsubscribe.
+    pub control: rtrb::Producer<Control>,
+    /// Where the client IO thread reads deliveries.
+    pub deliveries: rtrb::Consumer<Delivery>,
+}
+
+/// Slot counts for [`RouterRings::one_each`].
+#[derive(Clone, Copy, Debug)]
+pub struct RingSizes {
+    /// Ticks, feed → router.
+    pub feed: usize,
+    /// Demand changes, router → feed.
+    pub upstream: usize,
+    /// Controls, client IO → router.
+    pub control: usize,
+    /// Deliveries, router → client IO.
+    pub deliveries: usize,
+}
+
+impl RouterRings {
+    /// The rings for one feed and one client IO thread, with no delivery bells yet; the other
+    /// ends go to the feed and the client IO thread.
+    pub fn one_each(sizes: RingSizes) -> (Self, RingEnds) {
+        let (feed, feed_rx) = rtrb::RingBuffer::new(sizes.feed);
+        let (up_tx, upstream) = rtrb::RingBuffer::new(sizes.upstream);
+        let (control, ctl_rx) = rtrb::RingBuffer::new(sizes.control);
+        let (del_tx, deliveries) = rtrb::RingBuffer::new(sizes.deliveries);
+        let rings = Self {
+            feeds: vec![feed_rx],
+            upstream: vec![up_tx],
+            controls: vec![ctl_rx],
+            deliveries: vec![del_tx],
+            delivery_bells: vec![],
+        };
+        let ends = RingEnds {
+            feed,
+            upstream,
+            control,
+            deliveries,
+        };
+        (rings, ends)
+    }
+}
+
 /// Counters the router publishes for status pages and tests (Relaxed: monotonic counters that
 /// nothing synchronises on).
 #[derive(Debug, Default)]

@@ -356,22 +356,24 @@ fn a_pin_holder_drives_demand_but_gets_no_deliveries() {
 #[test]
 fn inline_ticks_are_delivered_and_wake_who_waits() {
     use std::sync::atomic::AtomicU32;
-    let (_feed, feed_rx) = rtrb::RingBuffer::new(16);
-    let (up_tx, mut upstream) = rtrb::RingBuffer::new(64);
-    let (mut ctl, ctl_rx) = rtrb::RingBuffer::new(64);
-    let (del_tx, mut del) = rtrb::RingBuffer::new(1024);
+    let (mut rings, ends) = RouterRings::one_each(RingSizes {
+        feed: 16,
+        upstream: 64,
+        control: 64,
+        deliveries: 1024,
+    });
+    let RingEnds {
+        mut upstream,
+        control: mut ctl,
+        deliveries: mut del,
+        ..
+    } = ends;
     let io_wakes = Arc::new(AtomicU32::new(0));
     let w = io_wakes.clone();
     let io_bell = Arc::new(Doorbell::new(move || {
         w.fetch_add(1, Ordering::Relaxed);
     }));
-    let rings = RouterRings {
-        feeds: vec![feed_rx],
-        upstream: vec![up_tx],
-        controls: vec![ctl_rx],
-        deliveries: vec![del_tx],
-        delivery_bells: vec![io_bell.clone()],
-    };
+    rings.delivery_bells.push(io_bell.clone());
     let cfg = RouterConfig {
         symbols: 64,
         flush_interval: Duration::ZERO,

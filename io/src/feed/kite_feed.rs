@@ -230,12 +230,7 @@ impl KiteFeed {
                 Conn::Idle { retry_at } if Instant::now() >= retry_at => {
                     match self.connect(&mut poll) {
                         Ok(c) => c,
-                        Err(e) => self.fail(
-                            &mut poll,
-                            Conn::Idle { retry_at },
-                            format!("connect: {e}"),
-                            &mut backoff,
-                        ),
+                        Err(e) => self.retry_later(format!("connect: {e}"), &mut backoff),
                     }
                 }
                 Conn::Resolving {
@@ -246,23 +241,9 @@ impl KiteFeed {
                 } => match rx.try_recv() {
                     Ok(Ok(addr)) => match self.dial(&mut poll, addr, host, tls) {
                         Ok(c) => c,
-                        Err(e) => self.fail(
-                            &mut poll,
-                            Conn::Idle {
-                                retry_at: Instant::now(),
-                            },
-                            format!("connect: {e}"),
-                            &mut backoff,
-                        ),
+                        Err(e) => self.retry_later(format!("connect: {e}"), &mut backoff),
                     },
-                    Ok(Err(e)) => self.fail(
-                        &mut poll,
-                        Conn::Idle {
-                            retry_at: Instant::now(),
-                        },
-                        format!("resolve {host}: {e}"),
-                        &mut backoff,
-                    ),
+                    Ok(Err(e)) => self.retry_later(format!("resolve {host}: {e}"), &mut backoff),
                     Err(std::sync::mpsc::TryRecvError::Empty)
                         if since.elapsed() < RESOLVE_TIMEOUT =>
                     {
@@ -273,11 +254,7 @@ impl KiteFeed {
                             since,
                         }
                     }
-                    Err(_) => self.fail(
-                        &mut poll,
-                        Conn::Idle {
-                            retry_at: Instant::now(),
-                        },
+                    Err(_) => self.retry_later(
                         format!("resolve {host}: no answer within {RESOLVE_TIMEOUT:?}"),
                         &mut backoff,
                     ),
@@ -292,14 +269,7 @@ impl KiteFeed {
                     match sock.peer_addr() {
                         Ok(_) => {
                             let stream = tcp.take().expect("present");
-                            self.start_handshake(
-                                stream,
-                                &host,
-                                tls,
-                                &mut poll,
-                                &mut backoff,
-                                &wanted,
-                            )
+                            self.start_handshake(stream, &host, tls, &mut backoff, &wanted)
                         }
                         Err(e)
                             if e.kind() == io::ErrorKind::NotConnected
@@ -332,22 +302,12 @@ impl KiteFeed {
                     {
                         Conn::Handshaking(mid, since)
                     }
-                    Err(HandshakeError::Interrupted(_)) => self.fail(
-                        &mut poll,
-                        Conn::Idle {
-                            retry_at: Instant::now(),
-                        },
-                        "handshake timed out".into(),
-                        &mut backoff,
-                    ),
-                    Err(HandshakeError::Failure(e)) => self.fail(
-                        &mut poll,
-                        Conn::Idle {
-                            retry_at: Instant::now(),
-                        },
-                        handshake_error(e),
-                        &mut backoff,
-                    ),
+                    Err(HandshakeError::Interrupted(_)) => {
+                        self.retry_later("handshake timed out".into(), &mut backoff)
+                    }
+                    Err(HandshakeError::Failure(e)) => {
+                        self.retry_later(handshake_error(e), &mut backoff)
+                    }
                 },
                 Conn::Open {
                     mut ws,
@@ -466,7 +426,6 @@ impl KiteFeed {
         tcp: mio::net::TcpStream,
         host: &str,
         tls: bool,
-        poll: &mut Poll,
         backoff: &mut Backoff,
         wanted: &BTreeMap<u32, Mode>,
     ) -> Conn {
@@ -474,16 +433,7 @@ impl KiteFeed {
         let stream = if tls {
             match Stream::tls(tcp, host, self.cfg.ca_file.as_deref()) {
                 Ok(s) => s,
-                Err(e) => {
-                    return self.fail(
-                        poll,
-                        Conn::Idle {
-                            retry_at: Instant::now(),
-                        },
-                        format!("tls: {e}"),
-                        backoff,
-                    )
-                }
+                Err(e) => return self.retry_later(format!("tls: {e}"), backoff),
             }
         } else {
             Stream::Plain(tcp)
@@ -495,16 +445,7 @@ impl KiteFeed {
         );
         let mut req = match url.into_client_request() {
             Ok(r) => r,
-            Err(e) => {
-                return self.fail(
-                    poll,
-                    Conn::Idle {
-                        retry_at: Instant::now(),
-                    },
-                    format!("request: {e}"),
-                    backoff,
-                )
-            }
+            Err(e) => return self.retry_later(format!("request: {e}"), backoff),
         };
         req.headers_mut().insert(
             "X-Kite-Version",
@@ -517,14 +458,7 @@ impl KiteFeed {
         match tungstenite::client::client_with_config(req, stream, Some(cfg)) {
             Ok((ws, resp)) => self.opened(ws, resp, wanted),
             Err(HandshakeError::Interrupted(mid)) => Conn::Handshaking(mid, Instant::now()),
-            Err(HandshakeError::Failure(e)) => self.fail(
-                poll,
-                Conn::Idle {
-                    retry_at: Instant::now(),
-                },
-                handshake_error(e),
-                backoff,
-            ),
+            Err(HandshakeError::Failure(e)) => self.retry_later(handshake_error(e), backoff),
         }
     }
 
@@ -569,6 +503,11 @@ impl KiteFeed {
             }
             _ => {}
         }
+        self.retry_later(why, backoff)
+    }
+
+    /// Records why the connection (or the attempt) ended and schedules the next attempt.
+    fn retry_later(&mut self, why: String, backoff: &mut Backoff) -> Conn {
         if self.status.connected.swap(false, Ordering::Relaxed) {
             eprintln!("kite feed: disconnected: {why}");
         }
