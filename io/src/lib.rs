@@ -1,9 +1,14 @@
 //! tickwire's IO threads: broker feeds in, WebSocket clients out.
 //!
-//! - [`kite`]: Zerodha Kite's ticker format (parser, encoder, instrument master).
+//! - [`feed`]: the upstream connection mechanism every broker shares (the broker seam).
+//! - [`brokers`]: one folder per broker (wire format, instrument master).
+//! - [`gateway`]: the client IO thread (OpenAlgo's WebSocket protocol, plain HTTP status).
 #![deny(unsafe_code)]
 
+pub mod brokers;
 pub mod feed;
 pub mod gateway;
 pub mod http;
-pub mod kite;
+
+/// Kite's codec, where it has always been importable from (`tickwire_io::kite`).
+pub use brokers::kite;

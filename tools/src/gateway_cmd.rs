@@ -17,10 +17,9 @@ use clap::Args;
 use tickwire_engine::idle::IdleStrategy;
 use tickwire_engine::router::{Inline, RingSizes, Router, RouterConfig, RouterRings, RouterStats};
 use tickwire_engine::symbols::SymbolRegistry;
-use tickwire_io::feed::kite_feed::{KiteFeed, KiteFeedConfig};
-use tickwire_io::feed::FeedStatus;
+use tickwire_io::feed::{Feed, FeedConfig, FeedStatus};
 use tickwire_io::gateway::{Gateway, GatewayConfig, GatewayStats, Shared};
-use tickwire_io::kite::{instruments, TokenMap};
+use tickwire_io::kite::{instruments, Kite, KiteConfig, TokenMap};
 use tickwire_shm::{Reader, Writer, WriterConfig};
 
 use crate::mock::{MockBroker, MockConfig};
@@ -197,8 +196,10 @@ impl Running {
 
 /// What the gateway connects to.
 pub struct Upstream {
+    /// Kite credentials and URL.
+    pub kite: KiteConfig,
     /// Feed settings.
-    pub feed: KiteFeedConfig,
+    pub feed: FeedConfig,
     /// Instrument master URL or path.
     pub instruments: String,
 }
@@ -304,10 +305,10 @@ pub fn start(
     };
     let mut feed_cfg = up.feed;
     feed_cfg.core = e.feed_core;
-    let feed = KiteFeed {
+    let protocol = Kite::new(up.kite, Arc::new(tokens), Arc::new(token_of));
+    let feed = Feed {
         cfg: feed_cfg,
-        tokens,
-        token_of,
+        protocol: Box::new(protocol),
         ticks: ends.feed,
         upstream: ends.upstream,
         status: feed_status.clone(),
@@ -340,15 +341,18 @@ fn wait(stop: &AtomicBool) {
 
 /// `tickwire serve`.
 pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
-    let feed = KiteFeedConfig {
+    let kite = KiteConfig {
         url: a.broker_url,
         api_key: a.kite_api_key,
         access_token: a.kite_access_token,
+    };
+    let feed = FeedConfig {
         ca_file: a.broker_ca_file,
-        ..KiteFeedConfig::default()
+        ..FeedConfig::default()
     };
     let run = start(
         Upstream {
+            kite,
             feed,
             instruments: a.instruments,
         },
@@ -382,14 +386,14 @@ pub fn start_with_mock(
 ) -> Result<(MockBroker, Running), String> {
     let mock = MockBroker::start(mcfg.clone()).map_err(|e| format!("mock broker: {e}"))?;
     let base = mock.addr();
-    let feed = KiteFeedConfig {
+    let kite = KiteConfig {
         url: format!("ws://{base}"),
         api_key: mcfg.api_key,
         access_token: mcfg.access_token,
-        ..KiteFeedConfig::default()
     };
     let up = Upstream {
-        feed,
+        kite,
+        feed: FeedConfig::default(),
         instruments: format!("http://{base}/instruments"),
     };
     let run = start(up, port, api_keys, engine)?;

@@ -1,11 +1,12 @@
 //! Zerodha Kite Connect ticker: the binary packet format, frame splitting, control messages and the
 //! instrument master. Parsing writes straight into [`Tick`]s; nothing here allocates per packet.
 //!
-//! `broker-formats.md` §1 is the reference; `tests.rs` holds golden frames written out as bytes.
+//! `docs/brokers.md` describes the format; `tests.rs` holds golden frames written out as bytes.
 
 pub mod frame;
 pub mod instruments;
 pub mod packet;
+mod protocol;
 #[cfg(test)]
 mod tests;
 
@@ -18,6 +19,7 @@ use tickwire_engine::Tick;
 
 pub use frame::{split, Frame};
 pub use packet::{Kind, Packet, Repr};
+pub use protocol::{Kite, KiteConfig};
 
 /// Why a frame or packet was rejected. Small and `Copy`: it is counted and logged by the feed,
 /// and the rest of the frame (where it can be found) is still used.
@@ -106,6 +108,21 @@ pub fn parse_frame_marked(
     mut emit: impl FnMut(Tick, bool),
     mut on_error: impl FnMut(ParseError),
 ) -> FrameStats {
+    parse_packets(frame, recv_ts_ns, tokens, |r| match r {
+        Ok((t, last)) => emit(t, last),
+        Err(e) => on_error(e),
+    })
+}
+
+/// The parser under [`parse_frame_marked`], with one callback for ticks and errors alike (so a
+/// caller can hand both to one `&mut` sink).
+#[inline]
+pub fn parse_packets(
+    frame: &[u8],
+    recv_ts_ns: i64,
+    tokens: &TokenMap,
+    mut on: impl FnMut(Result<(Tick, bool), ParseError>),
+) -> FrameStats {
     let mut st = FrameStats::default();
     let Frame::Packets(mut packets) = split(frame) else {
         return st;
@@ -123,11 +140,11 @@ pub fn parse_frame_marked(
         match res {
             Ok(t) => {
                 st.ticks += 1;
-                emit(t, last);
+                on(Ok((t, last)));
             }
             Err(e) => {
                 st.errors += 1;
-                on_error(e);
+                on(Err(e));
             }
         }
     }

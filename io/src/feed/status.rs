@@ -1,0 +1,102 @@
+//! A feed's health and counters, shared with `GET /status`, client replies and tests. One per feed:
+//! two feeds (two brokers) keep their own symbol states.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+
+/// Per-symbol upstream state, readable by the client IO threads (`status` and subscribe replies).
+pub mod upstream_state {
+    /// Not subscribed upstream.
+    pub const NONE: u8 = 0;
+    /// Asked for, no data yet.
+    pub const PENDING: u8 = 1;
+    /// Data has arrived since the subscribe.
+    pub const LIVE: u8 = 2;
+    /// The broker rejected it (or does not list it).
+    pub const REJECTED: u8 = 3;
+}
+
+/// Where the feed's connection is, for status output.
+pub mod feed_state {
+    /// Waiting for the next attempt (backoff).
+    pub const BACKOFF: u8 = 0;
+    /// Authorizing, resolving, connecting or in the WebSocket handshake.
+    pub const CONNECTING: u8 = 1;
+    /// Open.
+    pub const OPEN: u8 = 2;
+    /// Stopped for good: the broker refused the credentials. `last_error` says why.
+    pub const STOPPED: u8 = 3;
+
+    /// The state's name in `GET /status`.
+    pub fn name(s: u8) -> &'static str {
+        match s {
+            CONNECTING => "connecting",
+            OPEN => "open",
+            STOPPED => "stopped",
+            _ => "backoff",
+        }
+    }
+}
+
+/// See the module docs. Relaxed throughout: counters and flags that nothing else is published
+/// through.
+#[derive(Debug, Default)]
+pub struct FeedStatus {
+    /// Connected and past the handshake.
+    pub connected: AtomicBool,
+    /// [`feed_state`].
+    pub state: AtomicU8,
+    /// Connection attempts (dials), successful or not.
+    pub attempts: AtomicU64,
+    /// Successful connects (1 + reconnects).
+    pub connects: AtomicU64,
+    /// Messages received (heartbeats included).
+    pub frames: AtomicU64,
+    /// Ticks pushed to the router.
+    pub ticks: AtomicU64,
+    /// Packets rejected by the parser.
+    pub parse_errors: AtomicU64,
+    /// Times the ring to the router was full and the feed waited (never dropped).
+    pub ring_waits: AtomicU64,
+    /// Error messages from the broker.
+    pub broker_errors: AtomicU64,
+    /// Last connection error, for status output.
+    pub last_error: Mutex<String>,
+    /// Per symbol id: [`upstream_state`].
+    pub symbols: Vec<AtomicU8>,
+}
+
+impl FeedStatus {
+    /// Status for `symbols` ids.
+    pub fn new(symbols: usize) -> Self {
+        Self {
+            symbols: (0..symbols).map(|_| AtomicU8::new(0)).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Upstream state of a symbol.
+    pub fn symbol_state(&self, id: u32) -> u8 {
+        self.symbols
+            .get(id as usize)
+            .map_or(upstream_state::NONE, |s| s.load(Ordering::Relaxed))
+    }
+
+    /// Sets the upstream state of a symbol.
+    pub fn set_symbol_state(&self, id: u32, st: u8) {
+        if let Some(s) = self.symbols.get(id as usize) {
+            s.store(st, Ordering::Relaxed);
+        }
+    }
+
+    /// The connection's [`feed_state`].
+    pub fn feed_state(&self) -> u8 {
+        self.state.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_error(&self, e: String) {
+        if let Ok(mut l) = self.last_error.lock() {
+            *l = e;
+        }
+    }
+}
