@@ -22,6 +22,25 @@ pub struct Head {
     pub ws_key: Option<String>,
     /// `Upgrade: websocket` present (names and values compared case-insensitively).
     pub upgrade: bool,
+    /// Every header, names lower-cased, values trimmed (`Authorization`, `Content-Length`, …).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Head {
+    /// The first header named `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `Content-Length`, 0 when absent or unreadable.
+    pub fn content_length(&self) -> usize {
+        self.header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
 }
 
 /// `Ok(Some((head, len)))`: a complete head of `len` bytes; `Ok(None)`: need more bytes;
@@ -50,6 +69,14 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, String> {
                     .collect(),
                 ws_key: header("sec-websocket-key"),
                 upgrade: header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")),
+                headers: req
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        let v = String::from_utf8_lossy(h.value).trim().to_string();
+                        (h.name.to_ascii_lowercase(), v)
+                    })
+                    .collect(),
             };
             Ok(Some((head, len)))
         }

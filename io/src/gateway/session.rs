@@ -689,6 +689,8 @@ fn status_json(shared: &Shared) -> String {
         "broker": shared.cfg.broker,
         "feed": {
             "connected": f.connected.load(Ordering::Relaxed),
+            "state": crate::feed::feed_state::name(f.feed_state()),
+            "attempts": ld(&f.attempts),
             "connects": ld(&f.connects), "frames": ld(&f.frames), "ticks": ld(&f.ticks),
             "parse_errors": ld(&f.parse_errors), "broker_errors": ld(&f.broker_errors),
             "ring_waits": ld(&f.ring_waits), "last_error": last_error,

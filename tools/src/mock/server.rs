@@ -476,7 +476,10 @@ fn session<S: Read + Write>(
                         r#"{"type":"error","data":"binary messages are not accepted"}"#,
                     )?;
                 }
-                Ok(Message::Close(_)) => return Ok(()),
+                Ok(Message::Close(_)) => {
+                    finish_close(ws);
+                    return Ok(());
+                }
                 Ok(_) => busy = true,
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
@@ -528,6 +531,29 @@ fn session<S: Read + Write>(
     let _ = ws.close(None);
     let _ = ws.flush();
     Ok(())
+}
+
+/// Completes the closing handshake a client started: tungstenite queued the reply to its Close
+/// frame; flush it until tungstenite reports the handshake done (bounded: a peer that stopped
+/// reading gets 1 s). Dropping the TCP connection instead makes clients report an unclean close
+/// (1006), as the official KiteTicker did.
+fn finish_close<S: Read + Write>(ws: &mut WebSocket<S>) {
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        match ws.flush() {
+            Ok(()) => match ws.read() {
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    thread::sleep(Duration::from_millis(1))
+                }
+                Ok(_) => {}
+                Err(_) => return, // ConnectionClosed: the reply went out
+            },
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(1))
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 fn text<S: Read + Write>(ws: &mut WebSocket<S>, msg: &str) -> io::Result<()> {

@@ -1,0 +1,283 @@
+//! Helpers the end-to-end tests share: the real binary on free loopback ports, WebSocket and
+//! HTTP clients, the mock broker, and checks of values against what the mock says it sent.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tickwire_engine::price;
+use tickwire_shm::{Event, Reader};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+pub type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Proc(pub Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn tickwire(args: &[&str]) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_tickwire"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start tickwire");
+    Proc(child)
+}
+
+/// Waits for a line containing `needle` on the child's stdout.
+pub fn wait_line(p: &mut Proc, needle: &str) -> String {
+    let out = p.0.stdout.as_mut().unwrap();
+    let mut r = BufReader::new(out);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).unwrap() == 0 {
+            panic!("process ended before printing {needle:?}");
+        }
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+pub fn connect(port: u16) -> Ws {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match tungstenite::connect(format!("ws://127.0.0.1:{port}")) {
+            Ok((mut ws, _)) => {
+                if let MaybeTlsStream::Plain(s) = ws.get_mut() {
+                    s.set_read_timeout(Some(Duration::from_millis(200)))
+                        .unwrap();
+                }
+                return ws;
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+}
+
+pub fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).unwrap();
+}
+
+/// Next JSON message within `limit`, or None.
+pub fn recv(ws: &mut Ws, limit: Duration) -> Option<Value> {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        match ws.read() {
+            Ok(Message::Text(t)) => return Some(serde_json::from_str(t.as_str()).unwrap()),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    None
+}
+
+/// The next reply that is not market data.
+pub fn reply(ws: &mut Ws) -> Value {
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        if let Some(v) = recv(ws, Duration::from_secs(1)) {
+            if v["type"] != "market_data" {
+                return v;
+            }
+        }
+    }
+    panic!("no reply");
+}
+
+pub fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::Write;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// What the mock sent for `token`, newest last.
+pub fn sent(mock_port: u16, token: u32) -> Vec<Value> {
+    serde_json::from_str(&http_get(mock_port, &format!("/sent?token={token}"))).unwrap()
+}
+
+/// A price in a gateway message, as paise (raw Kite units, divisor 100).
+pub fn paise(v: &Value) -> u64 {
+    let p = price::parse(&v.to_string()).unwrap_or_else(|| panic!("not an exact decimal: {v}"));
+    assert_eq!(p % 100_000, 0, "NSE prices are whole paise: {v}");
+    (p / 100_000) as u64
+}
+
+/// True when `data` matches one packet the mock sent, in every field the mode carries.
+pub fn matches_sent(data: &Value, mode: u64, s: &Value) -> bool {
+    let mut ok = paise(&data["ltp"]) == s["ltp"].as_u64().unwrap();
+    if mode >= 2 {
+        ok &= data["volume"] == s["volume"]
+            && paise(&data["open"]) == s["open"].as_u64().unwrap()
+            && paise(&data["high"]) == s["high"].as_u64().unwrap()
+            && paise(&data["low"]) == s["low"].as_u64().unwrap()
+            && paise(&data["close"]) == s["close"].as_u64().unwrap()
+            && data["last_trade_quantity"] == s["last_qty"]
+            && paise(&data["average_price"]) == s["avg_price"].as_u64().unwrap()
+            && data["total_buy_quantity"] == s["buy_qty"]
+            && data["total_sell_quantity"] == s["sell_qty"];
+    }
+    if mode == 3 {
+        for (side, key) in [("buy", "bids"), ("sell", "asks")] {
+            for (i, l) in data["depth"][side].as_array().unwrap().iter().enumerate() {
+                let w = &s[key][i];
+                ok &= paise(&l["price"]) == w[0].as_u64().unwrap()
+                    && l["quantity"] == w[1]
+                    && l["orders"] == w[2];
+            }
+        }
+    }
+    ok
+}
+
+/// A running `tickwire demo` on free loopback ports with its own shm file.
+pub struct Demo {
+    pub _proc: Proc,
+    pub port: u16,
+    pub bport: u16,
+    pub shm: std::path::PathBuf,
+    pub _dir: tempfile::TempDir,
+}
+
+pub fn start_demo(extra: &[&str]) -> Demo {
+    let (port, bport) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let shm = dir.path().join("ticks");
+    let (ps, bps) = (port.to_string(), bport.to_string());
+    let mut args = vec![
+        "demo",
+        "--port",
+        &ps,
+        "--broker-port",
+        &bps,
+        "--api-key",
+        "k1",
+        "--shm",
+        shm.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut p = tickwire(&args);
+    wait_line(&mut p, "Ctrl-C");
+    Demo {
+        _proc: p,
+        port,
+        bport,
+        shm,
+        _dir: dir,
+    }
+}
+
+/// A running `tickwire serve` against `url` (a mock broker), on a free port with its own shm file.
+pub struct Served {
+    pub _proc: Proc,
+    pub port: u16,
+    pub shm: std::path::PathBuf,
+    pub _dir: tempfile::TempDir,
+}
+
+pub fn start_serve(url: &str, instruments: &str, extra: &[&str]) -> Served {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let shm = dir.path().join("ticks");
+    let ps = port.to_string();
+    let mut args = vec![
+        "serve",
+        "--port",
+        &ps,
+        "--api-key",
+        "k1",
+        "--broker-url",
+        url,
+        "--instruments",
+        instruments,
+        "--kite-api-key",
+        "mock_api_key",
+        "--kite-access-token",
+        "mock_access_token",
+        "--shm",
+        shm.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Served {
+        _proc: tickwire(&args),
+        port,
+        shm,
+        _dir: dir,
+    }
+}
+
+/// A client connected and authenticated with the test key.
+pub fn authed(port: u16) -> Ws {
+    let mut ws = connect(port);
+    send(&mut ws, json!({"action": "authenticate", "api_key": "k1"}));
+    assert_eq!(reply(&mut ws)["status"], "success");
+    ws
+}
+
+pub const TOKENS: [(&str, u32); 3] = [("SBIN", 779521), ("RELIANCE", 738561), ("INFY", 408065)];
+
+pub fn token_of(sym: &str) -> u32 {
+    TOKENS.iter().find(|t| t.0 == sym).unwrap().1
+}
+
+pub fn shm_has_new_ticks(r: &mut Reader, within: Duration) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if let Some(Event::Tick(_)) = r.next() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+pub fn mock(bport: u16) -> Proc {
+    let mut m = mock_with(bport, &[]);
+    wait_line(&mut m, "mock Kite broker");
+    m
+}
+
+/// `tickwire mock-broker` on `bport` with a small market, plus `extra` flags.
+pub fn mock_with(bport: u16, extra: &[&str]) -> Proc {
+    let ps = bport.to_string();
+    let mut args = vec![
+        "mock-broker",
+        "--broker",
+        "kite",
+        "--port",
+        &ps,
+        "--symbols",
+        "3",
+        "--rate",
+        "300",
+    ];
+    args.extend_from_slice(extra);
+    tickwire(&args)
+}

@@ -1,0 +1,208 @@
+//! The upstream side end to end, with the real binary against the mock broker on loopback:
+//! reconnecting after the broker restarts (modes restored), wss:// through rustls, dead-connection
+//! detection, and a broker that refuses the credentials.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tickwire_shm::Reader;
+
+use common::*;
+
+#[test]
+fn the_gateway_reconnects_when_the_broker_restarts() {
+    let bport = free_port();
+    let m = mock(bport);
+    let url = format!("ws://127.0.0.1:{bport}");
+    let gw = start_serve(&url, &format!("http://127.0.0.1:{bport}/instruments"), &[]);
+    let (port, shm) = (gw.port, gw.shm.clone());
+    let mut ws = authed(port);
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": "TCS", "exchange": "NSE", "mode": "depth"}),
+    );
+    assert_eq!(reply(&mut ws)["status"], "success");
+    let wait_data = |ws: &mut Ws, secs: u64| {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if let Some(m) = recv(ws, Duration::from_millis(200)) {
+                if m["type"] == "market_data" && m["symbol"] == "TCS" {
+                    return m;
+                }
+            }
+        }
+        panic!("no TCS data within {secs} s");
+    };
+    wait_data(&mut ws, 10);
+    let mut r = Reader::open(&shm).unwrap();
+    assert!(shm_has_new_ticks(&mut r, Duration::from_secs(5)));
+
+    drop(m); // kill the broker mid-stream
+    std::thread::sleep(Duration::from_millis(1500));
+    while recv(&mut ws, Duration::from_millis(50)).is_some() {}
+    r.seek_latest();
+    assert!(
+        !shm_has_new_ticks(&mut r, Duration::from_millis(500)),
+        "no ticks while the broker is down"
+    );
+
+    let _m2 = mock(bport);
+    // Same client connection, same shm reader: data flows again after the gateway reconnects and
+    // re-subscribes in depth mode.
+    let m = wait_data(&mut ws, 20);
+    assert_eq!(m["mode"], 3);
+    assert_eq!(
+        m["data"]["depth"]["sell"].as_array().unwrap().len(),
+        5,
+        "mode was set again after reconnect"
+    );
+    assert!(shm_has_new_ticks(&mut r, Duration::from_secs(5)));
+    assert!(Path::new(&shm).exists());
+}
+
+/// wss:// end to end: the mock serves TLS with a certificate made here, the gateway's feed trusts
+/// it through --broker-ca-file (besides the Mozilla roots), and ticks arrive over rustls.
+#[test]
+fn the_feed_speaks_wss_through_rustls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    // The instrument master, from a plain mock with the same market.
+    let plain = free_port();
+    let csv = {
+        let _m = mock(plain);
+        http_get(plain, "/instruments")
+    };
+    let master = dir.path().join("instruments.csv");
+    std::fs::write(&master, csv).unwrap();
+    let bport = free_port();
+    let mut m = mock_with(
+        bport,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(wait_line(&mut m, "mock Kite broker").contains("wss://"));
+    // A host name, not an address: the feed resolves it on its helper thread (IPv4 first).
+    let url = format!("wss://localhost:{bport}");
+    let gw = start_serve(
+        &url,
+        master.to_str().unwrap(),
+        &["--broker-ca-file", cert.to_str().unwrap()],
+    );
+    let mut ws = authed(gw.port);
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 3}),
+    );
+    assert_eq!(reply(&mut ws)["status"], "success");
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(Instant::now() < end, "no data over wss");
+        if let Some(m) = recv(&mut ws, Duration::from_millis(200)) {
+            if m["type"] == "market_data" {
+                assert_eq!(m["data"]["depth"]["buy"].as_array().unwrap().len(), 5);
+                break;
+            }
+        }
+    }
+}
+
+/// A broker that goes silent without closing (stopped process: no data, no heartbeats, the socket
+/// still open) is declared dead after 5 s; when it comes back, the feed reconnects and data flows.
+#[test]
+fn a_silent_broker_is_detected_dead_and_the_feed_recovers() {
+    let bport = free_port();
+    let m = mock(bport);
+    let url = format!("ws://127.0.0.1:{bport}");
+    let gw = start_serve(&url, &format!("http://127.0.0.1:{bport}/instruments"), &[]);
+    let port = gw.port;
+    let mut ws = authed(port);
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 1}),
+    );
+    assert_eq!(reply(&mut ws)["status"], "success");
+    let adapter = |ws: &mut Ws| {
+        send(ws, json!({"action": "get_broker_info"}));
+        reply(ws)["adapter_status"].as_str().unwrap().to_string()
+    };
+    let wait_for = |ws: &mut Ws, want: &str, secs: u64| {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while adapter(ws) != want {
+            assert!(Instant::now() < end, "adapter never became {want}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(&mut ws, "connected", 10);
+    let pid = m.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let stopped = Instant::now();
+    wait_for(&mut ws, "disconnected", 12);
+    assert!(
+        stopped.elapsed() >= Duration::from_secs(4),
+        "declared dead only after the 5 s silence"
+    );
+    assert!(Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for(&mut ws, "connected", 30);
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < end, "no data after recovery");
+        if recv(&mut ws, Duration::from_millis(200)).is_some_and(|m| m["type"] == "market_data") {
+            break;
+        }
+    }
+    drop(m);
+}
+
+/// A broker that refuses the credentials (Kite answers the upgrade with 403) stops the feed with a
+/// clear status: one attempt, not a redial every few seconds for the rest of the day.
+#[test]
+fn refused_credentials_stop_the_feed_instead_of_redialling() {
+    let bport = free_port();
+    let mut m = mock_with(bport, &["--access-token", "another_token"]);
+    wait_line(&mut m, "mock Kite broker");
+    let url = format!("ws://127.0.0.1:{bport}");
+    let gw = start_serve(&url, &format!("http://127.0.0.1:{bport}/instruments"), &[]);
+    let feed = |port: u16| -> serde_json::Value {
+        let body = http_get(port, "/status");
+        serde_json::from_str::<serde_json::Value>(&body)
+            .map_or(serde_json::Value::Null, |v| v["feed"].clone())
+    };
+    drop(connect(gw.port)); // the gateway is listening
+    let end = Instant::now() + Duration::from_secs(15);
+    while feed(gw.port)["state"] != "stopped" {
+        assert!(
+            Instant::now() < end,
+            "feed never stopped: {}",
+            feed(gw.port)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let f = feed(gw.port);
+    assert_eq!(f["attempts"], 1, "{f}");
+    assert_eq!(f["connected"], false);
+    let err = f["last_error"].as_str().unwrap();
+    assert!(
+        err.contains("HTTP 403") && err.contains("credentials"),
+        "{err}"
+    );
+}
