@@ -88,6 +88,16 @@ impl<'a> TickSink<'a> {
         }
     }
 
+    /// Records the broker's word on market segments (`NSE_EQ` → `NORMAL_OPEN`), for status.
+    pub fn market_status(&mut self, segments: &[(String, &str)]) {
+        if let Some(m) = self.status.and_then(|s| s.market.lock().ok()) {
+            let mut m = m;
+            for (seg, st) in segments {
+                m.insert(seg.clone(), (*st).to_owned());
+            }
+        }
+    }
+
     /// Ticks handed on so far.
     pub fn ticks(&self) -> u32 {
         self.ticks

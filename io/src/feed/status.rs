@@ -1,6 +1,7 @@
 //! A feed's health and counters, shared with `GET /status`, client replies and tests. One per feed:
 //! two feeds (two brokers) keep their own symbol states.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
@@ -64,6 +65,8 @@ pub struct FeedStatus {
     pub last_error: Mutex<String>,
     /// Per symbol id: [`upstream_state`].
     pub symbols: Vec<AtomicU8>,
+    /// Market segments' status as the broker last reported it (Upstox `market_info`).
+    pub market: Mutex<BTreeMap<String, String>>,
 }
 
 impl FeedStatus {
