@@ -181,23 +181,9 @@ fn refused_credentials_stop_the_feed_instead_of_redialling() {
     wait_line(&mut m, "mock Kite broker");
     let url = format!("ws://127.0.0.1:{bport}");
     let gw = start_serve(&url, &format!("http://127.0.0.1:{bport}/instruments"), &[]);
-    let feed = |port: u16| -> serde_json::Value {
-        let body = http_get(port, "/status");
-        serde_json::from_str::<serde_json::Value>(&body)
-            .map_or(serde_json::Value::Null, |v| v["feed"].clone())
-    };
-    drop(connect(gw.port)); // the gateway is listening
-    let end = Instant::now() + Duration::from_secs(15);
-    while feed(gw.port)["state"] != "stopped" {
-        assert!(
-            Instant::now() < end,
-            "feed never stopped: {}",
-            feed(gw.port)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_feed_state(gw.port, "stopped", 15);
     std::thread::sleep(Duration::from_secs(2));
-    let f = feed(gw.port);
+    let f = feed_status(gw.port);
     assert_eq!(f["attempts"], 1, "{f}");
     assert_eq!(f["connected"], false);
     let err = f["last_error"].as_str().unwrap();

@@ -132,6 +132,11 @@ pub fn paise(v: &Value) -> u64 {
 
 /// True when `data` matches one packet the mock sent, in every field the mode carries.
 pub fn matches_sent(data: &Value, mode: u64, s: &Value) -> bool {
+    matches_sent_with(data, mode, s, true)
+}
+
+/// [`matches_sent`] for a broker whose depth has no order counts (`orders`: false).
+pub fn matches_sent_with(data: &Value, mode: u64, s: &Value, orders: bool) -> bool {
     let mut ok = paise(&data["ltp"]) == s["ltp"].as_u64().unwrap();
     if mode >= 2 {
         ok &= data["volume"] == s["volume"]
@@ -150,7 +155,7 @@ pub fn matches_sent(data: &Value, mode: u64, s: &Value) -> bool {
                 let w = &s[key][i];
                 ok &= paise(&l["price"]) == w[0].as_u64().unwrap()
                     && l["quantity"] == w[1]
-                    && l["orders"] == w[2];
+                    && (!orders || l["orders"] == w[2]);
             }
         }
     }
@@ -203,6 +208,22 @@ pub struct Served {
 }
 
 pub fn start_serve(url: &str, instruments: &str, extra: &[&str]) -> Served {
+    let mut args = vec![
+        "--broker-url",
+        url,
+        "--instruments",
+        instruments,
+        "--kite-api-key",
+        "mock_api_key",
+        "--kite-access-token",
+        "mock_access_token",
+    ];
+    args.extend_from_slice(extra);
+    start_serve_with(&args)
+}
+
+/// `tickwire serve` with the test key, a free port and its own shm file, plus `broker_args`.
+pub fn start_serve_with(broker_args: &[&str]) -> Served {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let shm = dir.path().join("ticks");
@@ -213,18 +234,10 @@ pub fn start_serve(url: &str, instruments: &str, extra: &[&str]) -> Served {
         &ps,
         "--api-key",
         "k1",
-        "--broker-url",
-        url,
-        "--instruments",
-        instruments,
-        "--kite-api-key",
-        "mock_api_key",
-        "--kite-access-token",
-        "mock_access_token",
         "--shm",
         shm.to_str().unwrap(),
     ];
-    args.extend_from_slice(extra);
+    args.extend_from_slice(broker_args);
     Served {
         _proc: tickwire(&args),
         port,
@@ -256,6 +269,46 @@ pub fn shm_has_new_ticks(r: &mut Reader, within: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(5));
     }
     false
+}
+
+/// `tickwire mock-broker --broker BROKER` on `bport` with a small market, ready.
+pub fn mock_of(broker: &str, bport: u16, extra: &[&str]) -> Proc {
+    let ps = bport.to_string();
+    let mut args = vec![
+        "mock-broker",
+        "--broker",
+        broker,
+        "--port",
+        &ps,
+        "--symbols",
+        "3",
+        "--rate",
+        "300",
+    ];
+    args.extend_from_slice(extra);
+    let mut m = tickwire(&args);
+    wait_line(&mut m, "mock ");
+    m
+}
+
+/// The gateway's `GET /status` feed object (Null while it is not up).
+pub fn feed_status(port: u16) -> Value {
+    let body = http_get(port, "/status");
+    serde_json::from_str::<Value>(&body).map_or(Value::Null, |v| v["feed"].clone())
+}
+
+/// Waits until the feed's `state` is `want`.
+pub fn wait_feed_state(port: u16, want: &str, secs: u64) -> Value {
+    drop(connect(port)); // the gateway is listening
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let f = feed_status(port);
+        if f["state"] == want {
+            return f;
+        }
+        assert!(Instant::now() < end, "feed never became {want}: {f}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 pub fn mock(bport: u16) -> Proc {

@@ -17,12 +17,14 @@ use clap::Args;
 use tickwire_engine::idle::IdleStrategy;
 use tickwire_engine::router::{Inline, RingSizes, Router, RouterConfig, RouterRings, RouterStats};
 use tickwire_engine::symbols::SymbolRegistry;
+use tickwire_io::brokers::upstox::UpstoxConfig;
+use tickwire_io::brokers::{self, BrokerConfig};
 use tickwire_io::feed::{Feed, FeedConfig, FeedStatus};
 use tickwire_io::gateway::{Gateway, GatewayConfig, GatewayStats, Shared};
-use tickwire_io::kite::{instruments, Kite, KiteConfig, TokenMap};
+use tickwire_io::kite::KiteConfig;
 use tickwire_shm::{Reader, Writer, WriterConfig};
 
-use crate::mock::{MockBroker, MockConfig};
+use crate::mock::{BrokerKind, MockBroker, MockConfig};
 
 /// Flags shared by `serve` and `demo`.
 #[derive(Args, Debug, Clone)]
@@ -73,6 +75,9 @@ pub enum RouterPlacement {
 
 /// `tickwire serve` flags.
 #[derive(Args, Debug, Clone)]
+#[command(after_help = "Each broker's flags:\n  \
+    kite:   --kite-api-key K --kite-access-token T [--broker-url wss://ws.kite.trade] [--instruments URL|FILE]\n  \
+    upstox: --upstox-access-token T [--broker-url https://api.upstox.com] [--instruments URL|FILE]")]
 pub struct ServeArgs {
     /// Client WebSocket port on 127.0.0.1 (OpenAlgo's 8765).
     #[arg(long, default_value_t = 8765)]
@@ -80,18 +85,25 @@ pub struct ServeArgs {
     /// API key clients authenticate with (repeatable).
     #[arg(long = "api-key", required = true)]
     pub api_keys: Vec<String>,
-    /// Broker feed URL (Kite: wss://ws.kite.trade).
-    #[arg(long, default_value = "wss://ws.kite.trade")]
-    pub broker_url: String,
-    /// Kite instrument master: URL or file.
-    #[arg(long, default_value = "https://api.kite.trade/instruments")]
-    pub instruments: String,
+    /// The broker whose feed to serve.
+    #[arg(long, value_enum, default_value_t = BrokerKind::Kite)]
+    pub broker: BrokerKind,
+    /// Kite: the ticker URL (default wss://ws.kite.trade). Upstox: the API base the feed is
+    /// authorized at (default https://api.upstox.com).
+    #[arg(long)]
+    pub broker_url: Option<String>,
+    /// The broker's instrument master: URL or file (default: the broker's published one).
+    #[arg(long)]
+    pub instruments: Option<String>,
     /// Kite API key.
     #[arg(long)]
-    pub kite_api_key: String,
+    pub kite_api_key: Option<String>,
     /// Kite access token.
     #[arg(long)]
-    pub kite_access_token: String,
+    pub kite_access_token: Option<String>,
+    /// Upstox access token (OAuth; Upstox rolls it daily).
+    #[arg(long)]
+    pub upstox_access_token: Option<String>,
     /// Extra CA certificates (PEM) to trust for a wss:// broker URL, besides the Mozilla roots.
     #[arg(long)]
     pub broker_ca_file: Option<PathBuf>,
@@ -120,6 +132,9 @@ pub struct DemoArgs {
     /// Mock market seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The wire format the mock market speaks (the gateway's feed speaks it too).
+    #[arg(long, value_enum, default_value_t = BrokerKind::Kite)]
+    pub broker: BrokerKind,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -127,9 +142,9 @@ pub struct DemoArgs {
 /// `tickwire mock-broker` flags.
 #[derive(Args, Debug, Clone)]
 pub struct MockArgs {
-    /// Which broker protocol to speak (kite is the one implemented).
-    #[arg(long, default_value = "kite")]
-    pub broker: String,
+    /// Which broker's protocol to speak.
+    #[arg(long, value_enum, default_value_t = BrokerKind::Kite)]
+    pub broker: BrokerKind,
     /// Port on 127.0.0.1.
     #[arg(long)]
     pub port: u16,
@@ -142,10 +157,10 @@ pub struct MockArgs {
     /// Random-walk seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// api_key the mock accepts.
+    /// api_key the mock accepts (Kite).
     #[arg(long, default_value = "mock_api_key")]
     pub api_key: String,
-    /// access_token the mock accepts.
+    /// Access token the mock accepts (every broker).
     #[arg(long, default_value = "mock_access_token")]
     pub access_token: String,
     /// Serve wss:// with this PEM certificate chain (with --tls-key).
@@ -196,8 +211,8 @@ impl Running {
 
 /// What the gateway connects to.
 pub struct Upstream {
-    /// Kite credentials and URL.
-    pub kite: KiteConfig,
+    /// The broker and its credentials.
+    pub broker: BrokerConfig,
     /// Feed settings.
     pub feed: FeedConfig,
     /// Instrument master URL or path.
@@ -212,21 +227,10 @@ pub fn start(
     e: &EngineArgs,
 ) -> Result<Running, String> {
     let listener = Gateway::listen(([127, 0, 0, 1], port).into()).map_err(|e| e.to_string())?;
-    let rows = instruments::load(&up.instruments).map_err(|e| e.to_string())?;
-    let mut reg = SymbolRegistry::with_capacity(rows.len().max(1));
-    let mut tokens = TokenMap::default();
-    let mut token_of = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let (exch, sym) = instruments::openalgo_name(r);
-        match reg.register(&exch, &sym, &r.token.to_string()) {
-            Ok(id) if id as usize == token_of.len() => {
-                token_of.push(r.token);
-                tokens.insert(r.token, id);
-            }
-            Ok(_) => {} // a duplicate name: the first row wins
-            Err(err) => eprintln!("instrument {exch}:{sym} skipped: {err}"),
-        }
-    }
+    let listings = up.broker.listings(&up.instruments)?;
+    let mut reg = SymbolRegistry::with_capacity(listings.len().max(1));
+    brokers::register(&mut reg, &listings);
+    let protocol = up.broker.protocol(&listings, &reg);
     let n = reg.capacity();
     let wcfg = WriterConfig {
         ring_capacity: e.ring_capacity,
@@ -259,6 +263,7 @@ pub fn start(
     }
     let registry = Arc::new(reg);
     let gcfg = GatewayConfig {
+        broker: openalgo_broker_name(&up.broker).into(),
         addr: ([127, 0, 0, 1], port).into(),
         api_keys,
         core: e.client_core,
@@ -305,10 +310,9 @@ pub fn start(
     };
     let mut feed_cfg = up.feed;
     feed_cfg.core = e.feed_core;
-    let protocol = Kite::new(up.kite, Arc::new(tokens), Arc::new(token_of));
     let feed = Feed {
         cfg: feed_cfg,
-        protocol: Box::new(protocol),
+        protocol,
         ticks: ends.feed,
         upstream: ends.upstream,
         status: feed_status.clone(),
@@ -333,6 +337,14 @@ pub fn start(
     })
 }
 
+/// The broker's name as OpenAlgo reports it to clients (`"broker"` fields).
+fn openalgo_broker_name(b: &BrokerConfig) -> &'static str {
+    match b {
+        BrokerConfig::Kite(_) => "zerodha",
+        BrokerConfig::Upstox(_) => "upstox",
+    }
+}
+
 fn wait(stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
@@ -341,10 +353,31 @@ fn wait(stop: &AtomicBool) {
 
 /// `tickwire serve`.
 pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
-    let kite = KiteConfig {
-        url: a.broker_url,
-        api_key: a.kite_api_key,
-        access_token: a.kite_access_token,
+    let need = |v: Option<String>, flag: &str| {
+        v.ok_or_else(|| format!("--broker {} needs {flag}", a.broker.name()))
+    };
+    let (broker, default_master) = match a.broker {
+        BrokerKind::Kite => (
+            BrokerConfig::Kite(KiteConfig {
+                url: a
+                    .broker_url
+                    .clone()
+                    .unwrap_or_else(|| KiteConfig::default().url),
+                api_key: need(a.kite_api_key.clone(), "--kite-api-key")?,
+                access_token: need(a.kite_access_token.clone(), "--kite-access-token")?,
+            }),
+            "https://api.kite.trade/instruments",
+        ),
+        BrokerKind::Upstox => (
+            BrokerConfig::Upstox(UpstoxConfig {
+                api_base: a
+                    .broker_url
+                    .clone()
+                    .unwrap_or_else(|| UpstoxConfig::default().api_base),
+                access_token: need(a.upstox_access_token.clone(), "--upstox-access-token")?,
+            }),
+            "https://assets.upstox.com/market-quote/instruments/exchange/complete.json.gz",
+        ),
     };
     let feed = FeedConfig {
         ca_file: a.broker_ca_file,
@@ -352,18 +385,19 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
     };
     let run = start(
         Upstream {
-            kite,
+            broker,
             feed,
-            instruments: a.instruments,
+            instruments: a.instruments.unwrap_or_else(|| default_master.into()),
         },
         a.port,
         a.api_keys,
         &a.engine,
     )?;
     eprintln!(
-        "tickwire: serving ws://{} ({} instruments), shm {}",
+        "tickwire: serving ws://{} ({} instruments from {}), shm {}",
         run.addr,
         run.registry.len(),
+        a.broker.name(),
         a.engine.shm.display()
     );
     wait(stop);
@@ -377,7 +411,7 @@ fn random_key() -> String {
     (0..4).map(|_| format!("{:016x}", rng.next_u64())).collect()
 }
 
-/// Starts a mock Kite broker and a gateway whose feed connects to it over a real WebSocket.
+/// Starts a mock broker and a gateway whose feed connects to it over a real WebSocket.
 pub fn start_with_mock(
     mcfg: MockConfig,
     port: u16,
@@ -386,15 +420,27 @@ pub fn start_with_mock(
 ) -> Result<(MockBroker, Running), String> {
     let mock = MockBroker::start(mcfg.clone()).map_err(|e| format!("mock broker: {e}"))?;
     let base = mock.addr();
-    let kite = KiteConfig {
-        url: format!("ws://{base}"),
-        api_key: mcfg.api_key,
-        access_token: mcfg.access_token,
+    let (broker, instruments) = match mcfg.broker {
+        BrokerKind::Kite => (
+            BrokerConfig::Kite(KiteConfig {
+                url: format!("ws://{base}"),
+                api_key: mcfg.api_key,
+                access_token: mcfg.access_token,
+            }),
+            format!("http://{base}/instruments"),
+        ),
+        BrokerKind::Upstox => (
+            BrokerConfig::Upstox(UpstoxConfig {
+                api_base: format!("http://{base}"),
+                access_token: mcfg.access_token,
+            }),
+            format!("http://{base}{}", crate::mock::upstox::MASTER),
+        ),
     };
     let up = Upstream {
-        kite,
+        broker,
         feed: FeedConfig::default(),
-        instruments: format!("http://{base}/instruments"),
+        instruments,
     };
     let run = start(up, port, api_keys, engine)?;
     Ok((mock, run))
@@ -403,6 +449,7 @@ pub fn start_with_mock(
 /// `tickwire demo`: the mock broker and the gateway wired to it.
 pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
     let mcfg = MockConfig {
+        broker: a.broker,
         port: a.broker_port,
         symbols: a.symbols,
         rate: a.rate,
@@ -416,7 +463,7 @@ pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
     engine.subscribe_all = true;
     let (mock, run) = start_with_mock(mcfg, a.port, vec![key.clone()], &engine)?;
     let base = mock.addr();
-    println!("tickwire demo: mock Kite broker + gateway");
+    println!("tickwire demo: mock {} broker + gateway", title(a.broker));
     println!("  WebSocket (OpenAlgo protocol): ws://{}", run.addr);
     println!("  API key:                       {key}");
     println!(
@@ -424,7 +471,8 @@ pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
         a.engine.shm.display()
     );
     println!(
-        "  mock broker (Kite protocol):   ws://{base}  ({} instruments, {} updates/s)",
+        "  mock broker ({} protocol): ws://{base}  ({} instruments, {} updates/s)",
+        title(a.broker),
         run.registry.len(),
         a.rate
     );
@@ -437,12 +485,18 @@ pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
     Ok(())
 }
 
+/// `Kite`, `Upstox`: for messages.
+fn title(b: BrokerKind) -> &'static str {
+    match b {
+        BrokerKind::Kite => "Kite",
+        BrokerKind::Upstox => "Upstox",
+    }
+}
+
 /// `tickwire mock-broker`.
 pub fn mock_broker(a: MockArgs, stop: &AtomicBool) -> Result<(), String> {
-    if a.broker != "kite" {
-        return Err(format!("--broker {}: only kite is implemented", a.broker));
-    }
     let cfg = MockConfig {
+        broker: a.broker,
         port: a.port,
         symbols: a.symbols,
         rate: a.rate,
@@ -463,10 +517,18 @@ pub fn mock_broker(a: MockArgs, stop: &AtomicBool) -> Result<(), String> {
         ("ws", "http")
     };
     let mock = MockBroker::start(cfg).map_err(|e| format!("mock broker: {e}"))?;
-    println!(
-        "mock Kite broker on {ws}://{0} (instruments: {http}://{0}/instruments)",
-        mock.addr()
-    );
+    let addr = mock.addr();
+    match a.broker {
+        BrokerKind::Kite => println!(
+            "mock Kite broker on {ws}://{addr} (instruments: {http}://{addr}/instruments)"
+        ),
+        BrokerKind::Upstox => println!(
+            "mock Upstox broker on {http}://{addr} (feed: {ws}://{addr}{}, authorize: {http}://{addr}{}, instruments: {http}://{addr}{})",
+            crate::mock::upstox::FEED,
+            crate::mock::upstox::AUTHORIZE,
+            crate::mock::upstox::MASTER
+        ),
+    }
     wait(stop);
     mock.stop();
     Ok(())

@@ -81,6 +81,17 @@ pub fn ist_date(epoch_ms: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Days since 1970-01-01 of a civil date (H. Hinnant's algorithm, the inverse of [`ist_date`]'s).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Month abbreviations as OpenAlgo writes them in symbols.
 pub const MONTHS: [&str; 12] = [
     "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
@@ -96,6 +107,9 @@ mod tests {
         assert_eq!(ist_date(1_738_261_799_000), (2025, 1, 30));
         assert_eq!(ist_date(0), (1970, 1, 1));
         assert_eq!(ist_date(951_782_400_000), (2000, 2, 29)); // 2000-02-29 00:00 UTC
+        for (y, m, d) in [(1970, 1, 1), (2000, 2, 29), (2025, 1, 30), (2026, 12, 29)] {
+            assert_eq!(ist_date(days_from_civil(y, m, d) * 86_400_000), (y, m, d));
+        }
     }
 
     #[test]

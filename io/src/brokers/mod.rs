@@ -8,3 +8,117 @@
 pub mod kite;
 pub mod master;
 pub mod upstox;
+
+use std::sync::Arc;
+
+use tickwire_engine::symbols::SymbolRegistry;
+
+use crate::feed::BrokerProtocol;
+
+/// One instrument a broker lists, under its OpenAlgo name, with the broker's own key for it (Kite's
+/// instrument token, Upstox's instrument key) as text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listing {
+    /// OpenAlgo exchange (`NSE`, `NFO`, `NSE_INDEX`).
+    pub exchange: String,
+    /// OpenAlgo symbol (`SBIN`, `NIFTY30JAN25FUT`).
+    pub symbol: String,
+    /// The broker's key.
+    pub key: String,
+}
+
+/// Which broker a feed speaks, with its credentials.
+#[derive(Clone, Debug)]
+pub enum BrokerConfig {
+    /// Zerodha Kite.
+    Kite(kite::KiteConfig),
+    /// Upstox.
+    Upstox(upstox::UpstoxConfig),
+}
+
+impl BrokerConfig {
+    /// `kite`, `upstox`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BrokerConfig::Kite(_) => "kite",
+            BrokerConfig::Upstox(_) => "upstox",
+        }
+    }
+
+    /// Loads the broker's instrument master from `source` (URL or file) as OpenAlgo listings.
+    pub fn listings(&self, source: &str) -> Result<Vec<Listing>, String> {
+        match self {
+            BrokerConfig::Kite(_) => Ok(kite::instruments::load(source)
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(|r| {
+                    let (exchange, symbol) = kite::instruments::openalgo_name(r);
+                    Listing {
+                        exchange,
+                        symbol,
+                        key: r.token.to_string(),
+                    }
+                })
+                .collect()),
+            BrokerConfig::Upstox(_) => Ok(upstox::instruments::load(source)
+                .map_err(|e| e.to_string())?
+                .iter()
+                .filter_map(|r| {
+                    let (exchange, symbol) = upstox::instruments::openalgo_name(r)?;
+                    Some(Listing {
+                        exchange: exchange.to_string(),
+                        symbol,
+                        key: r.instrument_key.clone(),
+                    })
+                })
+                .collect()),
+        }
+    }
+
+    /// The broker's protocol for the listings registered in `reg` (a listing whose name is not in
+    /// the registry is skipped).
+    pub fn protocol(&self, listings: &[Listing], reg: &SymbolRegistry) -> Box<dyn BrokerProtocol> {
+        let ids = listings
+            .iter()
+            .filter_map(|l| Some((reg.lookup(&l.exchange, &l.symbol)?, l.key.as_str())));
+        match self {
+            BrokerConfig::Kite(cfg) => {
+                let mut tokens = kite::TokenMap::default();
+                let mut token_of = vec![0u32; reg.len()];
+                for (id, key) in ids {
+                    if let Ok(t) = key.parse::<u32>() {
+                        // The first listing of a name wins, as in the registry.
+                        if token_of[id as usize] == 0 {
+                            token_of[id as usize] = t;
+                            tokens.insert(t, id);
+                        }
+                    }
+                }
+                Box::new(kite::Kite::new(
+                    cfg.clone(),
+                    Arc::new(tokens),
+                    Arc::new(token_of),
+                ))
+            }
+            BrokerConfig::Upstox(cfg) => {
+                let mut keys = upstox::Keys::default();
+                for (id, key) in ids {
+                    if keys.of_id.get(id as usize).is_none_or(|k| k.is_empty()) {
+                        keys.insert(id, key);
+                    }
+                }
+                Box::new(upstox::Upstox::new(cfg.clone(), Arc::new(keys)))
+            }
+        }
+    }
+}
+
+/// Registers listings in `reg` (the first listing of a name wins; a name the registry refuses is
+/// reported and skipped).
+pub fn register(reg: &mut SymbolRegistry, listings: &[Listing]) {
+    for l in listings {
+        if let Err(e) = reg.register(&l.exchange, &l.symbol, &l.key) {
+            eprintln!("instrument {}:{} skipped: {e}", l.exchange, l.symbol);
+        }
+    }
+}

@@ -694,6 +694,7 @@ fn status_json(shared: &Shared) -> String {
             "connects": ld(&f.connects), "frames": ld(&f.frames), "ticks": ld(&f.ticks),
             "parse_errors": ld(&f.parse_errors), "broker_errors": ld(&f.broker_errors),
             "ring_waits": ld(&f.ring_waits), "last_error": last_error,
+            "market": f.market.lock().map(|m| json!(*m)).unwrap_or_default(),
         },
         "clients": {"open": ld(&c.open), "accepted": ld(&c.accepted), "messages": ld(&c.messages), "slow_skips": ld(&c.slow_skips)},
         "symbols": {"registered": shared.registry.len(), "subscribed": symbols},

@@ -1,5 +1,8 @@
-//! The mock Kite broker's network side: one listener serving the ticker WebSocket (Kite's protocol
-//! byte for byte) and plain HTTP (`GET /instruments`, `GET /sent?token=T`) on the same port.
+//! The mock broker's network side, the same for every broker: one listener serving the broker's
+//! WebSocket and plain HTTP on the same port. What is broker-specific (endpoints, credentials,
+//! requests, the wire format) is the [`Dialect`] chosen by [`MockConfig::broker`]; `GET
+//! /sent?token=T` (the recent values sent for an instrument, by its Kite token) is the mock's own
+//! side channel for tests, in every dialect.
 //!
 //! A test peer, not part of the gateway: it uses a thread per connection and locks freely. Latency
 //! still matters for benchmarks, so the market thread wakes a connection (`unpark`) as soon as it
@@ -8,82 +11,33 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use tickwire_engine::clock::now_ns;
-use tickwire_engine::router::Mode;
 use tickwire_io::http::{self, Head};
-use tickwire_io::kite::packet::{Kind, Repr};
-use tickwire_io::kite::{self, instruments};
+use tickwire_io::kite::instruments::Instrument;
+use tickwire_io::kite::packet::Repr;
 use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
+use super::config::{MockConfig, MockStats};
+use super::dialect::{Ctx, Dialect, Reply, Session};
 use super::market::Market;
-
-/// Mock broker settings (`tickwire mock-broker` flags).
-#[derive(Clone, Debug)]
-pub struct MockConfig {
-    /// Port on 127.0.0.1 (0 = any free port).
-    pub port: u16,
-    /// Synthetic instruments beyond the named ones.
-    pub symbols: u32,
-    /// Total market updates per second.
-    pub rate: u64,
-    /// Random-walk seed.
-    pub seed: u64,
-    /// Accepted `api_key`.
-    pub api_key: String,
-    /// Accepted `access_token`.
-    pub access_token: String,
-    /// Serve wss:// and https:// with this certificate chain and key (PEM files).
-    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
-    /// Pin the market and connection threads to this CPU (OS number). A benchmark uses it to keep
-    /// the mock where it wants the load; `None` leaves placement to the scheduler.
-    pub core: Option<usize>,
-    /// How long the market thread sleeps when nothing is due: the updates due by then share a
-    /// frame. The OS adds its timer slack (~50 µs) to short sleeps.
-    pub frame_interval: Duration,
-}
-
-impl Default for MockConfig {
-    fn default() -> Self {
-        Self {
-            port: 0,
-            symbols: 100,
-            rate: 1000,
-            seed: 1,
-            api_key: "mock_api_key".into(),
-            access_token: "mock_access_token".into(),
-            tls: None,
-            core: None,
-            frame_interval: Duration::from_micros(100),
-        }
-    }
-}
-
-/// Counters, for logs and tests.
-#[derive(Debug, Default)]
-pub struct MockStats {
-    /// Packets queued to connections.
-    pub packets: AtomicU64,
-    /// Frames a slow connection could not take (its queue was full).
-    pub dropped_frames: AtomicU64,
-    /// WebSocket connections accepted.
-    pub connections: AtomicU64,
-}
 
 const HISTORY: usize = 256;
 
 struct Shared {
     cfg: MockConfig,
+    addr: SocketAddr,
+    dialect: Box<dyn Dialect>,
+    rows: Vec<Instrument>,
     market: Mutex<Market>,
-    csv: String,
     token_index: HashMap<u32, usize>,
-    history: Mutex<Vec<VecDeque<(Kind, Repr)>>>,
+    history: Mutex<Vec<VecDeque<Repr>>>,
     conns: Mutex<Vec<Arc<Conn>>>,
     /// Per instrument: wall-clock ns when its latest packet was handed to a socket.
     send_ns: Arc<Vec<AtomicI64>>,
@@ -92,13 +46,25 @@ struct Shared {
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
+impl Shared {
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            cfg: &self.cfg,
+            addr: self.addr,
+            tls: self.tls.is_some(),
+            rows: &self.rows,
+        }
+    }
+}
+
+/// Messages for one connection, and the instruments whose values they carry.
 struct Out {
-    frame: Vec<u8>,
+    msgs: Vec<Message>,
     insts: Vec<u32>,
 }
 
 struct Conn {
-    subs: Mutex<HashMap<usize, Mode>>,
+    session: Mutex<Box<dyn Session>>,
     tx: SyncSender<Out>,
     thread: Thread,
     closed: AtomicBool,
@@ -120,9 +86,11 @@ impl MockBroker {
         let rows = market.rows();
         let n = rows.len();
         let shared = Arc::new(Shared {
-            csv: instruments::to_csv(&rows),
+            addr,
+            dialect: cfg.broker.dialect(&rows),
             token_index: rows.iter().enumerate().map(|(i, r)| (r.token, i)).collect(),
             history: Mutex::new(vec![VecDeque::new(); n]),
+            rows,
             market: Mutex::new(market),
             conns: Mutex::new(Vec::new()),
             send_ns: Arc::new((0..n).map(|_| AtomicI64::new(0)).collect()),
@@ -230,7 +198,8 @@ fn market_loop(s: &Shared) {
     pin(s);
     let start = Instant::now();
     let mut done = 0u64;
-    let mut updated: Vec<(usize, Kind, Repr, bool)> = Vec::new();
+    let mut updated: Vec<(usize, Repr)> = Vec::new();
+    let mut picks: Vec<(usize, Repr)> = Vec::new();
     while !s.stop.load(Ordering::Relaxed) {
         let due = (start.elapsed().as_secs_f64() * s.cfg.rate as f64) as u64;
         let n = due.saturating_sub(done).min(s.cfg.rate / 100 + 1);
@@ -245,21 +214,22 @@ fn market_loop(s: &Shared) {
             let Ok(mut m) = s.market.lock() else { return };
             for _ in 0..n {
                 let i = m.step();
-                updated.push((i, Kind::Full, m.insts[i].state, m.insts[i].index));
+                updated.push((i, m.insts[i].state));
             }
         }
         if let Ok(mut h) = s.history.lock() {
-            for &(i, k, r, _) in &updated {
-                remember(&mut h[i], k, r);
+            for &(i, r) in &updated {
+                remember(&mut h[i], r);
             }
         }
         let conns: Vec<Arc<Conn>> = s.conns.lock().map(|c| c.clone()).unwrap_or_default();
         for c in conns {
-            let Ok(subs) = c.subs.lock() else { continue };
-            let picks = updated.iter().filter_map(|&(i, _, r, index)| {
-                subs.get(&i).map(|&m| (i, packet_kind(m, index), r))
-            });
-            send_packets(s, &c, picks);
+            let Ok(mut session) = c.session.lock() else {
+                continue;
+            };
+            picks.clear();
+            picks.extend(updated.iter().filter(|(i, _)| session.wants(*i).is_some()));
+            send_updates(s, &c, &mut **session, &picks, false);
         }
         s.conns
             .lock()
@@ -276,61 +246,41 @@ fn pin(s: &Shared) {
 }
 
 /// Appends to an instrument's send history, keeping the newest `HISTORY` entries.
-fn remember(q: &mut VecDeque<(Kind, Repr)>, k: Kind, r: Repr) {
+fn remember(q: &mut VecDeque<Repr>, r: Repr) {
     if q.len() == HISTORY {
         q.pop_front();
     }
-    q.push_back((k, r));
+    q.push_back(r);
 }
 
-fn packet_kind(mode: Mode, index: bool) -> Kind {
-    match (mode, index) {
-        (Mode::Ltp, _) => Kind::Ltp,
-        (Mode::Quote, false) => Kind::Quote,
-        (Mode::Quote, true) => Kind::IndexQuote,
-        (Mode::Depth, false) => Kind::Full,
-        (Mode::Depth, true) => Kind::IndexFull,
-    }
-}
-
-/// Builds frames of up to 500 packets and queues them for `c`.
-fn send_packets(s: &Shared, c: &Conn, picks: impl Iterator<Item = (usize, Kind, Repr)>) {
-    let mut bodies: Vec<u8> = Vec::new();
-    let mut spans: Vec<(usize, usize)> = Vec::new();
-    let mut insts = Vec::new();
-    let flush = |bodies: &mut Vec<u8>, spans: &mut Vec<(usize, usize)>, insts: &mut Vec<u32>| {
-        if spans.is_empty() {
-            return;
+/// Encodes `updates` (already filtered to what `c` wants) in chunks of up to 500 and queues the
+/// messages for `c`'s connection thread.
+fn send_updates(
+    s: &Shared,
+    c: &Conn,
+    session: &mut dyn Session,
+    updates: &[(usize, Repr)],
+    snapshot: bool,
+) {
+    let ctx = s.ctx();
+    for chunk in updates.chunks(500) {
+        let mut msgs = Vec::new();
+        session.encode(chunk, snapshot, &ctx, &mut msgs);
+        if msgs.is_empty() {
+            continue;
         }
-        let refs: Vec<&[u8]> = spans.iter().map(|&(a, b)| &bodies[a..b]).collect();
-        let mut frame = Vec::with_capacity(bodies.len() + 2 * refs.len() + 2);
-        kite::frame::emit(&refs, &mut frame);
         s.stats
             .packets
-            .fetch_add(refs.len() as u64, Ordering::Relaxed);
-        match c.tx.try_send(Out {
-            frame,
-            insts: std::mem::take(insts),
-        }) {
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        let insts = chunk.iter().map(|&(i, _)| i as u32).collect();
+        match c.tx.try_send(Out { msgs, insts }) {
             Ok(()) => c.thread.unpark(),
             Err(TrySendError::Full(_)) => {
                 s.stats.dropped_frames.fetch_add(1, Ordering::Relaxed);
             }
             Err(TrySendError::Disconnected(_)) => c.closed.store(true, Ordering::Relaxed),
         }
-        bodies.clear();
-        spans.clear();
-    };
-    for (i, kind, r) in picks {
-        let a = bodies.len();
-        r.emit(kind, &mut bodies);
-        spans.push((a, bodies.len()));
-        insts.push(i as u32);
-        if spans.len() == 500 {
-            flush(&mut bodies, &mut spans, &mut insts);
-        }
     }
-    flush(&mut bodies, &mut spans, &mut insts);
 }
 
 fn accept_loop(listener: TcpListener, s: &Arc<Shared>) {
@@ -401,22 +351,33 @@ fn serve_stream<S: Read + Write>(
     sock: &TcpStream,
     s: &Arc<Shared>,
 ) -> io::Result<()> {
-    let (head, leftover) = read_head(&mut stream)?;
+    let (head, mut leftover) = read_head(&mut stream)?;
+    let ctx = s.ctx();
     if !head.upgrade {
-        return match head.path.as_str() {
-            "/instruments" => http::respond(&mut stream, "200 OK", "text/csv", &s.csv),
-            "/sent" => {
-                let body = sent_json(s, head.query.get("token").and_then(|t| t.parse().ok()));
-                http::respond(&mut stream, "200 OK", "application/json", &body)
+        // A request body (Fyers' symbol-token POST): what came with the head, then the rest.
+        let want = head.content_length().min(1 << 20);
+        while leftover.len() < want {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk)?;
+            if n == 0 {
+                break;
             }
-            _ => http::respond(&mut stream, "404 Not Found", "text/plain", "not found\n"),
+            leftover.extend_from_slice(&chunk[..n]);
+        }
+        let reply = if head.path == "/sent" {
+            let body = sent_json(s, head.query.get("token").and_then(|t| t.parse().ok()));
+            Reply::new("200 OK", "application/json", body)
+        } else {
+            s.dialect
+                .http(&head, &leftover, &ctx)
+                .unwrap_or_else(|| Reply::new("404 Not Found", "text/plain", "not found\n"))
         };
+        stream.write_all(&reply.to_bytes())?;
+        return stream.flush();
     }
-    let (k, t) = (head.query.get("api_key"), head.query.get("access_token"));
-    if k != Some(&s.cfg.api_key) || t != Some(&s.cfg.access_token) {
-        // What Kite answers to a bad key or token: 403 before any upgrade.
-        let body = r#"{"status":"error","message":"Invalid `api_key` or `access_token`.","error_type":"TokenException"}"#;
-        return http::respond(&mut stream, "403 Forbidden", "application/json", body);
+    if let Err(reply) = s.dialect.upgrade(&head, &ctx) {
+        stream.write_all(&reply.to_bytes())?;
+        return stream.flush();
     }
     let Some(key) = head.ws_key else {
         return http::respond(
@@ -432,8 +393,14 @@ fn serve_stream<S: Read + Write>(
     let cfg = WebSocketConfig::default().max_write_buffer_size(64 << 20);
     let mut ws = WebSocket::from_partially_read(stream, leftover, Role::Server, Some(cfg));
     let (tx, rx) = sync_channel(4096);
+    let mut session = s.dialect.session();
+    let mut opening = Vec::new();
+    session.on_open(&ctx, &mut opening);
+    for m in opening {
+        write(&mut ws, m)?;
+    }
     let conn = Arc::new(Conn {
-        subs: Mutex::default(),
+        session: Mutex::new(session),
         tx,
         thread: thread::current(),
         closed: AtomicBool::new(false),
@@ -442,7 +409,7 @@ fn serve_stream<S: Read + Write>(
     if let Ok(mut v) = s.conns.lock() {
         v.push(conn.clone());
     }
-    let res = session(&mut ws, &rx, &conn, s);
+    let res = run_session(&mut ws, &rx, &conn, s);
     conn.closed.store(true, Ordering::Relaxed);
     res
 }
@@ -454,33 +421,36 @@ fn ws_err(e: tungstenite::Error) -> io::Error {
     }
 }
 
-fn session<S: Read + Write>(
+fn run_session<S: Read + Write>(
     ws: &mut WebSocket<S>,
     rx: &Receiver<Out>,
     conn: &Conn,
     s: &Shared,
 ) -> io::Result<()> {
     let mut last_beat = Instant::now();
+    let heartbeat = s.dialect.heartbeat();
+    let (mut replies, mut fresh) = (Vec::new(), Vec::new());
     while !s.stop.load(Ordering::Relaxed) {
         let mut busy = false;
         loop {
             match ws.read() {
-                Ok(Message::Text(t)) => {
-                    busy = true;
-                    on_text(ws, t.as_str(), conn, s)?;
-                }
-                Ok(Message::Binary(_)) => {
-                    busy = true;
-                    text(
-                        ws,
-                        r#"{"type":"error","data":"binary messages are not accepted"}"#,
-                    )?;
-                }
                 Ok(Message::Close(_)) => {
                     finish_close(ws);
                     return Ok(());
                 }
-                Ok(_) => busy = true,
+                Ok(msg @ (Message::Text(_) | Message::Binary(_))) => {
+                    busy = true;
+                    if let Ok(mut session) = conn.session.lock() {
+                        session.on_message(&msg, &s.ctx(), &mut replies, &mut fresh);
+                    }
+                    for m in replies.drain(..) {
+                        write(ws, m)?;
+                    }
+                    if !fresh.is_empty() {
+                        snapshot(s, conn, &mut fresh);
+                    }
+                }
+                Ok(_) => busy = true, // pings are answered by tungstenite
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                     return Ok(())
@@ -494,22 +464,21 @@ fn session<S: Read + Write>(
             for &i in &out.insts {
                 s.send_ns[i as usize].store(now, Ordering::Relaxed);
             }
-            match ws.write(Message::Binary(out.frame.into())) {
-                Ok(()) => {}
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(tungstenite::Error::WriteBufferFull(_)) => {
-                    s.stats.dropped_frames.fetch_add(1, Ordering::Relaxed);
+            for m in out.msgs {
+                match ws.write(m) {
+                    Ok(()) => {}
+                    Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(tungstenite::Error::WriteBufferFull(_)) => {
+                        s.stats.dropped_frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => return Err(ws_err(e)),
                 }
-                Err(e) => return Err(ws_err(e)),
             }
         }
-        if last_beat.elapsed() >= Duration::from_secs(1) {
-            last_beat = Instant::now();
-            // Kite's heartbeat: a 1-byte binary frame about every second.
-            match ws.write(Message::Binary(vec![0u8].into())) {
-                Ok(()) => {}
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(ws_err(e)),
+        if let Some(beat) = &heartbeat {
+            if last_beat.elapsed() >= Duration::from_secs(1) {
+                last_beat = Instant::now();
+                write(ws, beat.clone())?;
             }
         }
         match ws.flush() {
@@ -531,6 +500,23 @@ fn session<S: Read + Write>(
     let _ = ws.close(None);
     let _ = ws.flush();
     Ok(())
+}
+
+/// The current values of instruments a client just subscribed to (or re-moded), queued behind any
+/// update already queued, as brokers send a snapshot after a subscribe.
+fn snapshot(s: &Shared, conn: &Conn, fresh: &mut Vec<usize>) {
+    let values: Vec<(usize, Repr)> = {
+        let Ok(m) = s.market.lock() else { return };
+        fresh.drain(..).map(|i| (i, m.insts[i].state)).collect()
+    };
+    if let Ok(mut h) = s.history.lock() {
+        for &(i, r) in &values {
+            remember(&mut h[i], r);
+        }
+    }
+    if let Ok(mut session) = conn.session.lock() {
+        send_updates(s, conn, &mut **session, &values, true);
+    }
 }
 
 /// Completes the closing handshake a client started: tungstenite queued the reply to its Close
@@ -556,107 +542,13 @@ fn finish_close<S: Read + Write>(ws: &mut WebSocket<S>) {
     }
 }
 
-fn text<S: Read + Write>(ws: &mut WebSocket<S>, msg: &str) -> io::Result<()> {
-    match ws.write(Message::Text(msg.into())) {
+/// Queues one message (a full socket buffer is not an error: tungstenite keeps it).
+fn write<S: Read + Write>(ws: &mut WebSocket<S>, msg: Message) -> io::Result<()> {
+    match ws.write(msg) {
         Ok(()) => Ok(()),
         Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
         Err(e) => Err(ws_err(e)),
     }
-}
-
-fn tokens_of(v: &serde_json::Value) -> Option<Vec<u32>> {
-    v.as_array()?
-        .iter()
-        .map(|t| t.as_u64().and_then(|t| u32::try_from(t).ok()))
-        .collect()
-}
-
-/// Applies a client's text message: subscribe, unsubscribe, mode; anything else gets Kite's error
-/// shape. Newly subscribed or re-moded tokens get their current value at once, as Kite does.
-fn on_text<S: Read + Write>(
-    ws: &mut WebSocket<S>,
-    msg: &str,
-    conn: &Conn,
-    s: &Shared,
-) -> io::Result<()> {
-    let err = |ws: &mut WebSocket<S>, m: String| {
-        let j = serde_json::json!({"type": "error", "data": m});
-        text(ws, &j.to_string())
-    };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(msg) else {
-        return err(ws, format!("invalid message: {msg}"));
-    };
-    let action = v.get("a").and_then(|a| a.as_str()).unwrap_or("");
-    let (mode, list) = match action {
-        "subscribe" | "unsubscribe" => (None, v.get("v").and_then(tokens_of)),
-        "mode" => {
-            let arr = v.get("v").and_then(|x| x.as_array());
-            let m = arr
-                .and_then(|a| a.first())
-                .and_then(|m| m.as_str())
-                .and_then(kite::mode_from_name);
-            match m {
-                Some(m) => (Some(m), arr.and_then(|a| a.get(1)).and_then(tokens_of)),
-                None => return err(ws, format!("invalid mode in {msg}")),
-            }
-        }
-        _ => return err(ws, format!("invalid action in {msg}")),
-    };
-    let Some(list) = list else {
-        return err(ws, format!("invalid token list in {msg}"));
-    };
-    let mut fresh = Vec::new();
-    let mut unknown = Vec::new();
-    if let Ok(mut subs) = conn.subs.lock() {
-        for t in list {
-            let Some(&i) = s.token_index.get(&t) else {
-                unknown.push(t.to_string());
-                continue;
-            };
-            match action {
-                "subscribe" => {
-                    subs.entry(i).or_insert(Mode::Quote);
-                    fresh.push(i);
-                }
-                "unsubscribe" => {
-                    subs.remove(&i);
-                }
-                _ => {
-                    if let (Some(m), Some(cur)) = (mode, subs.get_mut(&i)) {
-                        *cur = m;
-                        fresh.push(i);
-                    }
-                }
-            }
-        }
-    }
-    if !unknown.is_empty() {
-        err(
-            ws,
-            format!("invalid instrument tokens: {}", unknown.join(",")),
-        )?;
-    }
-    if !fresh.is_empty() {
-        let snapshot: Vec<(usize, Kind, Repr)> = {
-            let (Ok(m), Ok(subs)) = (s.market.lock(), conn.subs.lock()) else {
-                return Ok(());
-            };
-            fresh
-                .iter()
-                .filter_map(|&i| {
-                    subs.get(&i)
-                        .map(|&md| (i, packet_kind(md, m.insts[i].index), m.insts[i].state))
-                })
-                .collect()
-        };
-        if let Ok(mut h) = s.history.lock() {
-            for &(i, k, r) in &snapshot {
-                remember(&mut h[i], k, r);
-            }
-        }
-        send_packets(s, conn, snapshot.into_iter());
-    }
-    Ok(())
 }
 
 /// `GET /sent?token=T`: the recent values sent for an instrument (newest last), raw wire integers.
@@ -669,7 +561,7 @@ fn sent_json(s: &Shared, token: Option<u32>) -> String {
     };
     let items: Vec<serde_json::Value> = h[i]
         .iter()
-        .map(|(_, r)| {
+        .map(|r| {
             serde_json::json!({
                 "token": r.token, "ltp": r.ltp, "last_qty": r.last_qty, "avg_price": r.avg_price,
                 "volume": r.volume, "buy_qty": r.buy_qty, "sell_qty": r.sell_qty, "open": r.open,
