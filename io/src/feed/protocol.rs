@@ -46,9 +46,9 @@ pub struct Limits {
 pub struct Liveness {
     /// No frame of any kind (data, heartbeat, pong) for this long: the connection is dead.
     pub dead_after: Duration,
-    /// Send `message` every `every` while open (Fyers' `00 01 0B`, a WebSocket ping); `None` when
-    /// the broker keeps the connection alive itself (Kite's 1-byte heartbeats).
-    pub keepalive: Option<(Duration, Message)>,
+    /// Send these messages every `Duration` while open (Fyers' `00 01 0B`, a WebSocket ping);
+    /// `None` when the broker keeps the connection alive itself (Kite's 1-byte heartbeats).
+    pub keepalive: Option<(Duration, Vec<Message>)>,
 }
 
 /// One subscription request, already grouped by mode and cut to [`Limits::per_message`] symbols.
@@ -125,6 +125,14 @@ pub trait BrokerProtocol: Send {
         sink: &mut TickSink<'_>,
         out: &mut Vec<Message>,
     ) -> Result<(), FeedError>;
+
+    /// Called on every pass of the feed thread while the connection is open (about every
+    /// millisecond, and after every message): a protocol with work finished off the feed thread
+    /// (Fyers resolves symbols to topics over HTTP on a helper thread) sends what is now ready.
+    /// Most brokers have nothing to do.
+    fn poll(&mut self, _out: &mut Vec<Message>) -> Result<(), FeedError> {
+        Ok(())
+    }
 
     /// Classifies a failed WebSocket upgrade (default: [`super::error::classify_handshake`]).
     fn handshake_error(&self, e: tungstenite::Error) -> FeedError {

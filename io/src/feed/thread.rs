@@ -195,7 +195,7 @@ impl Feed {
                 }
                 Due::Keepalive => {
                     if let (Sock::Open(ws), Some(k)) = (&mut sock, &keepalive_msg) {
-                        out.push(k.clone());
+                        out.extend(k.iter().cloned());
                         if let Err(e) = send_all(ws, &mut out) {
                             sock = self.fail(&mut poll, sock, &mut m, FeedError::retry(e));
                         }
@@ -300,10 +300,15 @@ impl Feed {
                     self.fail(poll, Sock::None, m, e)
                 }
             },
-            Sock::Open(mut ws) => match self.read_frames(&mut ws, m, out) {
-                Ok(()) => Sock::Open(ws),
-                Err(e) => self.fail(poll, Sock::Open(ws), m, e),
-            },
+            Sock::Open(mut ws) => {
+                let res = self
+                    .read_frames(&mut ws, m, out)
+                    .and_then(|()| self.poll_protocol(&mut ws, out));
+                match res {
+                    Ok(()) => Sock::Open(ws),
+                    Err(e) => self.fail(poll, Sock::Open(ws), m, e),
+                }
+            }
             s @ Sock::None => s,
         }
     }
@@ -439,23 +444,23 @@ impl Feed {
         send_all(ws, out).map_err(FeedError::retry)
     }
 
-    fn on_message(&mut self, msg: Incoming<'_>, out: &mut Vec<Message>) -> Result<(), FeedError> {
-        let recv = now_ns();
-        let status = &*self.status;
-        let mut sink = match &mut self.inline_router {
-            Some(r) => TickSink::inline(&mut **r, status),
-            None => TickSink::ring(&mut self.ticks, status),
-        };
-        let res = self.protocol.on_message(msg, recv, &mut sink, out);
-        let ticks = sink.ticks();
-        status.ticks.fetch_add(ticks as u64, Ordering::Relaxed);
-        if ticks > 0 {
-            if let Some(r) = &mut self.inline_router {
-                r.pass();
-            } else if let Some(b) = &self.router_bell {
-                b.ring();
-            }
+    /// The protocol's own pass ([`BrokerProtocol::poll`]); what it wants sent goes out now.
+    fn poll_protocol(
+        &mut self,
+        ws: &mut WebSocket<Stream>,
+        out: &mut Vec<Message>,
+    ) -> Result<(), FeedError> {
+        let res = self.protocol.poll(out);
+        if !out.is_empty() {
+            send_all(ws, out).map_err(FeedError::retry)?;
         }
+        self.settle(res)
+    }
+
+    /// Applies a protocol's verdict: rejections are recorded and the connection stays; anything
+    /// else is returned for the machine.
+    fn settle(&mut self, res: Result<(), FeedError>) -> Result<(), FeedError> {
+        let status = &*self.status;
         match res {
             Ok(()) => Ok(()),
             Err(FeedError {
@@ -481,6 +486,26 @@ impl Feed {
                 Err(e)
             }
         }
+    }
+
+    fn on_message(&mut self, msg: Incoming<'_>, out: &mut Vec<Message>) -> Result<(), FeedError> {
+        let recv = now_ns();
+        let status = &*self.status;
+        let mut sink = match &mut self.inline_router {
+            Some(r) => TickSink::inline(&mut **r, status),
+            None => TickSink::ring(&mut self.ticks, status),
+        };
+        let res = self.protocol.on_message(msg, recv, &mut sink, out);
+        let ticks = sink.ticks();
+        status.ticks.fetch_add(ticks as u64, Ordering::Relaxed);
+        if ticks > 0 {
+            if let Some(r) = &mut self.inline_router {
+                r.pass();
+            } else if let Some(b) = &self.router_bell {
+                b.ring();
+            }
+        }
+        self.settle(res)
     }
 }
 

@@ -189,7 +189,10 @@ impl BrokerProtocol for Upstox {
     fn liveness(&self) -> Liveness {
         Liveness {
             dead_after: Duration::from_secs(30),
-            keepalive: Some((Duration::from_secs(10), Message::Ping(Vec::new().into()))),
+            keepalive: Some((
+                Duration::from_secs(10),
+                vec![Message::Ping(Vec::new().into())],
+            )),
         }
     }
 
