@@ -188,23 +188,19 @@ fn demo_serves(router: &[&str]) {
     );
 }
 
-/// The README's Python client (standard `websockets` package) against the demo. Needs python3 with
-/// websockets, so it runs when TICKWIRE_PYTHON_TESTS=1 (`.ci/run` installs websockets and sets it).
+/// The README's Python client (standard `websockets` package) against the demo, run by the tests'
+/// venv (`tests/common/python.rs`).
 #[test]
 fn the_readme_python_client_works() {
-    if std::env::var_os("TICKWIRE_PYTHON_TESTS").is_none() {
-        eprintln!("skipped: set TICKWIRE_PYTHON_TESTS=1 (needs python3 with websockets)");
-        return;
-    }
     let d = start_demo(&[]);
     let port = d.port;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/openalgo_client.py");
-    let out = Command::new("python3")
+    let out = Command::new(python::python())
         .arg(script)
         .arg(format!("ws://127.0.0.1:{port}"))
         .arg("k1")
         .output()
-        .expect("python3");
+        .expect("python");
     assert!(
         out.status.success(),
         "{}",

@@ -5,6 +5,10 @@
 //! The client IO thread's writer likewise: JSON formatted into a reused buffer, handed to
 //! tungstenite as a message sharing that buffer's allocation, written and flushed.
 //!
+//! Then every broker's parse path the way the feed thread runs it: a WebSocket frame read by
+//! tungstenite, handed to the broker's `BrokerProtocol::on_message` with a `TickSink` into the inline
+//! router (Kite's binary packets, Upstox's protobuf `FeedResponse`).
+//!
 //! One test in this binary on purpose: the counter is process-wide, and a second test running in
 //! parallel would allocate into it.
 
@@ -18,6 +22,9 @@ use tickwire_engine::router::{
 };
 use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_engine::Tick;
+use tickwire_io::brokers::upstox::{self, pb};
+use tickwire_io::feed::protocol::Incoming;
+use tickwire_io::feed::{BrokerProtocol, FeedStatus, TickSink};
 use tickwire_io::gateway::{market_data, OutBuf};
 use tickwire_io::kite::packet::{Kind, RawLevel, Repr};
 use tickwire_io::kite::{self, TokenMap};
@@ -196,6 +203,212 @@ fn the_tick_path_allocates_nothing_once_warm() {
         0,
         "{allocs} allocations over {} client messages",
         3 * MEASURED
+    );
+
+    every_broker_parses_without_allocating();
+}
+
+/// An unmasked server → client binary WebSocket frame around `payload`.
+fn ws_frame(payload: &[u8], out: &mut Vec<u8>) {
+    out.push(0x82); // FIN + binary
+    if payload.len() < 126 {
+        out.push(payload.len() as u8);
+    } else {
+        out.push(126); // 16-bit length follows
+        out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    }
+    out.extend_from_slice(payload);
+}
+
+/// `frames` Upstox frames, each a `FeedResponse` with a full market feed (5 levels, OHLC) for
+/// every key, prices moving.
+fn upstox_wire(keys: &[&str], frames: u32) -> Vec<u8> {
+    use prost::Message as _;
+    let mut out = Vec::new();
+    for f in 0..frames {
+        let feeds = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let ltp = 500.0 + f as f64 * 0.05 + i as f64;
+                let q = pb::Quote {
+                    bid_q: 10,
+                    bid_p: ltp - 0.05,
+                    ask_q: 12,
+                    ask_p: ltp + 0.05,
+                };
+                let ff = pb::MarketFullFeed {
+                    ltpc: Some(pb::Ltpc {
+                        ltp,
+                        ltt: 1_700_000_000_000 + f as i64,
+                        ltq: 5,
+                        cp: 499.0,
+                    }),
+                    market_level: Some(pb::MarketLevel {
+                        bid_ask_quote: vec![q; 5],
+                    }),
+                    option_greeks: Some(pb::OptionGreeks::default()),
+                    market_ohlc: Some(pb::MarketOhlc {
+                        ohlc: vec![pb::Ohlc {
+                            interval: "1d".into(),
+                            open: 498.0,
+                            high: ltp,
+                            low: 497.0,
+                            close: ltp,
+                            vol: 9,
+                            ts: 0,
+                        }],
+                    }),
+                    atp: ltp,
+                    vtt: 1000 + f as i64,
+                    oi: 0.0,
+                    iv: 0.0,
+                    tbq: 100.0,
+                    tsq: 120.0,
+                };
+                let feed = pb::Feed {
+                    request_mode: pb::RequestMode::FullD5 as i32,
+                    feed_union: Some(pb::feed::FeedUnion::FullFeed(pb::FullFeed {
+                        full_feed_union: Some(pb::full_feed::FullFeedUnion::MarketFf(ff)),
+                    })),
+                };
+                (k.to_string(), feed)
+            })
+            .collect();
+        let r = pb::FeedResponse {
+            r#type: pb::Type::LiveFeed as i32,
+            feeds,
+            current_ts: 1,
+            market_info: None,
+        };
+        ws_frame(&r.encode_to_vec(), &mut out);
+    }
+    out
+}
+
+/// A router inline (interval zero, one subscriber for each of `n` symbols) over a fresh shm file,
+/// and the end of its delivery ring.
+fn inline_router(
+    dir: &std::path::Path,
+    n: u32,
+) -> (
+    Box<dyn Inline>,
+    rtrb::Consumer<tickwire_engine::router::Delivery>,
+) {
+    let mut reg = SymbolRegistry::with_capacity(8);
+    for i in 0..n {
+        reg.register("NSE", &format!("S{i}"), "t").unwrap();
+    }
+    let cfg = WriterConfig {
+        ring_capacity: 1024,
+        symbol_capacity: 8,
+    };
+    let writer = Writer::create(&dir.join("ticks"), &cfg, &reg).unwrap();
+    let (rings, ends) = RouterRings::one_each(RingSizes {
+        feed: 16,
+        upstream: 64,
+        control: 64,
+        deliveries: 4096,
+    });
+    let RingEnds {
+        upstream: mut up_rx,
+        control: mut ctl,
+        deliveries,
+        ..
+    } = ends;
+    let rcfg = RouterConfig {
+        symbols: 8,
+        flush_interval: Duration::ZERO,
+        consumers_per_io: 16,
+        ..RouterConfig::default()
+    };
+    let mut router: Box<dyn Inline> = Box::new(Router::new(rcfg, rings, writer, vec![]));
+    for id in 0..n {
+        ctl.push(Control::Subscribe {
+            consumer: 1,
+            symbol: id,
+            mode: Mode::Depth,
+        })
+        .unwrap();
+    }
+    router.pass();
+    while up_rx.pop().is_ok() {}
+    (router, deliveries)
+}
+
+/// Frames in `wire` through `protocol.on_message` into the inline router, as the feed thread does.
+fn broker_path_allocs(
+    name: &str,
+    mut protocol: Box<dyn BrokerProtocol>,
+    wire: Vec<u8>,
+    frames: (u32, u32),
+    per_frame: u64,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut router, mut del_rx) = inline_router(dir.path(), 3);
+    let status = FeedStatus::new(8);
+    let mut ws = WebSocket::from_raw_socket(Cursor::new(wire), Role::Client, None);
+    let mut out = Vec::new();
+    let (mut ticks, mut delivered) = (0u64, 0u64);
+    let mut step = || {
+        let Ok(Message::Binary(frame)) = ws.read() else {
+            panic!("expected a binary frame");
+        };
+        let mut sink = TickSink::inline(&mut *router, &status);
+        protocol
+            .on_message(Incoming::Binary(&frame), 1, &mut sink, &mut out)
+            .unwrap();
+        ticks += u64::from(sink.ticks());
+        router.pass();
+        while del_rx.pop().is_ok() {
+            delivered += 1;
+        }
+    };
+    let allocs = allocs_once_warm(frames.0, frames.1, &mut step);
+    assert_eq!(status.parse_errors.load(Ordering::Relaxed), 0, "{name}");
+    assert_eq!(ticks, per_frame * u64::from(frames.0 + frames.1), "{name}");
+    assert_eq!(delivered, ticks, "{name}: one delivery per tick");
+    assert_eq!(
+        allocs, 0,
+        "{name}: {allocs} allocations over {} frames",
+        frames.1
+    );
+    router.finish();
+}
+
+/// Every broker's protocol, on the feed thread's path.
+fn every_broker_parses_without_allocating() {
+    const WARM: u32 = 2_000;
+    const MEASURED: u32 = 20_000;
+    let mut tokens = TokenMap::default();
+    for (i, &t) in TOKENS.iter().enumerate() {
+        tokens.insert(t, i as u32);
+    }
+    let kite = tickwire_io::kite::Kite::new(
+        tickwire_io::kite::KiteConfig::default(),
+        std::sync::Arc::new(tokens),
+        std::sync::Arc::new(TOKENS.to_vec()),
+    );
+    broker_path_allocs(
+        "kite",
+        Box::new(kite),
+        wire(WARM + MEASURED),
+        (WARM, MEASURED),
+        3,
+    );
+
+    let keys = ["NSE_EQ|INE062A01020", "NSE_EQ|INE002A01018", "NSE_FO|35005"];
+    let mut k = upstox::Keys::default();
+    for (i, key) in keys.iter().enumerate() {
+        k.insert(i as u32, key);
+    }
+    let up = upstox::Upstox::new(upstox::UpstoxConfig::default(), std::sync::Arc::new(k));
+    broker_path_allocs(
+        "upstox",
+        Box::new(up),
+        upstox_wire(&keys, WARM + MEASURED),
+        (WARM, MEASURED),
+        3,
     );
 }
 

@@ -73,22 +73,18 @@ fn the_mock_checks_credentials_and_serves_the_master() {
     }
 }
 
-/// The official `kiteconnect` KiteTicker against the mock (needs python3 with kiteconnect; runs when
-/// TICKWIRE_PYTHON_TESTS=1, which `.ci/run` sets after installing it).
+/// The official `kiteconnect` KiteTicker against the mock, run by the tests' venv
+/// (`tests/common/python.rs`).
 #[test]
 fn the_official_kite_ticker_reads_the_mock() {
-    if std::env::var_os("TICKWIRE_PYTHON_TESTS").is_none() {
-        eprintln!("skipped: set TICKWIRE_PYTHON_TESTS=1 (needs python3 with kiteconnect)");
-        return;
-    }
     let bport = free_port();
     let _m = mock(bport);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/kite_ticker_check.py");
-    let out = Command::new("python3")
+    let out = Command::new(python::python())
         .arg(script)
         .arg(format!("ws://127.0.0.1:{bport}"))
         .output()
-        .expect("python3");
+        .expect("python");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && text.contains("OK"),

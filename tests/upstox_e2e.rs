@@ -281,3 +281,25 @@ fn a_refused_upstox_token_stops_the_feed_with_a_clear_status() {
     let err = f["last_error"].as_str().unwrap();
     assert!(err.contains("401") && err.contains("token"), "{err}");
 }
+
+/// Upstox's official Python SDK (`upstox-python-sdk`, in the tests' venv) against the mock: REST
+/// authorize, then MarketDataStreamerV3 decoding the mock's protobuf; and a bad token stopping it.
+#[test]
+fn the_official_upstox_sdk_reads_the_mock() {
+    let bport = free_port();
+    let _m = mock_of("upstox", bport, &[]);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/python/upstox_sdk_check.py");
+    for extra in [None, Some("bad-token")] {
+        let mut cmd = std::process::Command::new(python::python());
+        cmd.arg(&script).arg(format!("http://127.0.0.1:{bport}"));
+        cmd.args(extra);
+        let out = cmd.output().expect("python");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("OK"),
+            "{extra:?}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -4,7 +4,7 @@
 //! languages (the Python shm reader) depend on each offset; `docs/tick-layout.md` draws it and the
 //! `const` assertions at the bottom of this file pin every field where that page puts it.
 //!
-//! Prices are fixed-point [`Price`](crate::price::Price) integers at [`PRICE_SCALE`](crate::price::PRICE_SCALE)
+//! Prices are fixed-point `i64` integers (printed exactly by [`Px`](crate::price::Px)) at [`PRICE_SCALE`](crate::price::PRICE_SCALE)
 //! (10^7), quantities unsigned integers, times nanoseconds since the Unix epoch. A field is meaningful
 //! only when its group's bit is set in [`Tick::valid`]; a feed that sends only LTP leaves the quote,
 //! depth, OI and greek groups zero and their bits clear.
@@ -32,7 +32,7 @@ pub const DEPTH_LEVELS: usize = 5;
 
 /// One level of the order book, 16 bytes.
 ///
-/// `qty` is 32-bit: every broker in `broker-formats.md` sends per-level quantities that fit (Kite sends
+/// `qty` is 32-bit: every broker tickwire speaks (`docs/brokers.md`) sends per-level quantities that fit (Kite sends
 /// int32); a parser that meets a larger one saturates and counts it rather than wrapping.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 #[repr(C)]

@@ -2,6 +2,8 @@
 //! HTTP clients, the mock broker, and checks of values against what the mock says it sent.
 #![allow(dead_code)]
 
+pub mod python;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};

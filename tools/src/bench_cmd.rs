@@ -21,7 +21,7 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::Message;
 
 use crate::gateway_cmd::{self, EngineArgs};
-use crate::mock::MockConfig;
+use crate::mock::{BrokerKind, MockConfig};
 
 /// `tickwire bench e2e` flags.
 #[derive(Args, Debug, Clone)]
@@ -55,6 +55,9 @@ pub struct E2eArgs {
     /// WebSocket clients.
     #[arg(long)]
     pub peers_core: Option<usize>,
+    /// The wire format between the mock and the gateway.
+    #[arg(long, value_enum, default_value_t = BrokerKind::Kite)]
+    pub broker: BrokerKind,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -118,6 +121,7 @@ fn write_hgrm(dir: &std::path::Path, name: &str, h: &Histogram<u64>) -> std::io:
 /// Runs the benchmark and prints the report.
 pub fn e2e(a: E2eArgs, stop: &AtomicBool) -> Result<(), String> {
     let mcfg = MockConfig {
+        broker: a.broker,
         symbols: a.symbols,
         rate: a.rate,
         core: a.peers_core,
@@ -130,17 +134,17 @@ pub fn e2e(a: E2eArgs, stop: &AtomicBool) -> Result<(), String> {
     }
     let key = "bench".to_string();
     let (mock, run) = gateway_cmd::start_with_mock(mcfg, a.port, vec![key.clone()], &engine)?;
-    let (send_ns, tokens) = mock.send_times();
-    // symbol id → instrument index in the mock
+    let (send_ns, _) = mock.send_times();
+    // symbol id → instrument index in the mock, by name (the same in every dialect)
+    let mock_names = mock.names();
     let inst_of: Arc<Vec<usize>> = Arc::new(
-        (0..run.registry.len() as u32)
-            .map(|id| {
-                let tok: u32 = run
-                    .registry
-                    .info(id)
-                    .and_then(|i| i.broker_token.parse().ok())
-                    .unwrap_or(0);
-                tokens.iter().position(|&t| t == tok).unwrap_or(0)
+        run.registry
+            .iter()
+            .map(|(_, s)| {
+                mock_names
+                    .iter()
+                    .position(|(x, y)| *x == s.exchange && *y == s.symbol)
+                    .unwrap_or(0)
             })
             .collect(),
     );

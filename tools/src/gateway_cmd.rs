@@ -1,11 +1,13 @@
 //! `tickwire serve`, `tickwire demo`, `tickwire mock-broker`: assembling the threads.
 //!
 //! ```text
-//!  Kite feed thread ──ticks──► router thread ──► shm (ring + last values)
-//!        ▲  upstream cmds        │  ▲                    │ last values
-//!        └───────────────────────┘  │ control            ▼
-//!                       deliveries  └──────────── client IO thread ──► WebSocket clients
+//!  feed thread (broker protocol + router inline) ──► shm (ring + last values)
+//!        ▲ control, upstream demand  │ deliveries            │ last values
+//!        └──────────── client IO thread ◄────────────────────┘
+//!                             └──► WebSocket clients
 //! ```
+//!
+//! With `--router thread` the router runs on its own thread between the two (`docs/architecture.md`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -88,8 +90,8 @@ pub struct ServeArgs {
     /// The broker whose feed to serve.
     #[arg(long, value_enum, default_value_t = BrokerKind::Kite)]
     pub broker: BrokerKind,
-    /// Kite: the ticker URL (default wss://ws.kite.trade). Upstox: the API base the feed is
-    /// authorized at (default https://api.upstox.com).
+    /// Kite: the ticker URL (default `wss://ws.kite.trade`). Upstox: the API base the feed is
+    /// authorized at (default `https://api.upstox.com`).
     #[arg(long)]
     pub broker_url: Option<String>,
     /// The broker's instrument master: URL or file (default: the broker's published one).

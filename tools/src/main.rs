@@ -21,11 +21,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// The mock Kite broker and the gateway wired to it: live ticks, no credentials.
+    /// A mock broker (Kite by default, `--broker upstox`) and the gateway wired to it: live ticks, no
+    /// credentials.
     Demo(DemoArgs),
     /// The gateway against a real broker feed.
     Serve(ServeArgs),
-    /// A mock broker speaking Kite's ticker protocol from a simulated market (a test peer).
+    /// A mock broker speaking a broker's real protocol from a simulated market (a test peer).
     MockBroker(MockArgs),
     /// Benchmarks that run the real threads: `bench e2e`.
     #[command(subcommand)]

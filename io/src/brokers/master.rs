@@ -67,7 +67,7 @@ pub fn fetch(source: &str) -> Result<Vec<u8>, MasterError> {
 /// `epoch ms` → the (year, month, day) of that instant in India (UTC+5:30), where every expiry
 /// is dated.
 pub fn ist_date(epoch_ms: i64) -> (i64, u32, u32) {
-    let days = (epoch_ms + 19_800_000).div_euclid(86_400_000);
+    let days = epoch_ms.saturating_add(19_800_000).div_euclid(86_400_000);
     // Days since 1970-01-01 → civil date (H. Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

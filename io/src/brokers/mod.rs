@@ -5,6 +5,7 @@
 //! - [`upstox`]: Upstox Market Data Feed V3 (protobuf).
 //! - [`master`]: fetching a master (URL or file, gzip or plain).
 
+pub mod fyers;
 pub mod kite;
 pub mod master;
 pub mod upstox;

@@ -127,7 +127,7 @@ pub trait BrokerProtocol: Send {
     ) -> Result<(), FeedError>;
 
     /// Called on every pass of the feed thread while the connection is open (about every
-    /// millisecond, and after every message): a protocol with work finished off the feed thread
+    /// millisecond, after the messages that arrived have been handled): a protocol with work finished off the feed thread
     /// (Fyers resolves symbols to topics over HTTP on a helper thread) sends what is now ready.
     /// Most brokers have nothing to do.
     fn poll(&mut self, _out: &mut Vec<Message>) -> Result<(), FeedError> {

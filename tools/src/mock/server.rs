@@ -146,6 +146,16 @@ impl MockBroker {
         (self.shared.send_ns.clone(), tokens)
     }
 
+    /// The OpenAlgo `(exchange, symbol)` of every instrument, in market order (the order of
+    /// [`MockBroker::send_times`]); the same names in every dialect.
+    pub fn names(&self) -> Vec<(String, String)> {
+        self.shared
+            .rows
+            .iter()
+            .map(tickwire_io::kite::instruments::openalgo_name)
+            .collect()
+    }
+
     /// Stops every thread and closes every connection.
     pub fn stop(mut self) {
         self.shutdown();

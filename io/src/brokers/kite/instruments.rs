@@ -124,20 +124,19 @@ pub fn parse(text: &str) -> Result<Vec<Instrument>, InstrumentsError> {
     Ok(out)
 }
 
-/// Reads the master from an `http(s)://` URL or a file path.
+/// Reads the master from an `http(s)://` URL or a file path (gzip or plain).
 pub fn load(source: &str) -> Result<Vec<Instrument>, InstrumentsError> {
-    let err = |msg: String| InstrumentsError::Load {
+    use crate::brokers::master::MasterError;
+    let bytes = crate::brokers::master::fetch(source).map_err(|e| InstrumentsError::Load {
         source_name: source.to_owned(),
-        msg,
-    };
-    let text = if source.starts_with("http://") || source.starts_with("https://") {
-        let mut resp = ureq::get(source).call().map_err(|e| err(e.to_string()))?;
-        resp.body_mut()
-            .read_to_string()
-            .map_err(|e| err(e.to_string()))?
-    } else {
-        std::fs::read_to_string(source).map_err(|e| err(e.to_string()))?
-    };
+        msg: match e {
+            MasterError::Load { msg, .. } | MasterError::Format { msg, .. } => msg,
+        },
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| InstrumentsError::Load {
+        source_name: source.to_owned(),
+        msg: format!("not UTF-8: {e}"),
+    })?;
     parse(&text)
 }
 

@@ -1,6 +1,7 @@
 //! Kite ticker packets: a checked view over borrowed bytes (the parser) and a value that emits the
-//! same bytes (the mock broker's encoder). Offsets come from `broker-formats.md` §1, once, in
-//! [`field`]; both directions use them, and golden frames in the tests pin them from outside.
+//! same bytes (the mock broker's encoder). Offsets come from Kite's packet tables
+//! (`docs/brokers.md`), once, in [`field`]; both directions use them, and golden frames in the
+//! tests pin them from outside.
 //!
 //! Once [`Packet::new_checked`] has returned `Ok`, no accessor can panic: the length was one of
 //! the five known sizes and every field range lies inside it.

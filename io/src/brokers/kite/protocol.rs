@@ -36,8 +36,8 @@ impl Default for KiteConfig {
     }
 }
 
-/// One Kite connection's protocol (see the module docs). The token maps are shared between the
-/// connections of a pool.
+/// One Kite connection's protocol (see the module docs). The token maps are shared by every
+/// connection of the feed.
 #[derive(Clone)]
 pub struct Kite {
     cfg: KiteConfig,

@@ -1,6 +1,6 @@
-//! Golden Kite frames, written out as bytes from the tables in `broker-formats.md` §1 (built by a
-//! separate script with Python's `struct.pack`, not by our encoder), so the parser and the mock's
-//! encoder cannot drift together.
+//! Golden Kite frames, written out as bytes from Kite's published packet tables (`docs/brokers.md`;
+//! built by a separate script with Python's `struct.pack`, not by our encoder), so the parser and
+//! the mock's encoder cannot drift together.
 
 use tickwire_engine::tick::valid;
 use tickwire_engine::Px;

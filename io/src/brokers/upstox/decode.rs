@@ -365,6 +365,7 @@ fn first_level(b: &[u8], t: &mut Tick) -> Result<(), DecodeError> {
                 quote(v.bytes(), t, 0)?;
             }
             (field::first_level::OPTION_GREEKS, v) => greeks(v.bytes(), t)?,
+            (field::first_level::VTT, v) => t.volume = v.i64().max(0) as u64,
             (field::first_level::OI, v) => t.oi = qty(v.f64()),
             (field::first_level::IV, v) => {
                 t.valid |= valid::GREEKS;

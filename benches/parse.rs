@@ -1,0 +1,223 @@
+//! Parse cost per broker format, on the path the feed thread runs: `BrokerProtocol::on_message`
+//! on one received message, ticks written into a `TickSink` (here collecting into a reused `Vec`,
+//! so the router's cost is not in the figure; `benches/router.rs` has that). Each sample times a
+//! batch of 1,000 messages; percentiles are of ns per message and per tick.
+//!
+//! cargo bench --bench parse            (full run; `cargo test --benches` runs a short smoke pass)
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use prost::Message as _;
+use tickwire_engine::Tick;
+use tickwire_io::brokers::upstox::{self, pb};
+use tickwire_io::feed::protocol::Incoming;
+use tickwire_io::feed::{BrokerProtocol, TickSink};
+use tickwire_io::kite::packet::{Kind, RawLevel, Repr};
+use tickwire_io::kite::{self, TokenMap};
+
+const BATCH: usize = 1000;
+
+/// Times `protocol.on_message` over `messages` (cycled) and prints one table row.
+fn case(name: &str, protocol: &mut dyn BrokerProtocol, messages: &[Vec<u8>], samples: usize) {
+    let mut ticks: Vec<Tick> = Vec::with_capacity(1 << 16);
+    let mut out = Vec::new();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
+    let mut per_msg = 0u64;
+    for s in 0..samples + 10 {
+        ticks.clear();
+        let t0 = Instant::now();
+        for i in 0..BATCH {
+            let m = &messages[(s * BATCH + i) % messages.len()];
+            let mut sink = TickSink::collect(&mut ticks);
+            protocol
+                .on_message(Incoming::Binary(m), 1, &mut sink, &mut out)
+                .expect("clean input");
+        }
+        let dt = t0.elapsed().as_nanos() as u64;
+        per_msg = (ticks.len() / BATCH) as u64;
+        ticks.clear();
+        if s >= 10 {
+            hist.record((dt * 10 / BATCH as u64).max(1)).unwrap(); // 0.1 ns units
+        }
+    }
+    let p = |q: f64| hist.value_at_quantile(q) as f64 / 10.0;
+    println!(
+        "| {name:<34} | {per_msg:>5} | {:>8.1} | {:>8.1} | {:>8.1} | {:>8.1} |",
+        p(0.5),
+        p(0.9),
+        p(0.99),
+        p(0.5) / per_msg.max(1) as f64,
+    );
+}
+
+/// A Kite frame of `n` packets of `kind`.
+fn kite_frame(kind: Kind, n: u32) -> Vec<u8> {
+    let mut bodies = Vec::new();
+    let mut spans = Vec::new();
+    for i in 0..n {
+        let level = RawLevel {
+            qty: 10 + i,
+            price: 80_000 - 5,
+            orders: 3,
+        };
+        let r = Repr {
+            token: 1000 + i,
+            ltp: 80_000 + i,
+            last_qty: 1,
+            volume: 1000,
+            exchange_ts: 1_700_000_000,
+            bids: [level; 5],
+            asks: [level; 5],
+            ..Repr::default()
+        };
+        let a = bodies.len();
+        r.emit(kind, &mut bodies);
+        spans.push((a, bodies.len()));
+    }
+    let refs: Vec<&[u8]> = spans.iter().map(|&(a, b)| &bodies[a..b]).collect();
+    let mut frame = Vec::new();
+    kite::frame::emit(&refs, &mut frame);
+    frame
+}
+
+fn full_feed(ltp: f64) -> pb::Feed {
+    let q = pb::Quote {
+        bid_q: 10,
+        bid_p: ltp - 0.05,
+        ask_q: 12,
+        ask_p: ltp + 0.05,
+    };
+    let ff = pb::MarketFullFeed {
+        ltpc: Some(pb::Ltpc {
+            ltp,
+            ltt: 1_700_000_000_000,
+            ltq: 5,
+            cp: ltp - 1.0,
+        }),
+        market_level: Some(pb::MarketLevel {
+            bid_ask_quote: vec![q; 5],
+        }),
+        option_greeks: Some(pb::OptionGreeks::default()),
+        market_ohlc: Some(pb::MarketOhlc {
+            ohlc: ["1d", "I1"]
+                .iter()
+                .map(|i| pb::Ohlc {
+                    interval: (*i).into(),
+                    open: ltp - 2.0,
+                    high: ltp + 1.0,
+                    low: ltp - 3.0,
+                    close: ltp,
+                    vol: 9,
+                    ts: 1_700_000_000_000,
+                })
+                .collect(),
+        }),
+        atp: ltp,
+        vtt: 123_456,
+        oi: 0.0,
+        iv: 0.0,
+        tbq: 100.0,
+        tsq: 120.0,
+    };
+    pb::Feed {
+        request_mode: pb::RequestMode::FullD5 as i32,
+        feed_union: Some(pb::feed::FeedUnion::FullFeed(pb::FullFeed {
+            full_feed_union: Some(pb::full_feed::FullFeedUnion::MarketFf(ff)),
+        })),
+    }
+}
+
+fn upstox_message(keys: &[String], ltpc_only: bool) -> Vec<u8> {
+    let feeds = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let ltp = 800.0 + i as f64 * 0.05;
+            let f = if ltpc_only {
+                pb::Feed {
+                    request_mode: 0,
+                    feed_union: Some(pb::feed::FeedUnion::Ltpc(pb::Ltpc {
+                        ltp,
+                        ltt: 1_700_000_000_000,
+                        ltq: 5,
+                        cp: 799.0,
+                    })),
+                }
+            } else {
+                full_feed(ltp)
+            };
+            (k.clone(), f)
+        })
+        .collect();
+    pb::FeedResponse {
+        r#type: pb::Type::LiveFeed as i32,
+        feeds,
+        current_ts: 1_700_000_000_000,
+        market_info: None,
+    }
+    .encode_to_vec()
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let samples = if full { 2_000 } else { 20 };
+    if let Err(e) = tickwire_engine::affinity::pin_current(Some(0)) {
+        eprintln!("not pinned: {e}");
+    }
+    println!("parse cost per message, {samples} samples of {BATCH} messages (ns)");
+    println!("| format                             | ticks | p50 /msg | p90 /msg | p99 /msg | p50 /tick |");
+    println!("|------------------------------------|------:|---------:|---------:|---------:|----------:|");
+
+    let tokens: TokenMap = (0..100u32).map(|i| (1000 + i, i)).collect();
+    let mut kite = kite::Kite::new(
+        kite::KiteConfig::default(),
+        Arc::new(tokens),
+        Arc::new((1000..1100).collect()),
+    );
+    for (kind, label) in [
+        (Kind::Ltp, "ltp"),
+        (Kind::Quote, "quote"),
+        (Kind::Full, "full"),
+    ] {
+        for n in [1, 13] {
+            let name = format!("kite {label}, {n} packet{}", if n > 1 { "s" } else { "" });
+            case(&name, &mut kite, &[kite_frame(kind, n)], samples);
+        }
+    }
+
+    let keys: Vec<String> = (0..100).map(|i| format!("NSE_EQ|INE{i:07}T1")).collect();
+    let mut k = upstox::Keys::default();
+    for (i, key) in keys.iter().enumerate() {
+        k.insert(i as u32, key);
+    }
+    let mut up = upstox::Upstox::new(upstox::UpstoxConfig::default(), Arc::new(k));
+    // One message per instrument, cycled, so the key lookups are not one cached entry.
+    let one_full: Vec<Vec<u8>> = keys
+        .iter()
+        .map(|k| upstox_message(std::slice::from_ref(k), false))
+        .collect();
+    let one_ltpc: Vec<Vec<u8>> = keys
+        .iter()
+        .map(|k| upstox_message(std::slice::from_ref(k), true))
+        .collect();
+    case(
+        "upstox FeedResponse, 1 full feed",
+        &mut up,
+        &one_full,
+        samples,
+    );
+    case(
+        "upstox FeedResponse, 1 ltpc feed",
+        &mut up,
+        &one_ltpc,
+        samples,
+    );
+    case(
+        "upstox FeedResponse, 13 full feeds",
+        &mut up,
+        &[upstox_message(&keys[..13], false)],
+        samples,
+    );
+}
