@@ -19,6 +19,7 @@ use clap::Args;
 use tickwire_engine::idle::IdleStrategy;
 use tickwire_engine::router::{Inline, RingSizes, Router, RouterConfig, RouterRings, RouterStats};
 use tickwire_engine::symbols::SymbolRegistry;
+use tickwire_io::brokers::fyers::FyersConfig;
 use tickwire_io::brokers::upstox::UpstoxConfig;
 use tickwire_io::brokers::{self, BrokerConfig};
 use tickwire_io::feed::{Feed, FeedConfig, FeedStatus};
@@ -79,7 +80,8 @@ pub enum RouterPlacement {
 #[derive(Args, Debug, Clone)]
 #[command(after_help = "Each broker's flags:\n  \
     kite:   --kite-api-key K --kite-access-token T [--broker-url wss://ws.kite.trade] [--instruments URL|FILE]\n  \
-    upstox: --upstox-access-token T [--broker-url https://api.upstox.com] [--instruments URL|FILE]")]
+    upstox: --upstox-access-token T [--broker-url https://api.upstox.com] [--instruments URL|FILE]\n  \
+    fyers:  --fyers-access-token APPID:JWT [--broker-url wss://socket.fyers.in/hsm/v1-5/prod] [--fyers-api-url https://api-t1.fyers.in] [--instruments URL,URL,...]")]
 pub struct ServeArgs {
     /// Client WebSocket port on 127.0.0.1 (OpenAlgo's 8765).
     #[arg(long, default_value_t = 8765)]
@@ -91,10 +93,12 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = BrokerKind::Kite)]
     pub broker: BrokerKind,
     /// Kite: the ticker URL (default `wss://ws.kite.trade`). Upstox: the API base the feed is
-    /// authorized at (default `https://api.upstox.com`).
+    /// authorized at (default `https://api.upstox.com`). Fyers: the data socket URL (default
+    /// `wss://socket.fyers.in/hsm/v1-5/prod`).
     #[arg(long)]
     pub broker_url: Option<String>,
-    /// The broker's instrument master: URL or file (default: the broker's published one).
+    /// The broker's instrument master: URL or file (default: the broker's published one; Fyers:
+    /// several, comma-separated).
     #[arg(long)]
     pub instruments: Option<String>,
     /// Kite API key.
@@ -106,6 +110,12 @@ pub struct ServeArgs {
     /// Upstox access token (OAuth; Upstox rolls it daily).
     #[arg(long)]
     pub upstox_access_token: Option<String>,
+    /// Fyers access token, `APPID-100:<JWT>` or the bare JWT (Fyers rolls it daily).
+    #[arg(long)]
+    pub fyers_access_token: Option<String>,
+    /// Fyers REST base, where symbols are resolved to topics (`/data/symbol-token`).
+    #[arg(long, default_value = "https://api-t1.fyers.in")]
+    pub fyers_api_url: String,
     /// Extra CA certificates (PEM) to trust for a wss:// broker URL, besides the Mozilla roots.
     #[arg(long)]
     pub broker_ca_file: Option<PathBuf>,
@@ -344,6 +354,7 @@ fn openalgo_broker_name(b: &BrokerConfig) -> &'static str {
     match b {
         BrokerConfig::Kite(_) => "zerodha",
         BrokerConfig::Upstox(_) => "upstox",
+        BrokerConfig::Fyers(_) => "fyers",
     }
 }
 
@@ -379,6 +390,19 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
                 access_token: need(a.upstox_access_token.clone(), "--upstox-access-token")?,
             }),
             "https://assets.upstox.com/market-quote/instruments/exchange/complete.json.gz",
+        ),
+        BrokerKind::Fyers => (
+            BrokerConfig::Fyers(FyersConfig {
+                access_token: need(a.fyers_access_token.clone(), "--fyers-access-token")?,
+                ws_url: a
+                    .broker_url
+                    .clone()
+                    .unwrap_or_else(|| FyersConfig::default().ws_url),
+                api_base: a.fyers_api_url.clone(),
+            }),
+            "https://public.fyers.in/sym_details/NSE_CM.csv,https://public.fyers.in/sym_details/NSE_FO.csv,\
+             https://public.fyers.in/sym_details/NSE_CD.csv,https://public.fyers.in/sym_details/BSE_CM.csv,\
+             https://public.fyers.in/sym_details/BSE_FO.csv,https://public.fyers.in/sym_details/MCX_COM.csv",
         ),
     };
     let feed = FeedConfig {
@@ -438,6 +462,18 @@ pub fn start_with_mock(
             }),
             format!("http://{base}{}", crate::mock::upstox::MASTER),
         ),
+        BrokerKind::Fyers => (
+            BrokerConfig::Fyers(FyersConfig {
+                access_token: crate::mock::fyers::token_for(&mcfg.access_token),
+                ws_url: format!("ws://{base}{}", crate::mock::fyers::FEED),
+                api_base: format!("http://{base}"),
+            }),
+            crate::mock::fyers::MASTERS
+                .iter()
+                .map(|p| format!("http://{base}{p}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
     };
     let up = Upstream {
         broker,
@@ -492,11 +528,13 @@ fn title(b: BrokerKind) -> &'static str {
     match b {
         BrokerKind::Kite => "Kite",
         BrokerKind::Upstox => "Upstox",
+        BrokerKind::Fyers => "Fyers",
     }
 }
 
 /// `tickwire mock-broker`.
 pub fn mock_broker(a: MockArgs, stop: &AtomicBool) -> Result<(), String> {
+    let access_token = a.access_token.clone();
     let cfg = MockConfig {
         broker: a.broker,
         port: a.port,
@@ -529,6 +567,13 @@ pub fn mock_broker(a: MockArgs, stop: &AtomicBool) -> Result<(), String> {
             crate::mock::upstox::FEED,
             crate::mock::upstox::AUTHORIZE,
             crate::mock::upstox::MASTER
+        ),
+        BrokerKind::Fyers => println!(
+            "mock Fyers broker on {http}://{addr} (feed: {ws}://{addr}{}, symbol-token: {http}://{addr}{}, instruments: {http}://{addr}{}, access token: {})",
+            crate::mock::fyers::FEED,
+            crate::mock::fyers::SYMBOL_TOKEN,
+            crate::mock::fyers::MASTERS[0],
+            crate::mock::fyers::token_for(&access_token)
         ),
     }
     wait(stop);

@@ -3,6 +3,7 @@
 //!
 //! - [`kite`]: Zerodha Kite Connect's ticker (binary, big-endian).
 //! - [`upstox`]: Upstox Market Data Feed V3 (protobuf).
+//! - [`fyers`]: Fyers API v3 data socket (binary, stateful topics).
 //! - [`master`]: fetching a master (URL or file, gzip or plain).
 
 pub mod fyers;
@@ -35,6 +36,8 @@ pub enum BrokerConfig {
     Kite(kite::KiteConfig),
     /// Upstox.
     Upstox(upstox::UpstoxConfig),
+    /// Fyers.
+    Fyers(fyers::FyersConfig),
 }
 
 impl BrokerConfig {
@@ -43,6 +46,7 @@ impl BrokerConfig {
         match self {
             BrokerConfig::Kite(_) => "kite",
             BrokerConfig::Upstox(_) => "upstox",
+            BrokerConfig::Fyers(_) => "fyers",
         }
     }
 
@@ -70,6 +74,18 @@ impl BrokerConfig {
                         exchange: exchange.to_string(),
                         symbol,
                         key: r.instrument_key.clone(),
+                    })
+                })
+                .collect()),
+            BrokerConfig::Fyers(_) => Ok(fyers::instruments::load(source)
+                .map_err(|e| e.to_string())?
+                .iter()
+                .filter_map(|r| {
+                    let (exchange, symbol) = fyers::instruments::openalgo_name(r)?;
+                    Some(Listing {
+                        exchange: exchange.to_string(),
+                        symbol,
+                        key: r.ticker.clone(),
                     })
                 })
                 .collect()),
@@ -109,6 +125,15 @@ impl BrokerConfig {
                     }
                 }
                 Box::new(upstox::Upstox::new(cfg.clone(), Arc::new(keys)))
+            }
+            BrokerConfig::Fyers(cfg) => {
+                let mut tickers = vec![Box::<str>::from(""); reg.len()];
+                for (id, key) in ids {
+                    if tickers[id as usize].is_empty() {
+                        tickers[id as usize] = key.into();
+                    }
+                }
+                Box::new(fyers::Fyers::new(cfg.clone(), Arc::new(tickers)))
             }
         }
     }

@@ -390,6 +390,9 @@ impl Feed {
                 let _ = poll.registry().deregister(&mut t);
             }
             Sock::Open(mut ws) => {
+                // Best effort: say goodbye with a close frame rather than a bare TCP reset.
+                let _ = ws.close(None);
+                let _ = ws.flush();
                 let _ = poll.registry().deregister(ws.get_mut().tcp());
             }
             _ => {}

@@ -16,6 +16,8 @@ pub enum BrokerKind {
     Kite,
     /// Upstox Market Data Feed V3.
     Upstox,
+    /// Fyers API v3 data socket.
+    Fyers,
 }
 
 impl BrokerKind {
@@ -24,6 +26,7 @@ impl BrokerKind {
         match self {
             BrokerKind::Kite => "kite",
             BrokerKind::Upstox => "upstox",
+            BrokerKind::Fyers => "fyers",
         }
     }
 
@@ -31,6 +34,7 @@ impl BrokerKind {
         match self {
             BrokerKind::Kite => Box::new(super::kite::Kite::new(rows)),
             BrokerKind::Upstox => Box::new(super::upstox::Upstox::new(rows)),
+            BrokerKind::Fyers => Box::new(super::fyers::Fyers::new(rows)),
         }
     }
 }

@@ -8,10 +8,11 @@
 //! | `config.rs` | settings, the broker spoken, counters |
 //! | `server.rs` | listener, HTTP, WebSocket sessions, fan-out (one for every broker) |
 //! | `dialect.rs` | the trait a broker's dialect implements |
-//! | `kite.rs`, `upstox.rs` | the dialects |
+//! | `kite.rs`, `upstox.rs`, `fyers.rs` | the dialects |
 
 pub mod config;
 pub mod dialect;
+pub mod fyers;
 pub mod kite;
 pub mod market;
 pub mod server;

@@ -3,7 +3,7 @@
 //! endpoint resolves, and a CSV instrument master.
 //!
 //! The shapes are those of Fyers' official Python SDK (`fyers-apiv3` 3.2.0), whose behaviour
-//! `notes/fyers.md` records; where the SDK is sloppy (bogus length prefixes on the client's
+//! `docs/brokers.md` summarises; where the SDK is sloppy (bogus length prefixes on the client's
 //! packets, an `L` record for an unknown topic that desynchronises the parser) tickwire writes and
 //! reads the format as it is meant, never as the SDK's bugs make it.
 //!

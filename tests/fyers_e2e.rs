@@ -1,0 +1,152 @@
+//! Fyers end to end with the real binary on loopback: the official Python SDK against the mock,
+//! then mock → gateway (symbols resolved to topics over the mock's `symbol-token`, auth, full mode,
+//! `S` snapshots and `U` updates merged per topic) → WebSocket clients in each mode and shm, values
+//! checked against what the mock sent; reconnect with modes restored; refused and expired tokens
+//! stop the feed.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tickwire::mock::fyers::{token_for, FEED, MASTERS};
+use tickwire_shm::Reader;
+
+use common::*;
+
+fn serve_fyers(bport: u16, token: &str) -> Served {
+    let base = format!("http://127.0.0.1:{bport}");
+    let ws = format!("ws://127.0.0.1:{bport}{FEED}");
+    let masters: Vec<String> = MASTERS.iter().map(|p| format!("{base}{p}")).collect();
+    let masters = masters.join(",");
+    start_serve_with(&[
+        "--broker",
+        "fyers",
+        "--broker-url",
+        &ws,
+        "--fyers-api-url",
+        &base,
+        "--fyers-access-token",
+        token,
+        "--instruments",
+        &masters,
+    ])
+}
+
+/// Fyers' official SDK (`fyers-apiv3`, in the tests' venv) against the mock.
+#[test]
+fn the_official_fyers_sdk_reads_the_mock() {
+    let bport = free_port();
+    let _m = mock_of("fyers", bport, &[]);
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/fyers_sdk_check.py");
+    let out = std::process::Command::new(python::python())
+        .arg(&script)
+        .arg(format!("http://127.0.0.1:{bport}"))
+        .arg(token_for("mock_access_token"))
+        .output()
+        .expect("python");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("OK"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn fyers_demo_serves_every_mode_and_shm_with_the_mocks_values() {
+    let d = start_demo(&["--broker", "fyers", "--symbols", "3", "--rate", "300"]);
+    let mut ws = authed(d.port);
+    for (sym, mode) in [("SBIN", 1), ("RELIANCE", 2), ("INFY", 3)] {
+        send(
+            &mut ws,
+            json!({"action": "subscribe", "symbol": sym, "exchange": "NSE", "mode": mode}),
+        );
+        let r = reply(&mut ws);
+        assert_eq!(r["status"], "success", "{r}");
+        assert_eq!(r["broker"], "fyers");
+    }
+    let mut seen = std::collections::HashMap::<String, u32>::new();
+    let end = Instant::now() + Duration::from_secs(20);
+    while seen.len() < 3 || seen.values().any(|&n| n < 3) {
+        assert!(Instant::now() < end, "market data for every mode: {seen:?}");
+        let Some(m) = recv(&mut ws, Duration::from_secs(1)) else {
+            continue;
+        };
+        if m["type"] != "market_data" {
+            continue;
+        }
+        let sym = m["symbol"].as_str().unwrap().to_string();
+        let mode = m["mode"].as_u64().unwrap();
+        let history = sent(d.bport, token_of(&sym));
+        assert!(
+            history
+                .iter()
+                .any(|s| matches_sent_with(&m["data"], mode, s, true)),
+            "{sym} mode {mode}: {} matches nothing the mock sent",
+            m["data"]
+        );
+        *seen.entry(sym).or_default() += 1;
+    }
+    let mut r = Reader::open(&d.shm).unwrap();
+    let sbin = r.lookup("NSE", "SBIN").unwrap();
+    let last = r.last_value(sbin).unwrap().expect("SBIN has a last value");
+    let hist = sent(d.bport, token_of("SBIN"));
+    assert!(hist
+        .iter()
+        .any(|s| (last.ltp / 100_000) as u64 == s["ltp"].as_u64().unwrap()));
+}
+
+#[test]
+fn fyers_reconnects_after_the_broker_restarts_with_modes_restored() {
+    let bport = free_port();
+    let m = mock_of("fyers", bport, &[]);
+    let gw = serve_fyers(bport, &token_for("mock_access_token"));
+    let mut ws = authed(gw.port);
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": "TCS", "exchange": "NSE", "mode": "depth"}),
+    );
+    assert_eq!(reply(&mut ws)["status"], "success");
+    let wait_depth = |ws: &mut Ws, secs: u64| {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if let Some(m) = recv(ws, Duration::from_millis(200)) {
+                if m["type"] == "market_data"
+                    && m["symbol"] == "TCS"
+                    && m["data"]["depth"]["buy"][0]["quantity"].as_u64() > Some(0)
+                {
+                    return m;
+                }
+            }
+        }
+        panic!("no TCS depth within {secs} s");
+    };
+    wait_depth(&mut ws, 10);
+    drop(m);
+    std::thread::sleep(Duration::from_millis(1500));
+    while recv(&mut ws, Duration::from_millis(50)).is_some() {}
+    let _m2 = mock_of("fyers", bport, &[]);
+    // New connection, new topic ids and snapshots: depth flows again.
+    let d = wait_depth(&mut ws, 25);
+    assert_eq!(d["mode"], 3);
+    let f = feed_status(gw.port);
+    assert!(f["connects"].as_u64().unwrap() >= 2, "{f}");
+}
+
+#[test]
+fn refused_or_expired_fyers_tokens_stop_the_feed() {
+    let bport = free_port();
+    let _m = mock_of("fyers", bport, &["--access-token", "another_key"]);
+    // The mock knows another hsm_key: auth is refused (and symbol-token answers 401).
+    let gw = serve_fyers(bport, &token_for("mock_access_token"));
+    let f = wait_feed_state(gw.port, "stopped", 15);
+    assert_eq!(f["attempts"], 1, "{f}");
+    // An expired token never dials at all.
+    let expired = tickwire_io::brokers::fyers::auth::mock_token("another_key", 1_600_000_000);
+    let gw2 = serve_fyers(bport, &expired);
+    let f = wait_feed_state(gw2.port, "stopped", 15);
+    let err = f["last_error"].as_str().unwrap();
+    assert!(err.contains("expired"), "{err}");
+}
