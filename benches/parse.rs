@@ -11,8 +11,9 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 use prost::Message as _;
 use tickwire_engine::Tick;
+use tickwire_io::brokers::fyers::{self, serve, DataWriter, SnapshotSpec};
 use tickwire_io::brokers::upstox::{self, pb};
-use tickwire_io::feed::protocol::Incoming;
+use tickwire_io::feed::protocol::{Incoming, Request};
 use tickwire_io::feed::{BrokerProtocol, TickSink};
 use tickwire_io::kite::packet::{Kind, RawLevel, Repr};
 use tickwire_io::kite::{self, TokenMap};
@@ -218,6 +219,81 @@ fn main() {
         "upstox FeedResponse, 13 full feeds",
         &mut up,
         &[upstox_message(&keys[..13], false)],
+        samples,
+    );
+
+    // Fyers: a connection authenticated and subscribed (13 symbols, Quote: the sf topics), topics
+    // snapshotted; then packets of `U` updates carrying the fields that change on a trade.
+    let tickers: Vec<Box<str>> = (0..13).map(|i| format!("NSE:S{i}-EQ").into()).collect();
+    let cfg = fyers::FyersConfig {
+        access_token: fyers::auth::mock_token("k", 4_102_444_800),
+        ..fyers::FyersConfig::default()
+    };
+    let mut fy = fyers::Fyers::new(cfg, Arc::new(tickers));
+    let ids: Vec<u32> = (0..13).collect();
+    for &i in &ids {
+        fy.seed(i, &format!("101000000030{i:02}")).expect("fytoken");
+    }
+    let mut out = Vec::new();
+    fy.encode(
+        Request::Subscribe {
+            mode: tickwire_engine::router::Mode::Quote,
+            symbols: &ids,
+        },
+        &mut out,
+    );
+    let mut ticks = Vec::new();
+    let mut feed = |fy: &mut fyers::Fyers, b: &[u8]| {
+        fy.on_message(
+            Incoming::Binary(b),
+            1,
+            &mut TickSink::collect(&mut ticks),
+            &mut out,
+        )
+        .expect("clean input");
+    };
+    feed(&mut fy, &serve::auth_reply(true, 0));
+    let mut snap = DataWriter::new(1);
+    let values = [80_000i32; 21];
+    let names: Vec<String> = (0..13).map(|i| format!("sf|nse_cm|30{i:02}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        snap.snapshot(&SnapshotSpec {
+            topic_id: (i as u16 + 1).to_be_bytes(),
+            name,
+            values: &values,
+            multiplier: 1,
+            precision: 2,
+            exchange: "NSE",
+            exchange_token: "30",
+            symbol: "S",
+        })
+        .expect("snapshot");
+    }
+    feed(&mut fy, &snap.finish().expect("packet"));
+    assert_eq!(ticks.len(), 13, "snapshots bound");
+    let update = |n: usize, k: i32| {
+        let mut w = DataWriter::new(2 + k as u32);
+        // ltp, volume, feed time, last qty, totals, average: the fields a trade changes
+        let mut v = [fyers::packet::ABSENT; 12];
+        v[0] = 80_000 + k;
+        v[1] = 1_000 + k;
+        v[3] = 1_700_000_000 + k;
+        v[8] = 5;
+        v[9] = 100 + k;
+        v[10] = 120 + k;
+        v[11] = 79_990 + k;
+        for i in 0..n {
+            w.update((i as u16 + 1).to_be_bytes(), &v).expect("update");
+        }
+        w.finish().expect("packet")
+    };
+    let one: Vec<Vec<u8>> = (0..64).map(|k| update(1, k)).collect();
+    let thirteen: Vec<Vec<u8>> = (0..64).map(|k| update(13, k)).collect();
+    case("fyers data packet, 1 U update", &mut fy, &one, samples);
+    case(
+        "fyers data packet, 13 U updates",
+        &mut fy,
+        &thirteen,
         samples,
     );
 }

@@ -1,4 +1,4 @@
-//! Golden Fyers frames written out as bytes (test-only): two from `notes/fyers.md` (what the
+//! Golden Fyers frames written out as bytes (test-only): two recorded from the official SDK (what it
 //! official SDK sent and parsed) and the rest built with Python's `struct.pack` from the layouts
 //! there, never by tickwire's encoders, so the parser and the mock's encoders cannot drift
 //! together.
