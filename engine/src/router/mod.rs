@@ -18,7 +18,10 @@
 //! could not take is sent later, merged with any newer change.
 
 mod index;
+mod inline;
 mod msg;
+mod publish;
+mod rings;
 mod throttle;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,58 +30,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use index::{DemandChange, Sub, SubscriptionIndex};
+pub use inline::Inline;
 pub use msg::{ConsumerId, Control, Delivery, Mode, ModeSet, Upstream};
+pub use publish::{MemoryPublisher, Publish};
+pub use rings::{RingEnds, RingSizes, RouterRings};
 pub use throttle::Throttle;
 
 use crate::dirty::DirtySet;
 use crate::doorbell::Doorbell;
 use crate::idle::{IdleStrategy, Idler};
 use crate::tick::Tick;
-
-/// Where the router puts every tick: in production the shm writer, in tests a [`MemoryPublisher`].
-pub trait Publish {
-    /// Publish one tick (already stamped with its sequence) to the ring and the last-value table.
-    fn publish(&mut self, tick: &Tick);
-    /// Called about every [`RouterConfig::heartbeat`] so readers can tell the writer is alive.
-    fn heartbeat(&mut self, now_ns: i64);
-    /// As [`Publish::publish`], for the last tick the router has at hand (the end of a ring chunk,
-    /// of a frame): a reader is probably waiting for it, so the shm writer pushes its lines to the
-    /// shared cache at once. Doing that for every tick would cost throughput.
-    fn publish_last(&mut self, tick: &Tick) {
-        self.publish(tick);
-    }
-}
-
-/// A [`Publish`] that keeps the last values in memory: for tests and for benchmarking the router
-/// apart from shared memory.
-#[derive(Debug)]
-pub struct MemoryPublisher {
-    /// Last value per symbol id, merged as the shm table merges.
-    pub last: Vec<Tick>,
-    /// Ticks published.
-    pub published: u64,
-}
-
-impl MemoryPublisher {
-    /// Room for `symbols` ids.
-    pub fn new(symbols: usize) -> Self {
-        Self {
-            last: vec![Tick::default(); symbols],
-            published: 0,
-        }
-    }
-}
-
-impl Publish for MemoryPublisher {
-    #[inline]
-    fn publish(&mut self, tick: &Tick) {
-        if let Some(l) = self.last.get_mut(tick.symbol_id as usize) {
-            l.merge_from(tick);
-        }
-        self.published += 1;
-    }
-    fn heartbeat(&mut self, _now_ns: i64) {}
-}
 
 /// Router settings.
 #[derive(Clone, Debug)]
@@ -112,73 +73,6 @@ impl Default for RouterConfig {
             idle: IdleStrategy::default(),
             core: None,
         }
-    }
-}
-
-/// The rings the router reads and writes. `feeds[i]` and `upstream[i]` belong to feed `i`;
-/// `controls[k]` and `deliveries[k]` to client IO thread `k`.
-#[derive(Default)]
-pub struct RouterRings {
-    /// Ticks from each feed thread.
-    pub feeds: Vec<rtrb::Consumer<Tick>>,
-    /// Demand changes to each feed thread.
-    pub upstream: Vec<rtrb::Producer<Upstream>>,
-    /// Subscribe / unsubscribe from each client IO thread.
-    pub controls: Vec<rtrb::Consumer<Control>>,
-    /// Throttled deliveries to each client IO thread.
-    pub deliveries: Vec<rtrb::Producer<Delivery>>,
-    /// Rung after a pass that delivered anything, one per client IO thread (may be empty: the IO
-    /// threads then find deliveries on their own schedule).
-    pub delivery_bells: Vec<Arc<Doorbell>>,
-}
-
-/// The other ends of [`RouterRings::one_each`]: what the feed thread and the client IO thread hold.
-pub struct RingEnds {
-    /// Where the feed pushes ticks.
-    pub feed: rtrb::Producer<Tick>,
-    /// Where the feed reads demand changes.
-    pub upstream: rtrb::Consumer<Upstream>,
-    /// Where the client IO thread pushes subscribe / unsubscribe.
-    pub control: rtrb::Producer<Control>,
-    /// Where the client IO thread reads deliveries.
-    pub deliveries: rtrb::Consumer<Delivery>,
-}
-
-/// Slot counts for [`RouterRings::one_each`].
-#[derive(Clone, Copy, Debug)]
-pub struct RingSizes {
-    /// Ticks, feed → router.
-    pub feed: usize,
-    /// Demand changes, router → feed.
-    pub upstream: usize,
-    /// Controls, client IO → router.
-    pub control: usize,
-    /// Deliveries, router → client IO.
-    pub deliveries: usize,
-}
-
-impl RouterRings {
-    /// The rings for one feed and one client IO thread, with no delivery bells yet; the other
-    /// ends go to the feed and the client IO thread.
-    pub fn one_each(sizes: RingSizes) -> (Self, RingEnds) {
-        let (feed, feed_rx) = rtrb::RingBuffer::new(sizes.feed);
-        let (up_tx, upstream) = rtrb::RingBuffer::new(sizes.upstream);
-        let (control, ctl_rx) = rtrb::RingBuffer::new(sizes.control);
-        let (del_tx, deliveries) = rtrb::RingBuffer::new(sizes.deliveries);
-        let rings = Self {
-            feeds: vec![feed_rx],
-            upstream: vec![up_tx],
-            controls: vec![ctl_rx],
-            deliveries: vec![del_tx],
-            delivery_bells: vec![],
-        };
-        let ends = RingEnds {
-            feed,
-            upstream,
-            control,
-            deliveries,
-        };
-        (rings, ends)
     }
 }
 
@@ -671,52 +565,3 @@ fn deliver(
 
 #[cfg(test)]
 mod tests;
-
-/// The router run on another thread's loop instead of its own ("inline"). With one feed on a small
-/// machine the feed → router hand-off is a thread wake-up (measured 1.5–3 µs on the same CPU, 25–50 µs
-/// across the two vCPUs of the CI VM); inline, the feed thread hands each parsed tick to the
-/// router's tick path ([`Inline::tick`]) and runs a pass over the control rings, the flush and the
-/// heartbeat after each frame. The index, the throttle and the publishing are the same code; only
-/// the thread that turns the crank differs, and the router stays the only writer of shared state.
-pub trait Inline: Send {
-    /// The tick path for one tick the host parsed (see [`Router::process_tick`]): no ring copy.
-    /// `last`: no further tick is at hand (the frame's last packet), see [`Publish::publish_last`].
-    fn tick(&mut self, tick: Tick, last: bool);
-    /// One pass over every ring (see [`Router::poll`]), then the counters are published; returns
-    /// the work done, 0 when idle. The host runs one after every batch of [`Inline::tick`]s.
-    fn pass(&mut self) -> usize;
-    /// True when a producer has pushed something the router has not taken yet: checked by the host
-    /// after announcing a sleep on [`Inline::doorbell`].
-    fn has_input(&self) -> bool;
-    /// The router's doorbell, which producers ring; the host announces its sleeps on it.
-    fn doorbell(&self) -> Arc<Doorbell>;
-    /// Sets how a ring of the doorbell wakes the host thread (once; later calls are ignored).
-    fn set_wake(&self, wake: Box<dyn Fn() + Send + Sync>);
-    /// Drains, flushes, and drops the publisher (the shm writer marks its file closed on drop).
-    fn finish(self: Box<Self>);
-}
-
-impl<P: Publish + Send> Inline for Router<P> {
-    #[inline]
-    fn tick(&mut self, tick: Tick, last: bool) {
-        self.core.on_tick(tick, last);
-    }
-    fn pass(&mut self) -> usize {
-        let work = self.poll(Instant::now());
-        // `poll` publishes only when it took work from a ring; ticks given by `tick` count too.
-        self.publish_stats();
-        work
-    }
-    fn has_input(&self) -> bool {
-        Router::has_input(self)
-    }
-    fn doorbell(&self) -> Arc<Doorbell> {
-        self.bell.clone()
-    }
-    fn set_wake(&self, wake: Box<dyn Fn() + Send + Sync>) {
-        let _ = self.wake.set(wake);
-    }
-    fn finish(mut self: Box<Self>) {
-        self.drain();
-    }
-}

@@ -11,6 +11,7 @@
 
 mod protocol;
 mod session;
+mod status;
 
 use std::collections::VecDeque;
 use std::io;

@@ -5,8 +5,6 @@
 //! (`NIFTY 50` on `NSE` → `NIFTY` on `NSE_INDEX`) and derivatives (`NIFTY25JANFUT` →
 //! `NIFTY30JAN25FUT`, `NIFTY25JAN23000CE` → `NIFTY30JAN2523000CE`: day, month, year from the expiry).
 
-use std::fmt::Write as _;
-
 /// The header line Kite sends.
 pub const HEADER: &str =
     "instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,tick_size,lot_size,instrument_type,segment,exchange";
@@ -61,34 +59,25 @@ pub enum InstrumentsError {
     },
 }
 
-fn split_csv(line: &str) -> Vec<String> {
-    let mut out = Vec::with_capacity(12);
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            (c, _) => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
-}
-
-/// Parses the CSV text. A malformed row is an error naming its line: a half-loaded master would
-/// silently make symbols unsubscribable.
+/// Parses the CSV text (the `csv` crate: quoted fields, embedded commas and quotes). A malformed
+/// row is an error naming its line: a half-loaded master would silently make symbols
+/// unsubscribable.
 pub fn parse(text: &str) -> Result<Vec<Instrument>, InstrumentsError> {
+    let mut rd = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim_end_matches('\r');
-        if i == 0 || line.is_empty() {
-            if i == 0 && !line.starts_with("instrument_token") {
+    for (i, rec) in rd.records().enumerate() {
+        let line = rec
+            .as_ref()
+            .ok()
+            .and_then(|r| r.position())
+            .map_or(i + 1, |p| p.line() as usize);
+        let row = |msg: String| InstrumentsError::Row { line, msg };
+        let f = rec.map_err(|e| row(e.to_string()))?;
+        if i == 0 {
+            if f.get(0) != Some("instrument_token") {
                 return Err(InstrumentsError::Row {
                     line: 1,
                     msg: format!("expected the header {HEADER:?}"),
@@ -96,29 +85,32 @@ pub fn parse(text: &str) -> Result<Vec<Instrument>, InstrumentsError> {
             }
             continue;
         }
-        let f = split_csv(line);
-        let row = |msg: String| InstrumentsError::Row { line: i + 1, msg };
+        if f.len() == 1 && f.get(0).is_some_and(str::is_empty) {
+            continue; // a blank line
+        }
         if f.len() != 12 {
             return Err(row(format!("{} columns, expected 12", f.len())));
         }
+        let text = |k: usize| f.get(k).unwrap_or("").to_string();
         let num = |k: usize, what: &str| {
-            f[k].trim()
+            let v = f.get(k).unwrap_or("");
+            v.trim()
                 .parse::<u32>()
-                .map_err(|_| row(format!("{what} {:?} is not a number", f[k])))
+                .map_err(|_| row(format!("{what} {v:?} is not a number")))
         };
         out.push(Instrument {
             token: num(0, "instrument_token")?,
             exchange_token: num(1, "exchange_token")?,
-            tradingsymbol: f[2].clone(),
-            name: f[3].clone(),
-            last_price: f[4].clone(),
-            expiry: f[5].clone(),
-            strike: f[6].clone(),
-            tick_size: f[7].clone(),
+            tradingsymbol: text(2),
+            name: text(3),
+            last_price: text(4),
+            expiry: text(5),
+            strike: text(6),
+            tick_size: text(7),
             lot_size: num(8, "lot_size")?,
-            instrument_type: f[9].clone(),
-            segment: f[10].clone(),
-            exchange: f[11].clone(),
+            instrument_type: text(9),
+            segment: text(10),
+            exchange: text(11),
         });
     }
     Ok(out)
@@ -140,35 +132,35 @@ pub fn load(source: &str) -> Result<Vec<Instrument>, InstrumentsError> {
     parse(&text)
 }
 
-/// Writes rows as Kite's CSV (the mock broker serves this).
+/// Writes rows as Kite's CSV (the mock broker serves this), quoting where CSV needs it.
 pub fn to_csv(rows: &[Instrument]) -> String {
-    let mut s = String::with_capacity(rows.len() * 96 + HEADER.len());
-    s.push_str(HEADER);
-    s.push('\n');
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::with_capacity(rows.len() * 96 + HEADER.len()));
+    let _ = w.write_record(HEADER.split(','));
     for r in rows {
-        let name = if r.name.contains(',') || r.name.contains(' ') {
-            format!("\"{}\"", r.name)
-        } else {
-            r.name.clone()
-        };
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{},{},{},{},{},{}",
-            r.token,
-            r.exchange_token,
-            r.tradingsymbol,
-            name,
-            r.last_price,
-            r.expiry,
-            r.strike,
-            r.tick_size,
-            r.lot_size,
-            r.instrument_type,
-            r.segment,
-            r.exchange
+        let (token, etoken, lot) = (
+            r.token.to_string(),
+            r.exchange_token.to_string(),
+            r.lot_size.to_string(),
         );
+        // Writing into a Vec cannot fail.
+        let _ = w.write_record([
+            token.as_str(),
+            &etoken,
+            &r.tradingsymbol,
+            &r.name,
+            &r.last_price,
+            &r.expiry,
+            &r.strike,
+            &r.tick_size,
+            &lot,
+            &r.instrument_type,
+            &r.segment,
+            &r.exchange,
+        ]);
     }
-    s
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 const MONTHS: [&str; 12] = [
@@ -252,6 +244,13 @@ mod tests {
     fn csv_round_trips() {
         let rows = parse(CSV).unwrap();
         assert_eq!(parse(&to_csv(&rows)).unwrap(), rows);
+        // A name with a quote and a comma survives (the old hand-written writer broke it).
+        let mut odd = rows[0].clone();
+        odd.name = "A \"B\", C".into();
+        assert_eq!(
+            parse(&to_csv(std::slice::from_ref(&odd))).unwrap(),
+            vec![odd]
+        );
     }
 
     #[test]

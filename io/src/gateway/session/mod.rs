@@ -1,0 +1,382 @@
+//! One client connection: handshake, auth, requests, conflated market data, keepalive.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use serde_json::{json, Value};
+use tickwire_engine::router::{Control, Mode, ModeSet};
+use tickwire_engine::symbols::SymbolId;
+use tickwire_shm::Reader;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::CloseFrame;
+use tungstenite::protocol::Role;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{Message, WebSocket};
+
+mod requests;
+
+use super::protocol::{market_data, OutBuf};
+use super::{GatewayConfig, Shared};
+use crate::feed::upstream_state;
+use crate::http;
+
+enum Ws {
+    /// Reading the HTTP request head: a WebSocket upgrade, or `GET /status` / `/health`.
+    Head(TcpStream, Vec<u8>, WebSocketConfig),
+    Open(WebSocket<TcpStream>),
+    Closed,
+}
+
+struct Sub {
+    modes: ModeSet,
+    exchange: String,
+    symbol: String,
+    last_seq: u64,
+    dirty: bool,
+    rejection_told: bool,
+}
+
+/// See the module docs.
+pub struct Session {
+    ws: Ws,
+    consumer: u32,
+    authed: bool,
+    opened: Instant,
+    last_ping: Instant,
+    ping_sent: Option<Instant>,
+    subs: HashMap<SymbolId, Sub>,
+    dirty: Vec<SymbolId>,
+    /// The socket would not take more: format nothing new until a flush succeeds.
+    blocked: bool,
+    queued: usize,
+}
+
+fn would_block(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// A request's status that tells the truth: `error` when every entry failed (OpenAlgo said
+/// `partial`), `partial` when some did, `success` when none did.
+fn overall(ok: usize, failed: usize) -> &'static str {
+    match (ok, failed) {
+        (_, 0) => "success",
+        (0, _) => "error",
+        _ => "partial",
+    }
+}
+
+fn error(code: &str, message: &str) -> Value {
+    json!({"status": "error", "code": code, "message": message})
+}
+
+impl Session {
+    pub fn new(stream: TcpStream, consumer: u32, cfg: &GatewayConfig) -> Self {
+        // Clients send small JSON requests; tungstenite zero-fills its read size before every
+        // read, so its 128 KiB default would cost ~1 µs per readable event per client.
+        let wcfg = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .max_message_size(Some(cfg.max_message))
+            .max_frame_size(Some(cfg.max_message))
+            .max_write_buffer_size(cfg.max_queued * 2);
+        let ws = Ws::Head(stream, Vec::new(), wcfg);
+        let now = Instant::now();
+        Self {
+            ws,
+            consumer,
+            authed: false,
+            opened: now,
+            last_ping: now,
+            ping_sent: None,
+            subs: HashMap::new(),
+            dirty: Vec::new(),
+            blocked: false,
+            queued: 0,
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        matches!(self.ws, Ws::Closed)
+    }
+
+    pub fn deregister(&mut self, poll: &mio::Poll) {
+        match &mut self.ws {
+            Ws::Open(ws) => {
+                let _ = poll.registry().deregister(ws.get_mut());
+            }
+            Ws::Head(stream, ..) => {
+                let _ = poll.registry().deregister(stream);
+            }
+            Ws::Closed => {}
+        }
+    }
+
+    /// The router says `symbol` changed for this connection.
+    pub fn mark(&mut self, symbol: SymbolId) {
+        if let Some(s) = self.subs.get_mut(&symbol) {
+            if !s.dirty {
+                s.dirty = true;
+                self.dirty.push(symbol);
+            }
+        }
+    }
+
+    pub fn close(&mut self, code: u16, reason: &str) {
+        if let Ws::Open(ws) = &mut self.ws {
+            let _ = ws.close(Some(CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.to_owned().into(),
+            }));
+            let _ = ws.flush();
+        }
+        self.ws = Ws::Closed;
+    }
+
+    /// Socket readiness: finish the handshake, read requests, drain the send queue.
+    pub fn on_event(&mut self, shared: &Shared, outbox: &mut VecDeque<Control>) {
+        if let Ws::Head(..) = self.ws {
+            self.read_head(shared);
+        }
+        loop {
+            let Ws::Open(ws) = &mut self.ws else { return };
+            match ws.read() {
+                Ok(Message::Text(t)) => {
+                    let reply = self.request(t.as_bytes(), shared, outbox);
+                    self.send(&reply.to_string());
+                }
+                Ok(Message::Binary(b)) => {
+                    // OpenAlgo json.loads whatever arrives, so JSON in a binary frame works too.
+                    let reply = self.request(&b, shared, outbox);
+                    self.send(&reply.to_string());
+                }
+                Ok(Message::Pong(_)) => self.ping_sent = None,
+                Ok(Message::Close(_)) => {
+                    let _ = ws.flush();
+                    self.ws = Ws::Closed;
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) if would_block(&e) => break,
+                Err(tungstenite::Error::Capacity(_)) => {
+                    self.close(1009, "message too big");
+                    return;
+                }
+                Err(_) => {
+                    self.ws = Ws::Closed;
+                    return;
+                }
+            }
+        }
+        self.flush_socket();
+    }
+
+    /// Reads the request head without blocking; answers plain HTTP, or upgrades to WebSocket.
+    /// Any path is accepted for the upgrade, as OpenAlgo accepts any.
+    fn read_head(&mut self, shared: &Shared) {
+        let Ws::Head(stream, buf, _) = &mut self.ws else {
+            return;
+        };
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => {
+                    self.ws = Ws::Closed;
+                    return;
+                }
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.ws = Ws::Closed;
+                    return;
+                }
+            }
+            if buf.len() > http::MAX_HEAD {
+                break;
+            }
+        }
+        let (head, len) = match http::parse_head(buf) {
+            Ok(Some(h)) => h,
+            Ok(None) => return,
+            Err(e) => {
+                let _ = stream.write_all(
+                    http::response("400 Bad Request", "text/plain", &format!("{e}\n")).as_bytes(),
+                );
+                self.ws = Ws::Closed;
+                return;
+            }
+        };
+        let Ws::Head(mut stream, buf, wcfg) = std::mem::replace(&mut self.ws, Ws::Closed) else {
+            return;
+        };
+        let reply = match (
+            head.upgrade,
+            head.ws_key.as_deref(),
+            head.method.as_str(),
+            head.path.as_str(),
+        ) {
+            (true, Some(key), "GET", _) => {
+                // A fresh socket's send buffer takes the ~130-byte answer whole.
+                if stream
+                    .write_all(http::switching_protocols(key).as_bytes())
+                    .is_ok()
+                {
+                    let rest = buf[len..].to_vec();
+                    self.ws = Ws::Open(WebSocket::from_partially_read(
+                        stream,
+                        rest,
+                        Role::Server,
+                        Some(wcfg),
+                    ));
+                }
+                return;
+            }
+            (true, ..) => {
+                http::response("400 Bad Request", "text/plain", "bad WebSocket upgrade\n")
+            }
+            (false, _, "GET", "/health") => http::response("200 OK", "text/plain", "ok\n"),
+            (false, _, "GET", "/status") => http::response(
+                "200 OK",
+                "application/json",
+                &super::status::status_json(shared),
+            ),
+            _ => http::response(
+                "404 Not Found",
+                "text/plain",
+                "not found: try a WebSocket upgrade, /status or /health\n",
+            ),
+        };
+        let _ = stream.write_all(reply.as_bytes());
+    }
+
+    fn send(&mut self, text: &str) {
+        let Ws::Open(ws) = &mut self.ws else { return };
+        self.queued += text.len();
+        match ws.write(Message::Text(text.into())) {
+            Ok(()) => {}
+            Err(e) if would_block(&e) => self.blocked = true,
+            Err(tungstenite::Error::WriteBufferFull(_)) => self.blocked = true,
+            Err(_) => self.ws = Ws::Closed,
+        }
+    }
+
+    fn flush_socket(&mut self) {
+        let Ws::Open(ws) = &mut self.ws else { return };
+        match ws.flush() {
+            Ok(()) => {
+                self.blocked = false;
+                self.queued = 0;
+            }
+            Err(e) if would_block(&e) => self.blocked = true,
+            Err(_) => self.ws = Ws::Closed,
+        }
+    }
+
+    /// Formats the latest value of every dirty symbol (one message per mode held) and writes them
+    /// with one flush. A blocked client keeps its dirty marks for later: latest values, late.
+    pub fn flush_market_data(&mut self, shared: &Shared, shm: &Reader, buf: &mut OutBuf) {
+        if self.dirty.is_empty() || !matches!(self.ws, Ws::Open(_)) {
+            return;
+        }
+        if self.blocked {
+            self.flush_socket();
+            if self.blocked {
+                shared.stats.slow_skips.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        let mut sent = 0;
+        let mut k = 0;
+        while k < self.dirty.len() {
+            if self.queued >= shared.cfg.max_queued {
+                break;
+            }
+            let sym = self.dirty[k];
+            k += 1;
+            let Some(sub) = self.subs.get_mut(&sym) else {
+                continue;
+            };
+            sub.dirty = false;
+            let Ok(Some(t)) = shm.last_value(sym) else {
+                continue;
+            };
+            if t.seq == sub.last_seq {
+                continue; // a repeated delivery of a value already sent
+            }
+            sub.last_seq = t.seq;
+            for m in Mode::ALL {
+                if sub.modes & m.bit() != 0 {
+                    buf.json.clear();
+                    let b = &shared.cfg.broker;
+                    market_data(&mut buf.json, &t, m, &sub.exchange, &sub.symbol, b);
+                    let Ws::Open(ws) = &mut self.ws else { return };
+                    self.queued += buf.json.len();
+                    match ws.write(buf.message()) {
+                        Ok(()) => sent += 1,
+                        Err(e) if would_block(&e) => {
+                            sent += 1;
+                            self.blocked = true;
+                        }
+                        Err(tungstenite::Error::WriteBufferFull(_)) => self.blocked = true,
+                        Err(_) => {
+                            self.ws = Ws::Closed;
+                            return;
+                        }
+                    }
+                }
+            }
+            if self.blocked {
+                break;
+            }
+        }
+        self.dirty.drain(..k);
+        shared.stats.messages.fetch_add(sent, Ordering::Relaxed);
+        self.flush_socket();
+    }
+
+    /// Keepalive, auth grace and upstream rejections, checked every 100 ms.
+    pub fn timers(&mut self, shared: &Shared) {
+        let cfg = &shared.cfg;
+        match &mut self.ws {
+            Ws::Open(ws) => {
+                if !self.authed && self.opened.elapsed() > cfg.auth_grace {
+                    self.close(4401, "auth timeout");
+                    return;
+                }
+                if let Some(sent) = self.ping_sent {
+                    if sent.elapsed() > cfg.ping_interval {
+                        self.close(1011, "keepalive ping timeout");
+                        return;
+                    }
+                } else if self.last_ping.elapsed() >= cfg.ping_interval {
+                    let _ = ws.write(Message::Ping(Vec::new().into()));
+                    self.last_ping = Instant::now();
+                    self.ping_sent = Some(self.last_ping);
+                    self.flush_socket();
+                }
+            }
+            Ws::Head(..) if self.opened.elapsed() > Duration::from_secs(10) => {
+                self.ws = Ws::Closed;
+                return;
+            }
+            _ => return,
+        }
+        let mut told = Vec::new();
+        for (&id, s) in self.subs.iter_mut() {
+            if !s.rejection_told && shared.feed.symbol_state(id) == upstream_state::REJECTED {
+                s.rejection_told = true;
+                told.push(json!({"status": "error", "code": "SUBSCRIPTION_REJECTED",
+                    "message": format!("The broker rejected {}:{}", s.exchange, s.symbol),
+                    "symbol": s.symbol, "exchange": s.exchange}));
+            }
+        }
+        for t in told {
+            self.send(&t.to_string());
+        }
+        if self.blocked || !self.dirty.is_empty() {
+            return;
+        }
+        self.flush_socket();
+    }
+}

@@ -1,0 +1,308 @@
+//! A session's requests: authenticate, subscribe, unsubscribe, and the small ones (ping, broker
+//! info), each answered in OpenAlgo's shapes (`docs/client-protocol-notes.md`).
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+
+use serde_json::{json, Map, Value};
+use tickwire_engine::clock::now_ns;
+use tickwire_engine::router::{Control, Mode, ModeSet};
+use tickwire_engine::symbols::SymbolId;
+
+use super::{error, overall, Session, Sub};
+use crate::feed::upstream_state;
+use crate::gateway::protocol::{label, parse_mode};
+use crate::gateway::{Shared, MAX_OUTBOX};
+
+impl Session {
+    /// One request → exactly one reply (`client-protocol.md` §2).
+    pub(super) fn request(
+        &mut self,
+        raw: &[u8],
+        shared: &Shared,
+        outbox: &mut VecDeque<Control>,
+    ) -> Value {
+        let v: Value = match serde_json::from_slice(raw) {
+            Ok(v) => v,
+            Err(_) => return error("INVALID_JSON", "Invalid JSON message"),
+        };
+        let Value::Object(o) = v else {
+            let kind = if v.is_array() { "list" } else { "non-object" };
+            return error(
+                "SERVER_ERROR",
+                &format!("'{kind}' object has no attribute 'get'"),
+            );
+        };
+        let verb = |k: &str| o.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+        let action = verb("action").or_else(|| verb("type"));
+        let unsubscribe_all =
+            verb("action") == Some("unsubscribe_all") || verb("type") == Some("unsubscribe_all");
+        let needs_auth = !matches!(
+            action,
+            Some("authenticate" | "auth" | "ping" | "get_supported_brokers") | None
+        );
+        let known = matches!(
+            action,
+            Some(
+                "authenticate"
+                    | "auth"
+                    | "ping"
+                    | "get_supported_brokers"
+                    | "subscribe"
+                    | "unsubscribe"
+                    | "unsubscribe_all"
+                    | "get_broker_info"
+                    | "subscribe_orders"
+                    | "unsubscribe_orders"
+            )
+        );
+        if known && needs_auth && !self.authed {
+            return error("NOT_AUTHENTICATED", "You must authenticate first");
+        }
+        let broker = shared.cfg.broker.as_str();
+        let mut reply = match action {
+            Some("authenticate" | "auth") => return self.authenticate(&o, shared),
+            Some("ping") => {
+                let mut r = json!({"type": "pong", "status": "success", "server_timestamp": now_ns() / 1_000_000});
+                for k in ["timestamp", "_pingId"] {
+                    if let Some(x) = o.get(k) {
+                        r[if k == "timestamp" {
+                            "client_timestamp"
+                        } else {
+                            k
+                        }] = x.clone();
+                    }
+                }
+                return r;
+            }
+            Some("get_supported_brokers") => {
+                return json!({"type": "supported_brokers", "status": "success", "brokers": [broker], "count": 1})
+            }
+            Some("get_broker_info") => {
+                let st = if shared.feed.connected.load(Ordering::Relaxed) {
+                    "connected"
+                } else {
+                    "disconnected"
+                };
+                return json!({"type": "broker_info", "status": "success", "broker": broker,
+                    "adapter_status": st, "user_id": shared.cfg.user_id});
+            }
+            Some(v @ ("subscribe_orders" | "unsubscribe_orders")) => {
+                let msg = if v == "subscribe_orders" {
+                    "Subscribed to order updates"
+                } else {
+                    "Unsubscribed from order updates"
+                };
+                json!({"type": v, "status": "success", "message": msg})
+            }
+            Some("subscribe") => self.subscribe(&o, shared, outbox),
+            Some(_) if unsubscribe_all => self.unsubscribe_all(shared, outbox),
+            Some("unsubscribe") => self.unsubscribe(&o, shared, outbox),
+            other => {
+                let name = other.map_or_else(|| "None".to_string(), str::to_string);
+                return error("INVALID_ACTION", &format!("Invalid action: {name}"));
+            }
+        };
+        if let (Some(id), Value::Object(r)) = (o.get("request_id"), &mut reply) {
+            r.insert("request_id".into(), id.clone());
+        }
+        reply
+    }
+
+    fn authenticate(&mut self, o: &Map<String, Value>, shared: &Shared) -> Value {
+        let key = o
+            .get("api_key")
+            .or_else(|| o.get("apikey"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if key.is_empty() {
+            return error("AUTHENTICATION_ERROR", "API key is required");
+        }
+        // Compare every byte of every key, so timing says nothing about how much of a key matched.
+        let ok = shared.cfg.api_keys.iter().fold(false, |acc, k| {
+            let same = k.len() == key.len()
+                && k.bytes()
+                    .zip(key.bytes())
+                    .fold(0u8, |d, (a, b)| d | (a ^ b))
+                    == 0;
+            acc | same
+        });
+        if !ok {
+            return error("AUTHENTICATION_ERROR", "Invalid API key");
+        }
+        self.authed = true;
+        json!({"type": "auth", "status": "success", "message": "Authentication successful",
+            "broker": shared.cfg.broker, "user_id": shared.cfg.user_id,
+            "supported_features": {"ltp": true, "quote": true, "depth": true}})
+    }
+
+    fn entries(o: &Map<String, Value>) -> Vec<(String, String, Option<&Value>)> {
+        let list = o
+            .get("symbols")
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty());
+        let one = |e: &Map<String, Value>| -> Option<(String, String)> {
+            Some((
+                e.get("symbol")?.as_str()?.to_string(),
+                e.get("exchange")?.as_str()?.to_string(),
+            ))
+        };
+        match list {
+            Some(a) => a
+                .iter()
+                .filter_map(|e| e.as_object())
+                .filter_map(|e| one(e).map(|(s, x)| (s, x, e.get("mode"))))
+                .collect(),
+            None => one(o).map(|(s, x)| vec![(s, x, None)]).unwrap_or_default(),
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        o: &Map<String, Value>,
+        shared: &Shared,
+        outbox: &mut VecDeque<Control>,
+    ) -> Value {
+        let broker = shared.cfg.broker.as_str();
+        let mode = match o.get("mode") {
+            None => Mode::Quote,
+            Some(m) => match parse_mode(m) {
+                Ok(m) => m,
+                Err(msg) => return error("INVALID_MODE", &msg),
+            },
+        };
+        let has_symbols = o
+            .get("symbols")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+            || o.get("symbol").is_some();
+        if !has_symbols {
+            return error(
+                "INVALID_PARAMETERS",
+                "At least one symbol must be specified",
+            );
+        }
+        let depth = o.get("depth").and_then(Value::as_u64).unwrap_or(5).min(5);
+        let mut results = Vec::new();
+        let (mut ok, mut bad) = (0, 0);
+        for (symbol, exchange, _) in Self::entries(o) {
+            let Some(id) = shared.registry.lookup(&exchange, &symbol) else {
+                bad += 1;
+                results.push(json!({"symbol": symbol, "exchange": exchange, "status": "error",
+                    "message": format!("Symbol {symbol} not found on {exchange}"), "broker": broker}));
+                continue;
+            };
+            if outbox.len() >= MAX_OUTBOX {
+                bad += 1;
+                results.push(json!({"symbol": symbol, "exchange": exchange, "status": "error",
+                    "message": "Gateway busy: too many pending subscription changes; retry", "broker": broker}));
+                continue;
+            }
+            outbox.push_back(Control::Subscribe {
+                consumer: self.consumer,
+                symbol: id,
+                mode,
+            });
+            let sub = self.subs.entry(id).or_insert_with(|| Sub {
+                modes: 0,
+                exchange: exchange.clone(),
+                symbol: symbol.clone(),
+                last_seq: 0,
+                dirty: false,
+                rejection_told: false,
+            });
+            if sub.modes & mode.bit() == 0 {
+                sub.last_seq = 0; // a new mode: the current value goes out again for it
+            }
+            sub.modes |= mode.bit();
+            ok += 1;
+            let upstream = match shared.feed.symbol_state(id) {
+                upstream_state::LIVE => "live",
+                upstream_state::REJECTED => "rejected",
+                _ => "pending",
+            };
+            results.push(
+                json!({"symbol": symbol, "exchange": exchange, "status": "success",
+                "mode": label(mode), "depth": depth, "broker": broker, "upstream": upstream}),
+            );
+        }
+        let status = overall(ok, bad);
+        json!({"type": "subscribe", "status": status, "subscriptions": results,
+            "message": "Subscription processing complete", "broker": broker})
+    }
+
+    fn drop_modes(&mut self, id: SymbolId, modes: ModeSet, outbox: &mut VecDeque<Control>) {
+        outbox.push_back(Control::Unsubscribe {
+            consumer: self.consumer,
+            symbol: id,
+            modes,
+        });
+        if let Some(s) = self.subs.get_mut(&id) {
+            s.modes &= !modes;
+            if s.modes == 0 {
+                self.subs.remove(&id);
+            }
+        }
+    }
+
+    fn unsubscribe(
+        &mut self,
+        o: &Map<String, Value>,
+        shared: &Shared,
+        outbox: &mut VecDeque<Control>,
+    ) -> Value {
+        let broker = shared.cfg.broker.as_str();
+        let array_form = o
+            .get("symbols")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+        if !array_form && o.get("symbol").is_none() {
+            return error(
+                "INVALID_PARAMETERS",
+                "Either symbols or unsubscribe_all is required",
+            );
+        }
+        let top_mode = o.get("mode");
+        let (mut done, mut failed) = (Vec::new(), Vec::new());
+        for (symbol, exchange, own_mode) in Self::entries(o) {
+            // No mode at all = every mode of the symbol (OpenAlgo removed only Quote, leaking the
+            // React app's LTP and Depth streams); the array form falls back to the top-level mode.
+            let modes = match own_mode.or(top_mode) {
+                None => 0b111,
+                Some(m) => match parse_mode(m) {
+                    Ok(m) => m.bit(),
+                    Err(msg) => {
+                        failed.push(
+                            json!({"symbol": symbol, "exchange": exchange, "status": "error",
+                            "message": msg, "broker": broker}),
+                        );
+                        continue;
+                    }
+                },
+            };
+            if let Some(id) = shared.registry.lookup(&exchange, &symbol) {
+                self.drop_modes(id, modes, outbox);
+            }
+            done.push(json!({"symbol": symbol, "exchange": exchange, "status": "success", "broker": broker}));
+        }
+        let status = overall(done.len(), failed.len());
+        json!({"type": "unsubscribe", "status": status, "message": "Unsubscription processing complete",
+            "successful": done, "failed": failed, "broker": broker})
+    }
+
+    fn unsubscribe_all(&mut self, shared: &Shared, outbox: &mut VecDeque<Control>) -> Value {
+        let broker = shared.cfg.broker.as_str();
+        let done: Vec<Value> = self
+            .subs
+            .values()
+            .map(|s| json!({"symbol": s.symbol, "exchange": s.exchange, "status": "success", "broker": broker}))
+            .collect();
+        self.subs.clear();
+        self.dirty.clear();
+        outbox.push_back(Control::UnsubscribeAll {
+            consumer: self.consumer,
+        });
+        json!({"type": "unsubscribe", "status": "success", "message": "Unsubscription processing complete",
+            "successful": done, "failed": [], "broker": broker})
+    }
+}
