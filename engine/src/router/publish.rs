@@ -7,7 +7,7 @@ use crate::tick::Tick;
 pub trait Publish {
     /// Publish one tick (already stamped with its sequence) to the ring and the last-value table.
     fn publish(&mut self, tick: &Tick);
-    /// Called about every [`RouterConfig::heartbeat`] so readers can tell the writer is alive.
+    /// Called about every [`RouterConfig::heartbeat`](super::RouterConfig::heartbeat) so readers can tell the writer is alive.
     fn heartbeat(&mut self, now_ns: i64);
     /// As [`Publish::publish`], for the last tick the router has at hand (the end of a ring chunk,
     /// of a frame): a reader is probably waiting for it, so the shm writer pushes its lines to the
