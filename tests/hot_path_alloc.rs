@@ -410,6 +410,78 @@ fn every_broker_parses_without_allocating() {
         (WARM, MEASURED),
         3,
     );
+
+    // Fyers: authenticated, 3 symbols subscribed in Depth (sf + dp topics), snapshots bound; then
+    // data packets of `U` updates for every topic.
+    use tickwire_io::brokers::fyers::{self, serve, DataWriter, SnapshotSpec};
+    use tickwire_io::feed::protocol::Request;
+    let tickers: Vec<Box<str>> = (0..3).map(|i| format!("NSE:S{i}-EQ").into()).collect();
+    let cfg = fyers::FyersConfig {
+        access_token: fyers::auth::mock_token("k", 4_102_444_800),
+        ..fyers::FyersConfig::default()
+    };
+    let mut fy = fyers::Fyers::new(cfg, std::sync::Arc::new(tickers));
+    for i in 0..3u32 {
+        fy.seed(i, &format!("101000000030{i:02}")).unwrap();
+    }
+    let (mut out, mut sink_ticks) = (Vec::new(), Vec::new());
+    fy.encode(
+        Request::Subscribe {
+            mode: Mode::Depth,
+            symbols: &[0, 1, 2],
+        },
+        &mut out,
+    );
+    let mut feed = |fy: &mut fyers::Fyers, b: &[u8]| {
+        fy.on_message(
+            Incoming::Binary(b),
+            1,
+            &mut TickSink::collect(&mut sink_ticks),
+            &mut out,
+        )
+        .unwrap();
+    };
+    feed(&mut fy, &serve::auth_reply(true, 0));
+    let mut snap = DataWriter::new(1);
+    let (sf, dp) = ([80_000i32; 21], [80_000i32; 30]);
+    let names: Vec<(String, u16, bool)> = (0..3u16)
+        .flat_map(|i| {
+            [
+                (format!("sf|nse_cm|30{i:02}"), 2 * i + 1, true),
+                (format!("dp|nse_cm|30{i:02}"), 2 * i + 2, false),
+            ]
+        })
+        .collect();
+    for (name, id, is_sf) in &names {
+        snap.snapshot(&SnapshotSpec {
+            topic_id: id.to_be_bytes(),
+            name,
+            values: if *is_sf { &sf } else { &dp },
+            multiplier: 1,
+            precision: 2,
+            exchange: "NSE",
+            exchange_token: "30",
+            symbol: "S",
+        })
+        .unwrap();
+    }
+    feed(&mut fy, &snap.finish().unwrap());
+    assert_eq!(sink_ticks.len(), 6, "snapshots bound");
+    let mut fy_wire = Vec::new();
+    for f in 0..(4 * WARM + MEASURED) as i32 {
+        let mut w = DataWriter::new(2 + f as u32);
+        for (_, id, is_sf) in &names {
+            let n = if *is_sf { 21 } else { 30 };
+            let mut v = vec![fyers::packet::ABSENT; n];
+            v[0] = 80_000 + f % 100;
+            v[1] = 1_000 + f;
+            w.update(id.to_be_bytes(), &v).unwrap();
+        }
+        ws_frame(&w.finish().unwrap(), &mut fy_wire);
+    }
+    // A longer warm-up: with 2,000 frames of ~700 bytes one allocation (tungstenite's read buffer
+    // growing once more) still fell inside the measured window; after it, none.
+    broker_path_allocs("fyers", Box::new(fy), fy_wire, (4 * WARM, MEASURED), 6);
 }
 
 /// Runs `step` `warm` times, then counts the allocations of `measured` more runs.
