@@ -465,3 +465,28 @@ fn an_oversized_client_message_closes_with_1009() {
     send(&mut ws2, json!({"action": "ping"}));
     assert_eq!(reply(&mut ws2)["type"], "pong");
 }
+
+/// WebSocket output reads the router's last values in process, not the shm file: removing the
+/// file (a tmpfs cleaner, an operator) does not stop client data.
+#[test]
+fn clients_get_data_after_the_shm_file_is_removed() {
+    let d = start_demo(&["--symbols", "3", "--rate", "300"]);
+    std::fs::remove_file(&d.shm).unwrap();
+    let mut ws = authed(d.port);
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 2}),
+    );
+    assert_eq!(reply(&mut ws)["status"], "success");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = 0;
+    while got < 3 && Instant::now() < deadline {
+        if let Some(v) = recv(&mut ws, Duration::from_secs(1)) {
+            if v["type"] == "market_data" && v["symbol"] == "SBIN" {
+                assert!(v["data"]["ltp"].as_f64().unwrap() > 0.0, "{v}");
+                got += 1;
+            }
+        }
+    }
+    assert_eq!(got, 3, "market data keeps coming without the shm file");
+}

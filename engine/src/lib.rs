@@ -11,6 +11,7 @@ pub mod clock;
 pub mod dirty;
 pub mod doorbell;
 pub mod idle;
+pub mod last;
 pub mod price;
 pub mod router;
 pub mod symbols;

@@ -38,7 +38,7 @@ mod writer;
 
 pub use error::ShmError;
 pub use reader::{Event, HeaderInfo, OpenOptions, Reader, SymbolName, WriterStatus};
-pub use writer::{Writer, WriterConfig};
+pub use writer::{LastValueView, Writer, WriterConfig};
 
 /// Default file path: tmpfs, so the "file" is memory.
 pub const DEFAULT_PATH: &str = "/dev/shm/tickwire";

@@ -369,23 +369,9 @@ impl Reader {
             return Ok(None);
         }
         let e = self.record(self.geo.lvt_offset + symbol as u64 * RECORD_SIZE as u64);
-        const ATTEMPTS: u32 = 10_000;
-        for _ in 0..ATTEMPTS {
-            let s = e.seq.load(Ordering::Acquire);
-            if s == 0 {
-                return Ok(None);
-            }
-            if s & 1 == 1 {
-                std::hint::spin_loop();
-                continue;
-            }
-            if let Ok(t) = e.read(s) {
-                return Ok(Some(t));
-            }
-        }
-        Err(ShmError::Contended {
+        e.read_latest().map_err(|()| ShmError::Contended {
             symbol,
-            attempts: ATTEMPTS,
+            attempts: crate::seqlock::LATEST_ATTEMPTS,
         })
     }
 

@@ -23,6 +23,9 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 use tickwire_engine::Tick;
 
+/// Attempts [`SeqTick::read_latest`] makes before it reports contention.
+pub const LATEST_ATTEMPTS: u32 = 10_000;
+
 /// Words in a tick.
 pub const TICK_WORDS: usize = Tick::SIZE / 8;
 
@@ -92,6 +95,27 @@ impl SeqTick {
             return Err(s2);
         }
         Ok(bytemuck::cast(out))
+    }
+
+    /// Reads a last-value entry (whose sequence is 0 until its first write, odd while being
+    /// written, even when complete): `Ok(None)` before the first write, `Err(())` when every one of
+    /// a bounded number of attempts met a write in progress (the writer never pauses on one entry
+    /// for long, so this means a writer stopped mid-write or an extraordinarily hot entry).
+    pub fn read_latest(&self) -> Result<Option<Tick>, ()> {
+        for _ in 0..LATEST_ATTEMPTS {
+            let s = self.seq.load(Ordering::Acquire);
+            if s == 0 {
+                return Ok(None);
+            }
+            if s & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            if let Ok(t) = self.read(s) {
+                return Ok(Some(t));
+            }
+        }
+        Err(())
     }
 
     /// The field groups the record's tick holds, as the writer sees them (no race: only the writer

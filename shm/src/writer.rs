@@ -4,7 +4,10 @@ use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use memmap2::MmapMut;
+use std::sync::Arc;
+
+use memmap2::{MmapMut, MmapRaw};
+use tickwire_engine::last::LastValues;
 use tickwire_engine::router::Publish;
 use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_engine::Tick;
@@ -35,7 +38,8 @@ impl Default for WriterConfig {
 
 /// The writer; see the crate docs. Dropping it marks the file closed.
 pub struct Writer {
-    map: MmapMut,
+    /// Shared with [`LastValueView`]s: the client IO threads read last values through it.
+    map: Arc<MmapRaw>,
     geo: Geometry,
     pos: u64,
     path: PathBuf,
@@ -94,7 +98,7 @@ impl Writer {
         // until the rename below, and every later access goes through atomics or the single writer.
         let map = unsafe { MmapMut::map_mut(&file) }.map_err(io)?;
         let mut w = Writer {
-            map,
+            map: Arc::new(MmapRaw::from(map)),
             geo,
             pos: 0,
             path: path.to_owned(),
@@ -170,7 +174,8 @@ impl Writer {
         layout::put_name(&mut e.token, token);
         let off = DIR_OFFSET + id as usize * DIR_ENTRY_SIZE;
         // SAFETY: entry `id` lies inside the directory (id < symbol_capacity, checked above); no
-        // reader looks at it before symbol_count covers it, which happens below.
+        // reader looks at it before symbol_count covers it, which happens below, and only the
+        // writer (`&mut self`) stores outside atomics.
         unsafe { std::ptr::write(self.map.as_mut_ptr().add(off) as *mut DirEntry, e) };
         // Release: a reader that sees the new count sees the entry's bytes.
         self.header()
@@ -280,9 +285,41 @@ impl Writer {
         }
     }
 
+    /// A handle on this writer's last-value table for threads of this process
+    /// ([`tickwire_engine::last::LastValues`]). It reads the writer's own mapping, so it works
+    /// whether or not the file is still at its path.
+    pub fn last_values(&self) -> LastValueView {
+        LastValueView {
+            map: self.map.clone(),
+            geo: self.geo,
+        }
+    }
+
     /// The file path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The writer's last-value table, read from other threads of the writer's process (see
+/// [`Writer::last_values`]). The mapping lives as long as any view does.
+#[derive(Clone)]
+pub struct LastValueView {
+    map: Arc<MmapRaw>,
+    geo: Geometry,
+}
+
+impl LastValues for LastValueView {
+    fn last_value(&self, symbol: u32) -> Option<Tick> {
+        if symbol as u64 >= self.geo.symbol_capacity {
+            return None;
+        }
+        let off = self.geo.lvt_offset + symbol as u64 * RECORD_SIZE as u64;
+        // SAFETY: the entry lies inside the mapping (symbol < symbol_capacity, Geometry made the
+        // file that size); records are 64-byte aligned in a page-aligned map; SeqTick is atomics
+        // only and this does loads only. The Arc keeps the mapping alive.
+        let e = unsafe { &*(self.map.as_ptr().add(off as usize) as *const SeqTick) };
+        e.read_latest().ok().flatten()
     }
 }
 

@@ -25,7 +25,7 @@ use tickwire_io::brokers::{self, BrokerConfig};
 use tickwire_io::feed::{Feed, FeedConfig, FeedStatus};
 use tickwire_io::gateway::{Gateway, GatewayConfig, GatewayStats, Shared};
 use tickwire_io::kite::KiteConfig;
-use tickwire_shm::{Reader, Writer, WriterConfig};
+use tickwire_shm::{Writer, WriterConfig};
 
 use crate::mock::{BrokerKind, MockBroker, MockConfig};
 
@@ -249,7 +249,7 @@ pub fn start(
         symbol_capacity: n as u64,
     };
     let writer = Writer::create(&e.shm, &wcfg, &reg).map_err(|e| e.to_string())?;
-    let reader = Reader::open(&e.shm).map_err(|e| e.to_string())?;
+    let last = Arc::new(writer.last_values());
     let stop = Arc::new(AtomicBool::new(false));
 
     // 4,096 ticks (1.5 MB): enough to ride out a descheduled router at 1 M ticks/s for 4 ms, small
@@ -297,7 +297,7 @@ pub fn start(
         feed: feed_status.clone(),
         stats: Arc::default(),
     };
-    let gateway = Gateway::new(listener, shared, ends.control, ends.deliveries, reader)
+    let gateway = Gateway::new(listener, shared, ends.control, ends.deliveries, last)
         .map_err(|e| e.to_string())?;
     let addr = gateway.local_addr().map_err(|e| e.to_string())?;
     let clients = gateway.stats();

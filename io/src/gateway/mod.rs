@@ -6,7 +6,7 @@
 //!   deliveries ("symbol S changed for consumer C") come back over another. Each connection keeps
 //!   a set of dirty symbols, so a slow client accumulates *which* symbols changed, not every
 //!   value: its memory is bounded by its subscriptions, and it gets the latest values when its
-//!   socket drains. Values are read from the shm last-value table at send time.
+//!   socket drains. Values are read from the router's last-value table ([`LastValues`]) at send time.
 //! - All of a connection's messages of one pass are queued, then written with one flush.
 
 mod protocol;
@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
+use tickwire_engine::last::LastValues;
 use tickwire_engine::router::{Control, Delivery, Mode};
 use tickwire_engine::symbols::SymbolRegistry;
-use tickwire_shm::Reader;
 
 pub use protocol::{label, market_data, parse_mode, JsonStr, OutBuf};
 use session::Session;
@@ -118,7 +118,7 @@ pub struct Gateway {
     listener: TcpListener,
     control: rtrb::Producer<Control>,
     deliveries: rtrb::Consumer<Delivery>,
-    shm: Reader,
+    last: Arc<dyn LastValues>,
 }
 
 impl Gateway {
@@ -131,13 +131,13 @@ impl Gateway {
         Ok(l)
     }
 
-    /// A gateway on a listener from [`Gateway::listen`], reading values from `shm`.
+    /// A gateway on a listener from [`Gateway::listen`], reading values from `last`.
     pub fn new(
         listener: std::net::TcpListener,
         shared: Shared,
         control: rtrb::Producer<Control>,
         deliveries: rtrb::Consumer<Delivery>,
-        shm: Reader,
+        last: Arc<dyn LastValues>,
     ) -> io::Result<Self> {
         let poll = Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
@@ -151,7 +151,7 @@ impl Gateway {
             listener: TcpListener::from_std(listener),
             control,
             deliveries,
-            shm,
+            last,
         })
     }
 
@@ -265,7 +265,7 @@ impl Gateway {
                 work = true;
             }
             for s in sessions.iter_mut().flatten() {
-                s.flush_market_data(&self.shared, &self.shm, &mut buf);
+                s.flush_market_data(&self.shared, &*self.last, &mut buf);
             }
             if last_timers.elapsed() >= Duration::from_millis(100) {
                 last_timers = Instant::now();

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use serde_json::{json, Value};
+use tickwire_engine::last::LastValues;
 use tickwire_engine::router::{Control, Mode, ModeSet};
 use tickwire_engine::symbols::SymbolId;
-use tickwire_shm::Reader;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::Role;
@@ -275,7 +275,7 @@ impl Session {
 
     /// Formats the latest value of every dirty symbol (one message per mode held) and writes them
     /// with one flush. A blocked client keeps its dirty marks for later: latest values, late.
-    pub fn flush_market_data(&mut self, shared: &Shared, shm: &Reader, buf: &mut OutBuf) {
+    pub fn flush_market_data(&mut self, shared: &Shared, last: &dyn LastValues, buf: &mut OutBuf) {
         if self.dirty.is_empty() || !matches!(self.ws, Ws::Open(_)) {
             return;
         }
@@ -298,7 +298,7 @@ impl Session {
                 continue;
             };
             sub.dirty = false;
-            let Ok(Some(t)) = shm.last_value(sym) else {
+            let Some(t) = last.last_value(sym) else {
                 continue;
             };
             if t.seq == sub.last_seq {
