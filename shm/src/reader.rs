@@ -369,7 +369,7 @@ impl Reader {
             return Ok(None);
         }
         let e = self.record(self.geo.lvt_offset + symbol as u64 * RECORD_SIZE as u64);
-        e.read_latest().map_err(|()| ShmError::Contended {
+        e.read_latest().map_err(|_| ShmError::Contended {
             symbol,
             attempts: crate::seqlock::LATEST_ATTEMPTS,
         })

@@ -26,6 +26,10 @@ use tickwire_engine::Tick;
 /// Attempts [`SeqTick::read_latest`] makes before it reports contention.
 pub const LATEST_ATTEMPTS: u32 = 10_000;
 
+/// [`SeqTick::read_latest`] met a write in progress on every attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Contended;
+
 /// Words in a tick.
 pub const TICK_WORDS: usize = Tick::SIZE / 8;
 
@@ -98,10 +102,10 @@ impl SeqTick {
     }
 
     /// Reads a last-value entry (whose sequence is 0 until its first write, odd while being
-    /// written, even when complete): `Ok(None)` before the first write, `Err(())` when every one of
-    /// a bounded number of attempts met a write in progress (the writer never pauses on one entry
+    /// written, even when complete): `Ok(None)` before the first write, `Err` when every one of
+    /// a bounded number of attempts met a write in progress ([`Contended`]) (the writer never pauses on one entry
     /// for long, so this means a writer stopped mid-write or an extraordinarily hot entry).
-    pub fn read_latest(&self) -> Result<Option<Tick>, ()> {
+    pub fn read_latest(&self) -> Result<Option<Tick>, Contended> {
         for _ in 0..LATEST_ATTEMPTS {
             let s = self.seq.load(Ordering::Acquire);
             if s == 0 {
@@ -115,7 +119,7 @@ impl SeqTick {
                 return Ok(Some(t));
             }
         }
-        Err(())
+        Err(Contended)
     }
 
     /// The field groups the record's tick holds, as the writer sees them (no race: only the writer
