@@ -33,7 +33,7 @@ pub use index::{DemandChange, Sub, SubscriptionIndex};
 pub use inline::Inline;
 pub use msg::{ConsumerId, Control, Delivery, Mode, ModeSet, Upstream};
 pub use publish::{MemoryPublisher, Publish};
-pub use rings::{RingEnds, RingSizes, RouterRings};
+pub use rings::{FeedEnds, RingEnds, RingSizes, RouterRings};
 pub use throttle::Throttle;
 
 use crate::dirty::DirtySet;

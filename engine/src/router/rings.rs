@@ -48,7 +48,24 @@ pub struct RingSizes {
     pub deliveries: usize,
 }
 
+/// One more feed's ends of the rings ([`RouterRings::add_feed`]).
+pub struct FeedEnds {
+    /// Where the feed pushes ticks.
+    pub ticks: rtrb::Producer<Tick>,
+    /// Where the feed reads demand changes.
+    pub upstream: rtrb::Consumer<Upstream>,
+}
+
 impl RouterRings {
+    /// Adds the rings of one more feed (its index is the number of feeds before it).
+    pub fn add_feed(&mut self, sizes: RingSizes) -> FeedEnds {
+        let (ticks, feed_rx) = rtrb::RingBuffer::new(sizes.feed);
+        let (up_tx, upstream) = rtrb::RingBuffer::new(sizes.upstream);
+        self.feeds.push(feed_rx);
+        self.upstream.push(up_tx);
+        FeedEnds { ticks, upstream }
+    }
+
     /// The rings for one feed and one client IO thread, with no delivery bells yet; the other
     /// ends go to the feed and the client IO thread.
     pub fn one_each(sizes: RingSizes) -> (Self, RingEnds) {

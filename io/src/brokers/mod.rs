@@ -15,7 +15,22 @@ use std::sync::Arc;
 
 use tickwire_engine::symbols::SymbolRegistry;
 
-use crate::feed::BrokerProtocol;
+use crate::feed::{BrokerProtocol, ProtocolFactory};
+
+/// OpenAlgo's exchange names: what a listing's `exchange` is, and what a feed may be told to serve.
+pub const EXCHANGES: &[&str] = &[
+    "NSE",
+    "BSE",
+    "NFO",
+    "BFO",
+    "CDS",
+    "BCD",
+    "MCX",
+    "NCDEX",
+    "NSE_INDEX",
+    "BSE_INDEX",
+    "MCX_INDEX",
+];
 
 /// One instrument a broker lists, under its OpenAlgo name, with the broker's own key for it (Kite's
 /// instrument token, Upstox's instrument key) as text.
@@ -93,8 +108,9 @@ impl BrokerConfig {
     }
 
     /// The broker's protocol for the listings registered in `reg` (a listing whose name is not in
-    /// the registry is skipped).
-    pub fn protocol(&self, listings: &[Listing], reg: &SymbolRegistry) -> Box<dyn BrokerProtocol> {
+    /// the registry is skipped), one instance per call of the factory (per connection); the
+    /// instrument tables are built once and shared.
+    pub fn protocol(&self, listings: &[Listing], reg: &SymbolRegistry) -> ProtocolFactory {
         let ids = listings
             .iter()
             .filter_map(|l| Some((reg.lookup(&l.exchange, &l.symbol)?, l.key.as_str())));
@@ -111,11 +127,14 @@ impl BrokerConfig {
                         }
                     }
                 }
-                Box::new(kite::Kite::new(
-                    cfg.clone(),
-                    Arc::new(tokens),
-                    Arc::new(token_of),
-                ))
+                let (cfg, tokens, token_of) = (cfg.clone(), Arc::new(tokens), Arc::new(token_of));
+                Box::new(move || {
+                    Box::new(kite::Kite::new(
+                        cfg.clone(),
+                        tokens.clone(),
+                        token_of.clone(),
+                    )) as Box<dyn BrokerProtocol>
+                })
             }
             BrokerConfig::Upstox(cfg) => {
                 let mut keys = upstox::Keys::default();
@@ -124,7 +143,11 @@ impl BrokerConfig {
                         keys.insert(id, key);
                     }
                 }
-                Box::new(upstox::Upstox::new(cfg.clone(), Arc::new(keys)))
+                let (cfg, keys) = (cfg.clone(), Arc::new(keys));
+                Box::new(move || {
+                    Box::new(upstox::Upstox::new(cfg.clone(), keys.clone()))
+                        as Box<dyn BrokerProtocol>
+                })
             }
             BrokerConfig::Fyers(cfg) => {
                 let mut tickers = vec![Box::<str>::from(""); reg.len()];
@@ -133,7 +156,11 @@ impl BrokerConfig {
                         tickers[id as usize] = key.into();
                     }
                 }
-                Box::new(fyers::Fyers::new(cfg.clone(), Arc::new(tickers)))
+                let (cfg, tickers) = (cfg.clone(), Arc::new(tickers));
+                Box::new(move || {
+                    Box::new(fyers::Fyers::new(cfg.clone(), tickers.clone()))
+                        as Box<dyn BrokerProtocol>
+                })
             }
         }
     }

@@ -66,6 +66,14 @@ impl Demand {
         self.touched.entry(symbol).or_insert(before);
     }
 
+    /// Asks for a wanted `symbol` again at the next [`Demand::take_changes`] (a subscribe in its
+    /// mode): for a symbol the broker rejected or never confirmed.
+    pub fn resend(&mut self, symbol: SymbolId) {
+        if self.wanted.contains_key(&symbol) {
+            self.touched.insert(symbol, None);
+        }
+    }
+
     /// The mode wanted for `symbol`.
     pub fn get(&self, symbol: SymbolId) -> Option<Mode> {
         self.wanted.get(&symbol).copied()
@@ -142,6 +150,18 @@ mod tests {
         assert_eq!(c.subscribe[&Mode::Quote], vec![4]);
         assert_eq!(c.unsubscribe, vec![2]);
         assert!(d.take_changes().is_empty());
+    }
+
+    #[test]
+    fn a_resent_symbol_is_subscribed_again_in_its_mode() {
+        let mut d = Demand::default();
+        d.set(1, Some(Mode::Quote));
+        d.take_changes();
+        d.resend(1);
+        d.resend(2); // not wanted: nothing
+        let c = d.take_changes();
+        assert_eq!(c.subscribe[&Mode::Quote], vec![1]);
+        assert!(c.unsubscribe.is_empty() && c.change_mode.is_empty());
     }
 
     #[test]

@@ -3,20 +3,26 @@
 //! | module | what |
 //! |---|---|
 //! | [`protocol`] | the broker seam: the [`BrokerProtocol`] trait a broker folder implements |
+//! | [`pool`] | one broker feed: its connections up to the broker's limits, demand placed on them, retries |
+//! | [`assign`] | which connection carries which symbol; the retry schedule (socket-free) |
+//! | [`conn`] | one upstream connection: socket, machine, demand, its protocol instance |
 //! | [`machine`] | the connection lifecycle (dial, timeouts, dead detection, keepalive, backoff, stop) as a socket-free state machine |
 //! | [`demand`] | what a connection should carry, keyed by symbol id; re-subscription with modes; batching |
 //! | [`dial`] | connect job and name lookup on a helper thread, the upgrade request |
-//! | [`thread`] | the feed IO thread: mio + tungstenite, driving the above |
+//! | [`thread`] | a feed IO thread: one mio poller for every connection of its feeds (and the router, inline) |
 //! | [`sink`] | where parsers put ticks (inline router, ring, or a test's `Vec`) |
 //! | [`error`] | [`FeedError`]: what happened and what to do (retry, retry after, reauthorize, reject, stop) |
 //! | [`status`] | [`FeedStatus`]: health, counters, per-symbol upstream state |
 //! | [`backoff`], [`stream`] | capped exponential backoff with jitter; plain TCP or rustls TLS |
 
+pub mod assign;
 pub mod backoff;
+mod conn;
 pub mod demand;
 pub mod dial;
 pub mod error;
 pub mod machine;
+pub mod pool;
 pub mod protocol;
 pub mod sink;
 pub mod status;
@@ -24,7 +30,8 @@ pub mod stream;
 pub mod thread;
 
 pub use error::{Action, FeedError};
+pub use pool::{Feed, ProtocolFactory};
 pub use protocol::BrokerProtocol;
 pub use sink::TickSink;
 pub use status::{feed_state, upstream_state, FeedStatus};
-pub use thread::{Feed, FeedConfig};
+pub use thread::{FeedConfig, FeedThread};

@@ -1,8 +1,9 @@
-//! A feed's health and counters, shared with `GET /status`, client replies and tests. One per feed:
-//! two feeds (two brokers) keep their own symbol states.
+//! A feed's health and counters, shared with `GET /status`, client replies and tests. One per feed
+//! (one broker's pool of connections): two feeds keep their own symbol states. Each connection of
+//! the pool has its own [`ConnStatus`]; the feed-level `state` and `connected` summarise them.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Per-symbol upstream state, readable by the client IO threads (`status` and subscribe replies).
@@ -39,6 +40,21 @@ pub mod feed_state {
     }
 }
 
+/// One upstream connection of a feed.
+#[derive(Debug, Default)]
+pub struct ConnStatus {
+    /// [`feed_state`].
+    pub state: AtomicU8,
+    /// Connection attempts (dials).
+    pub attempts: AtomicU64,
+    /// Successful connects.
+    pub connects: AtomicU64,
+    /// Symbols placed on this connection.
+    pub symbols: AtomicU64,
+    /// Last connection error.
+    pub last_error: Mutex<String>,
+}
+
 /// See the module docs. Relaxed throughout: counters and flags that nothing else is published
 /// through.
 #[derive(Debug, Default)]
@@ -65,6 +81,15 @@ pub struct FeedStatus {
     pub last_error: Mutex<String>,
     /// Per symbol id: [`upstream_state`].
     pub symbols: Vec<AtomicU8>,
+    /// Per symbol id: the connection carrying it (meaningful while its state is not `NONE`).
+    pub conn_of: Vec<AtomicU8>,
+    /// Per connection ([`super::assign::MAX_CONNECTIONS`] slots; the first `conns_used` are open or
+    /// being opened).
+    pub conns: Vec<ConnStatus>,
+    /// Connections the pool has opened so far.
+    pub conns_used: AtomicUsize,
+    /// Subscriptions asked for again because the broker rejected them or never confirmed them.
+    pub resubscribes: AtomicU64,
     /// Market segments' status as the broker last reported it (Upstox `market_info`).
     pub market: Mutex<BTreeMap<String, String>>,
 }
@@ -74,6 +99,10 @@ impl FeedStatus {
     pub fn new(symbols: usize) -> Self {
         Self {
             symbols: (0..symbols).map(|_| AtomicU8::new(0)).collect(),
+            conn_of: (0..symbols).map(|_| AtomicU8::new(0)).collect(),
+            conns: (0..super::assign::MAX_CONNECTIONS)
+                .map(|_| ConnStatus::default())
+                .collect(),
             ..Self::default()
         }
     }
@@ -97,7 +126,52 @@ impl FeedStatus {
         self.state.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn set_error(&self, e: String) {
+    /// The connection carrying a symbol.
+    pub fn conn_of(&self, id: u32) -> usize {
+        self.conn_of
+            .get(id as usize)
+            .map_or(0, |c| c.load(Ordering::Relaxed) as usize)
+    }
+
+    /// The connections in use.
+    pub fn used_conns(&self) -> &[ConnStatus] {
+        let n = self
+            .conns_used
+            .load(Ordering::Relaxed)
+            .min(self.conns.len());
+        &self.conns[..n]
+    }
+
+    /// Records connection `c`'s state and recomputes the feed's: `stopped` if any connection
+    /// stopped (the broker refused the credentials), `open` when all are open, else `connecting`
+    /// if any is, else `backoff`.
+    pub(crate) fn set_conn_state(&self, c: usize, st: u8) {
+        if let Some(cs) = self.conns.get(c) {
+            cs.state.store(st, Ordering::Relaxed);
+        }
+        let states = || {
+            self.used_conns()
+                .iter()
+                .map(|c| c.state.load(Ordering::Relaxed))
+        };
+        let all = if states().any(|s| s == feed_state::STOPPED) {
+            feed_state::STOPPED
+        } else if states().all(|s| s == feed_state::OPEN) {
+            feed_state::OPEN
+        } else if states().any(|s| s == feed_state::CONNECTING) {
+            feed_state::CONNECTING
+        } else {
+            feed_state::BACKOFF
+        };
+        self.state.store(all, Ordering::Relaxed);
+        self.connected
+            .store(all == feed_state::OPEN, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_error(&self, c: usize, e: String) {
+        if let Some(Ok(mut l)) = self.conns.get(c).map(|cs| cs.last_error.lock()) {
+            l.clone_from(&e);
+        }
         if let Ok(mut l) = self.last_error.lock() {
             *l = e;
         }

@@ -43,7 +43,8 @@ pub struct GatewayConfig {
     pub addr: SocketAddr,
     /// Accepted API keys.
     pub api_keys: Vec<String>,
-    /// Broker name reported to clients (`broker` fields).
+    /// Broker name reported on auth and `get_broker_info` (the first feed's); market data names
+    /// the broker of its symbol's feed ([`FeedRef::broker`]).
     pub broker: String,
     /// `user_id` reported on auth.
     pub user_id: String,
@@ -104,10 +105,43 @@ pub struct Shared {
     pub cfg: GatewayConfig,
     /// Names → ids.
     pub registry: Arc<SymbolRegistry>,
-    /// Upstream state per symbol and feed health.
-    pub feed: Arc<FeedStatus>,
+    /// The upstream feeds (one per broker), in the order they were configured.
+    pub feeds: Vec<FeedRef>,
+    /// Per symbol id: the index in `feeds` of the feed that serves it.
+    pub feed_of: Arc<Vec<u16>>,
     /// Counters.
     pub stats: Arc<GatewayStats>,
+}
+
+/// One upstream feed as the gateway reports it.
+#[derive(Clone, Debug)]
+pub struct FeedRef {
+    /// The broker's name as OpenAlgo reports it (`zerodha`, `upstox`, `fyers`).
+    pub broker: String,
+    /// Its health, connections and per-symbol upstream state.
+    pub status: Arc<FeedStatus>,
+}
+
+impl Shared {
+    /// The feed that serves `symbol` (the first feed for an id outside the map).
+    pub fn feed(&self, symbol: u32) -> &FeedRef {
+        let i = self.feed_of.get(symbol as usize).copied().unwrap_or(0) as usize;
+        &self.feeds[i.min(self.feeds.len() - 1)]
+    }
+
+    /// The upstream state of `symbol` (`crate::feed::upstream_state`).
+    pub fn symbol_state(&self, symbol: u32) -> u8 {
+        self.feed(symbol).status.symbol_state(symbol)
+    }
+
+    /// True when every feed is connected.
+    pub fn all_connected(&self) -> bool {
+        self.feeds.iter().all(|f| {
+            f.status
+                .connected
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
 }
 
 /// A bound gateway, ready to run on its own thread.

@@ -16,6 +16,7 @@ pub mod fyers;
 pub mod kite;
 pub mod market;
 pub mod server;
+mod side;
 pub mod upstox;
 
 pub use config::{BrokerKind, MockConfig, MockStats};

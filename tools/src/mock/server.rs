@@ -30,15 +30,15 @@ use super::market::Market;
 
 const HISTORY: usize = 256;
 
-struct Shared {
+pub(super) struct Shared {
     cfg: MockConfig,
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
     dialect: Box<dyn Dialect>,
-    rows: Vec<Instrument>,
+    pub(super) rows: Vec<Instrument>,
     market: Mutex<Market>,
-    token_index: HashMap<u32, usize>,
-    history: Mutex<Vec<VecDeque<Repr>>>,
-    conns: Mutex<Vec<Arc<Conn>>>,
+    pub(super) token_index: HashMap<u32, usize>,
+    pub(super) history: Mutex<Vec<VecDeque<Repr>>>,
+    pub(super) conns: Mutex<Vec<Arc<Conn>>>,
     /// Per instrument: wall-clock ns when its latest packet was handed to a socket.
     send_ns: Arc<Vec<AtomicI64>>,
     stats: Arc<MockStats>,
@@ -63,11 +63,16 @@ struct Out {
     insts: Vec<u32>,
 }
 
-struct Conn {
-    session: Mutex<Box<dyn Session>>,
+pub(super) struct Conn {
+    /// Accept order, from 1: the id `/connections` and `/drop` use.
+    pub(super) id: u64,
+    pub(super) session: Mutex<Box<dyn Session>>,
     tx: SyncSender<Out>,
-    thread: Thread,
-    closed: AtomicBool,
+    pub(super) thread: Thread,
+    pub(super) closed: AtomicBool,
+    /// Set by `/drop`: the session ends without a closing handshake (a TCP close, as a broker
+    /// whose server dies).
+    pub(super) kill: AtomicBool,
 }
 
 /// A running mock broker.
@@ -374,14 +379,9 @@ fn serve_stream<S: Read + Write>(
             }
             leftover.extend_from_slice(&chunk[..n]);
         }
-        let reply = if head.path == "/sent" {
-            let body = sent_json(s, head.query.get("token").and_then(|t| t.parse().ok()));
-            Reply::new("200 OK", "application/json", body)
-        } else {
-            s.dialect
-                .http(&head, &leftover, &ctx)
-                .unwrap_or_else(|| Reply::new("404 Not Found", "text/plain", "not found\n"))
-        };
+        let reply = super::side::http(s, &head)
+            .or_else(|| s.dialect.http(&head, &leftover, &ctx))
+            .unwrap_or_else(|| Reply::new("404 Not Found", "text/plain", "not found\n"));
         stream.write_all(&reply.to_bytes())?;
         return stream.flush();
     }
@@ -409,13 +409,15 @@ fn serve_stream<S: Read + Write>(
     for m in opening {
         write(&mut ws, m)?;
     }
+    let id = s.stats.connections.fetch_add(1, Ordering::Relaxed) + 1;
     let conn = Arc::new(Conn {
+        id,
         session: Mutex::new(session),
         tx,
         thread: thread::current(),
         closed: AtomicBool::new(false),
+        kill: AtomicBool::new(false),
     });
-    s.stats.connections.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut v) = s.conns.lock() {
         v.push(conn.clone());
     }
@@ -441,6 +443,9 @@ fn run_session<S: Read + Write>(
     let heartbeat = s.dialect.heartbeat();
     let (mut replies, mut fresh) = (Vec::new(), Vec::new());
     while !s.stop.load(Ordering::Relaxed) {
+        if conn.kill.load(Ordering::Relaxed) {
+            return Ok(()); // dropping the socket closes the TCP connection, no close frame
+        }
         let mut busy = false;
         loop {
             match ws.read() {
@@ -559,27 +564,4 @@ fn write<S: Read + Write>(ws: &mut WebSocket<S>, msg: Message) -> io::Result<()>
         Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
         Err(e) => Err(ws_err(e)),
     }
-}
-
-/// `GET /sent?token=T`: the recent values sent for an instrument (newest last), raw wire integers.
-fn sent_json(s: &Shared, token: Option<u32>) -> String {
-    let Some(&i) = token.and_then(|t| s.token_index.get(&t)) else {
-        return "[]".into();
-    };
-    let Ok(h) = s.history.lock() else {
-        return "[]".into();
-    };
-    let items: Vec<serde_json::Value> = h[i]
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "token": r.token, "ltp": r.ltp, "last_qty": r.last_qty, "avg_price": r.avg_price,
-                "volume": r.volume, "buy_qty": r.buy_qty, "sell_qty": r.sell_qty, "open": r.open,
-                "high": r.high, "low": r.low, "close": r.close, "oi": r.oi, "exchange_ts": r.exchange_ts,
-                "bids": r.bids.iter().map(|l| [l.price, l.qty, l.orders as u32]).collect::<Vec<_>>(),
-                "asks": r.asks.iter().map(|l| [l.price, l.qty, l.orders as u32]).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    serde_json::Value::Array(items).to_string()
 }

@@ -308,7 +308,7 @@ impl Session {
             for m in Mode::ALL {
                 if sub.modes & m.bit() != 0 {
                     buf.json.clear();
-                    let b = &shared.cfg.broker;
+                    let b = &shared.feed(sym).broker;
                     market_data(&mut buf.json, &t, m, &sub.exchange, &sub.symbol, b);
                     let Ws::Open(ws) = &mut self.ws else { return };
                     self.queued += buf.json.len();
@@ -364,7 +364,11 @@ impl Session {
         }
         let mut told = Vec::new();
         for (&id, s) in self.subs.iter_mut() {
-            if !s.rejection_told && shared.feed.symbol_state(id) == upstream_state::REJECTED {
+            let rejected = shared.symbol_state(id) == upstream_state::REJECTED;
+            if !rejected {
+                // Asked again and pending or live: a later rejection is told again.
+                s.rejection_told = false;
+            } else if !s.rejection_told {
                 s.rejection_told = true;
                 told.push(json!({"status": "error", "code": "SUBSCRIPTION_REJECTED",
                     "message": format!("The broker rejected {}:{}", s.exchange, s.symbol),

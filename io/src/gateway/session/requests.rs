@@ -2,7 +2,6 @@
 //! info), each answered in OpenAlgo's shapes (`docs/client-protocol-notes.md`).
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 
 use serde_json::{json, Map, Value};
 use tickwire_engine::clock::now_ns;
@@ -76,10 +75,12 @@ impl Session {
                 return r;
             }
             Some("get_supported_brokers") => {
-                return json!({"type": "supported_brokers", "status": "success", "brokers": [broker], "count": 1})
+                let brokers: Vec<&str> = shared.feeds.iter().map(|f| f.broker.as_str()).collect();
+                let n = brokers.len();
+                return json!({"type": "supported_brokers", "status": "success", "brokers": brokers, "count": n});
             }
             Some("get_broker_info") => {
-                let st = if shared.feed.connected.load(Ordering::Relaxed) {
+                let st = if shared.all_connected() {
                     "connected"
                 } else {
                     "disconnected"
@@ -216,14 +217,14 @@ impl Session {
             }
             sub.modes |= mode.bit();
             ok += 1;
-            let upstream = match shared.feed.symbol_state(id) {
+            let upstream = match shared.symbol_state(id) {
                 upstream_state::LIVE => "live",
                 upstream_state::REJECTED => "rejected",
                 _ => "pending",
             };
             results.push(
                 json!({"symbol": symbol, "exchange": exchange, "status": "success",
-                "mode": label(mode), "depth": depth, "broker": broker, "upstream": upstream}),
+                "mode": label(mode), "depth": depth, "broker": shared.feed(id).broker, "upstream": upstream}),
             );
         }
         let status = overall(ok, bad);

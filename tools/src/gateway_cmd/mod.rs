@@ -9,23 +9,23 @@
 //!
 //! With `--router thread` the router runs on its own thread between the two (`docs/architecture.md`).
 
+mod feeds;
+mod start;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use clap::Args;
 use tickwire_engine::idle::IdleStrategy;
-use tickwire_engine::router::{Inline, RingSizes, Router, RouterConfig, RouterRings, RouterStats};
-use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_io::brokers::fyers::FyersConfig;
 use tickwire_io::brokers::upstox::UpstoxConfig;
-use tickwire_io::brokers::{self, BrokerConfig};
-use tickwire_io::feed::{Feed, FeedConfig, FeedStatus};
-use tickwire_io::gateway::{Gateway, GatewayConfig, GatewayStats, Shared};
+use tickwire_io::brokers::BrokerConfig;
+use tickwire_io::feed::FeedConfig;
 use tickwire_io::kite::KiteConfig;
-use tickwire_shm::{Writer, WriterConfig};
+
+pub use feeds::FeedSpec;
+pub use start::{start, Running, Upstream};
 
 use crate::mock::{BrokerKind, MockBroker, MockConfig};
 
@@ -42,8 +42,9 @@ pub struct EngineArgs {
     #[arg(long, default_value_t = 1 << 16)]
     pub ring_capacity: u64,
     /// Where the router runs: `inline` (on the feed thread: each parsed tick goes straight into
-    /// the router, no thread hand-off; one feed) or `thread` (its own thread, fed by SPSC rings;
-    /// `--router-core` and `--idle` apply).
+    /// the router, no thread hand-off; with one feed thread) or `thread` (its own thread, fed by
+    /// SPSC rings; `--router-core` and `--idle` apply). With `--feed-threads` above 1 the router
+    /// always runs on its own thread.
     #[arg(long, value_enum, default_value_t = RouterPlacement::Inline)]
     pub router: RouterPlacement,
     /// Idle strategy of the router: spin, yield, park, park:SPINS:MICROS.
@@ -52,9 +53,21 @@ pub struct EngineArgs {
     /// CPU for the router thread.
     #[arg(long)]
     pub router_core: Option<usize>,
-    /// CPU for the feed thread.
+    /// CPU for each feed thread, comma-separated (the first for feed thread 0, …).
+    #[arg(long, value_delimiter = ',')]
+    pub feed_core: Vec<usize>,
+    /// Feed IO threads; each multiplexes the connections of the feeds it is given (feeds are
+    /// dealt round robin; a feed's connections stay on one thread). More threads than feeds are
+    /// not started.
+    #[arg(long, default_value_t = 1)]
+    pub feed_threads: usize,
+    /// Most upstream connections per feed (default: the broker's documented limit).
     #[arg(long)]
-    pub feed_core: Option<usize>,
+    pub upstream_connections: Option<usize>,
+    /// Most instruments per upstream connection (default: the broker's documented limit); a feed
+    /// opens another connection when its connections are full.
+    #[arg(long)]
+    pub upstream_symbols_per_connection: Option<usize>,
     /// CPU for the client IO thread.
     #[arg(long)]
     pub client_core: Option<usize>,
@@ -79,9 +92,11 @@ pub enum RouterPlacement {
 /// `tickwire serve` flags.
 #[derive(Args, Debug, Clone)]
 #[command(after_help = "Each broker's flags:\n  \
-    kite:   --kite-api-key K --kite-access-token T [--broker-url wss://ws.kite.trade] [--instruments URL|FILE]\n  \
-    upstox: --upstox-access-token T [--broker-url https://api.upstox.com] [--instruments URL|FILE]\n  \
-    fyers:  --fyers-access-token APPID:JWT [--broker-url wss://socket.fyers.in/hsm/v1-5/prod] [--fyers-api-url https://api-t1.fyers.in] [--instruments URL,URL,...]")]
+    kite:   --kite-api-key K --kite-access-token T [--kite-url wss://ws.kite.trade] [--kite-instruments URL|FILE]\n  \
+    upstox: --upstox-access-token T [--upstox-url https://api.upstox.com] [--upstox-instruments URL|FILE]\n  \
+    fyers:  --fyers-access-token APPID:JWT [--fyers-url wss://socket.fyers.in/hsm/v1-5/prod] [--fyers-api-url https://api-t1.fyers.in] [--fyers-instruments URL,URL,...]\n\
+With one broker, --broker-url and --instruments may stand for its own URL and master flags.\n\
+Several brokers at once: --feed kite:NSE,BSE,NSE_INDEX,BSE_INDEX --feed upstox:NFO,BFO,CDS,MCX")]
 pub struct ServeArgs {
     /// Client WebSocket port on 127.0.0.1 (OpenAlgo's 8765).
     #[arg(long, default_value_t = 8765)]
@@ -89,16 +104,38 @@ pub struct ServeArgs {
     /// API key clients authenticate with (repeatable).
     #[arg(long = "api-key", required = true)]
     pub api_keys: Vec<String>,
-    /// The broker whose feed to serve.
-    #[arg(long, value_enum, default_value_t = BrokerKind::Kite)]
-    pub broker: BrokerKind,
-    /// Kite: the ticker URL (default `wss://ws.kite.trade`). Upstox: the API base the feed is
+    /// The broker whose feed to serve (default kite); or use `--feed`.
+    #[arg(long, value_enum)]
+    pub broker: Option<BrokerKind>,
+    /// A feed: `BROKER[:EXCHANGE,EXCHANGE,...]` (repeatable, one per broker). Each feed serves the
+    /// OpenAlgo exchanges listed; a feed listing none serves every exchange no other feed claims.
+    #[arg(long = "feed")]
+    pub feeds: Vec<FeedSpec>,
+    /// Kite ticker URL (default `wss://ws.kite.trade`).
+    #[arg(long)]
+    pub kite_url: Option<String>,
+    /// Kite instrument master, URL or file (default `https://api.kite.trade/instruments`).
+    #[arg(long)]
+    pub kite_instruments: Option<String>,
+    /// Upstox API base the feed is authorized at (default `https://api.upstox.com`).
+    #[arg(long)]
+    pub upstox_url: Option<String>,
+    /// Upstox instrument master (gzip JSON), URL or file (default: Upstox's published one).
+    #[arg(long)]
+    pub upstox_instruments: Option<String>,
+    /// Fyers data socket URL (default `wss://socket.fyers.in/hsm/v1-5/prod`).
+    #[arg(long)]
+    pub fyers_url: Option<String>,
+    /// Fyers symbol masters (CSV), URLs or files, comma-separated (default: Fyers' published ones).
+    #[arg(long)]
+    pub fyers_instruments: Option<String>,
+    /// With one broker: its URL (as --kite-url / --upstox-url / --fyers-url). Kite: the ticker URL (default `wss://ws.kite.trade`). Upstox: the API base the feed is
     /// authorized at (default `https://api.upstox.com`). Fyers: the data socket URL (default
     /// `wss://socket.fyers.in/hsm/v1-5/prod`).
     #[arg(long)]
     pub broker_url: Option<String>,
-    /// The broker's instrument master: URL or file (default: the broker's published one; Fyers:
-    /// several, comma-separated).
+    /// With one broker: its instrument master (as --kite-instruments, …): URL or file (default: the
+    /// broker's published one; Fyers: several, comma-separated).
     #[arg(long)]
     pub instruments: Option<String>,
     /// Kite API key.
@@ -189,175 +226,6 @@ pub struct MockArgs {
     pub frame_us: u64,
 }
 
-/// Everything a running gateway needs to be watched and stopped.
-pub struct Running {
-    /// Client WebSocket address.
-    pub addr: std::net::SocketAddr,
-    /// Feed health.
-    pub feed: Arc<FeedStatus>,
-    /// Client counters.
-    pub clients: Arc<GatewayStats>,
-    /// Router counters.
-    pub router: Arc<RouterStats>,
-    /// The registry.
-    pub registry: Arc<SymbolRegistry>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-    router_thread: Option<JoinHandle<Writer>>,
-}
-
-impl Running {
-    /// Stops and joins every thread, then marks the shm file closed.
-    pub fn shutdown(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-        if let Some(r) = self.router_thread.take() {
-            if let Ok(mut w) = r.join() {
-                w.close();
-            }
-        }
-    }
-}
-
-/// What the gateway connects to.
-pub struct Upstream {
-    /// The broker and its credentials.
-    pub broker: BrokerConfig,
-    /// Feed settings.
-    pub feed: FeedConfig,
-    /// Instrument master URL or path.
-    pub instruments: String,
-}
-
-/// Loads the instrument master, creates the shm file and starts router, feed and client threads.
-pub fn start(
-    up: Upstream,
-    port: u16,
-    api_keys: Vec<String>,
-    e: &EngineArgs,
-) -> Result<Running, String> {
-    let listener = Gateway::listen(([127, 0, 0, 1], port).into()).map_err(|e| e.to_string())?;
-    let listings = up.broker.listings(&up.instruments)?;
-    let mut reg = SymbolRegistry::with_capacity(listings.len().max(1));
-    brokers::register(&mut reg, &listings);
-    let protocol = up.broker.protocol(&listings, &reg);
-    let n = reg.capacity();
-    let wcfg = WriterConfig {
-        ring_capacity: e.ring_capacity,
-        symbol_capacity: n as u64,
-    };
-    let writer = Writer::create(&e.shm, &wcfg, &reg).map_err(|e| e.to_string())?;
-    let last = Arc::new(writer.last_values());
-    let stop = Arc::new(AtomicBool::new(false));
-
-    // 4,096 ticks (1.5 MB): enough to ride out a descheduled router at 1 M ticks/s for 4 ms, small
-    // enough to stay in cache (65,536 slots were 25 MB of cold lines on every push). A full ring
-    // makes the feed wait, never drop. Inline routing does not use it.
-    let (mut rings, ends) = RouterRings::one_each(RingSizes {
-        feed: 1 << 12,
-        upstream: 1 << 14,
-        control: 1 << 16,
-        deliveries: 1 << 16,
-    });
-    let mut pinned = Vec::new();
-    if e.subscribe_all {
-        pinned.extend(0..reg.len() as u32);
-    }
-    for key in &e.subscribe {
-        let (x, s) = tickwire_engine::symbols::split_key(key)
-            .ok_or_else(|| format!("--subscribe {key:?}: expected EXCHANGE:SYMBOL"))?;
-        pinned.push(
-            reg.lookup(x, s)
-                .ok_or_else(|| format!("--subscribe {key}: not in the instrument master"))?,
-        );
-    }
-    let registry = Arc::new(reg);
-    let gcfg = GatewayConfig {
-        broker: openalgo_broker_name(&up.broker).into(),
-        addr: ([127, 0, 0, 1], port).into(),
-        api_keys,
-        core: e.client_core,
-        pinned,
-        ..GatewayConfig::default()
-    };
-    let rcfg = RouterConfig {
-        symbols: n,
-        flush_interval: Duration::from_millis(e.flush_ms),
-        consumers_per_io: gcfg.max_connections,
-        idle: e.idle,
-        core: e.router_core,
-        ..RouterConfig::default()
-    };
-    let feed_status = Arc::new(FeedStatus::new(n));
-    let shared = Shared {
-        cfg: gcfg,
-        registry: registry.clone(),
-        feed: feed_status.clone(),
-        stats: Arc::default(),
-    };
-    let gateway = Gateway::new(listener, shared, ends.control, ends.deliveries, last)
-        .map_err(|e| e.to_string())?;
-    let addr = gateway.local_addr().map_err(|e| e.to_string())?;
-    let clients = gateway.stats();
-    rings.delivery_bells.push(gateway.doorbell());
-    let router = Router::new(rcfg, rings, writer, vec![]);
-    let router_stats = router.stats();
-    let router_bell = router.doorbell();
-    let (router_thread, inline_router) = match e.router {
-        RouterPlacement::Thread => (
-            Some(router.spawn(stop.clone()).map_err(|e| e.to_string())?),
-            None,
-        ),
-        RouterPlacement::Inline => {
-            if e.router_core.is_some() || e.idle != IdleStrategy::default() {
-                eprintln!(
-                    "tickwire: --router-core and --idle apply to --router thread; the inline router \
-                     runs on the feed thread (--feed-core) and sleeps in its poller"
-                );
-            }
-            (None, Some(Box::new(router) as Box<dyn Inline>))
-        }
-    };
-    let mut feed_cfg = up.feed;
-    feed_cfg.core = e.feed_core;
-    let feed = Feed {
-        cfg: feed_cfg,
-        protocol,
-        ticks: ends.feed,
-        upstream: ends.upstream,
-        status: feed_status.clone(),
-        router_bell: inline_router.is_none().then(|| router_bell.clone()),
-        inline_router,
-    };
-    let threads = vec![
-        feed.spawn(stop.clone()).map_err(|e| e.to_string())?,
-        gateway
-            .spawn(stop.clone(), router_bell)
-            .map_err(|e| e.to_string())?,
-    ];
-    Ok(Running {
-        addr,
-        feed: feed_status,
-        clients,
-        router: router_stats,
-        registry,
-        stop,
-        threads,
-        router_thread,
-    })
-}
-
-/// The broker's name as OpenAlgo reports it to clients (`"broker"` fields).
-fn openalgo_broker_name(b: &BrokerConfig) -> &'static str {
-    match b {
-        BrokerConfig::Kite(_) => "zerodha",
-        BrokerConfig::Upstox(_) => "upstox",
-        BrokerConfig::Fyers(_) => "fyers",
-    }
-}
-
 fn wait(stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
@@ -366,64 +234,20 @@ fn wait(stop: &AtomicBool) {
 
 /// `tickwire serve`.
 pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
-    let need = |v: Option<String>, flag: &str| {
-        v.ok_or_else(|| format!("--broker {} needs {flag}", a.broker.name()))
-    };
-    let (broker, default_master) = match a.broker {
-        BrokerKind::Kite => (
-            BrokerConfig::Kite(KiteConfig {
-                url: a
-                    .broker_url
-                    .clone()
-                    .unwrap_or_else(|| KiteConfig::default().url),
-                api_key: need(a.kite_api_key.clone(), "--kite-api-key")?,
-                access_token: need(a.kite_access_token.clone(), "--kite-access-token")?,
-            }),
-            "https://api.kite.trade/instruments",
-        ),
-        BrokerKind::Upstox => (
-            BrokerConfig::Upstox(UpstoxConfig {
-                api_base: a
-                    .broker_url
-                    .clone()
-                    .unwrap_or_else(|| UpstoxConfig::default().api_base),
-                access_token: need(a.upstox_access_token.clone(), "--upstox-access-token")?,
-            }),
-            "https://assets.upstox.com/market-quote/instruments/exchange/complete.json.gz",
-        ),
-        BrokerKind::Fyers => (
-            BrokerConfig::Fyers(FyersConfig {
-                access_token: need(a.fyers_access_token.clone(), "--fyers-access-token")?,
-                ws_url: a
-                    .broker_url
-                    .clone()
-                    .unwrap_or_else(|| FyersConfig::default().ws_url),
-                api_base: a.fyers_api_url.clone(),
-            }),
-            "https://public.fyers.in/sym_details/NSE_CM.csv,https://public.fyers.in/sym_details/NSE_FO.csv,\
-             https://public.fyers.in/sym_details/NSE_CD.csv,https://public.fyers.in/sym_details/BSE_CM.csv,\
-             https://public.fyers.in/sym_details/BSE_FO.csv,https://public.fyers.in/sym_details/MCX_COM.csv",
-        ),
-    };
-    let feed = FeedConfig {
-        ca_file: a.broker_ca_file,
-        ..FeedConfig::default()
-    };
-    let run = start(
-        Upstream {
-            broker,
-            feed,
-            instruments: a.instruments.unwrap_or_else(|| default_master.into()),
-        },
-        a.port,
-        a.api_keys,
-        &a.engine,
-    )?;
+    let ups = feeds::upstreams(&a)?;
+    let names: Vec<String> = ups
+        .iter()
+        .map(|u| match u.exchanges.is_empty() {
+            true => u.broker.name().to_string(),
+            false => format!("{} ({})", u.broker.name(), u.exchanges.join(",")),
+        })
+        .collect();
+    let run = start(ups, a.port, a.api_keys, &a.engine)?;
     eprintln!(
         "tickwire: serving ws://{} ({} instruments from {}), shm {}",
         run.addr,
         run.registry.len(),
-        a.broker.name(),
+        names.join(" + "),
         a.engine.shm.display()
     );
     wait(stop);
@@ -479,8 +303,9 @@ pub fn start_with_mock(
         broker,
         feed: FeedConfig::default(),
         instruments,
+        exchanges: Vec::new(),
     };
-    let run = start(up, port, api_keys, engine)?;
+    let run = start(vec![up], port, api_keys, engine)?;
     Ok((mock, run))
 }
 

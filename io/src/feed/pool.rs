@@ -1,0 +1,305 @@
+//! One feed: a broker's pool of upstream connections. Demand changes from the router are placed on
+//! connections ([`Assign`]: up to the broker's instrument limit each, opening another connection up
+//! to its connection limit), each connection re-subscribes its own symbols when it reconnects, so
+//! losing one connection gaps only the symbols it carried. Symbols the broker rejects or never
+//! confirms are asked for again on a doubling schedule ([`Retries`]).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Registry, Token};
+use tickwire_engine::doorbell::Doorbell;
+use tickwire_engine::router::{Inline, Mode, Upstream};
+use tickwire_engine::symbols::SymbolId;
+use tickwire_engine::Tick;
+
+use super::assign::{Assign, Retries, Waiting};
+use super::conn::{Conn, Ctx};
+use super::protocol::{BrokerProtocol, Limits};
+use super::status::{upstream_state, FeedStatus};
+use super::thread::FeedConfig;
+
+/// Makes one protocol instance per connection (each holds that connection's broker-side state;
+/// shared tables such as the instrument map sit behind an `Arc`).
+pub type ProtocolFactory = Box<dyn Fn() -> Box<dyn BrokerProtocol> + Send>;
+
+/// How often the retry schedule is looked at.
+const RETRY_CHECK: Duration = Duration::from_millis(100);
+
+/// One broker feed: what a feed thread is given for it.
+pub struct Feed {
+    /// Settings.
+    pub cfg: FeedConfig,
+    /// The broker's protocol, one instance per connection.
+    pub protocol: ProtocolFactory,
+    /// Ticks to the router (unused when the router runs inline on the feed thread).
+    pub ticks: rtrb::Producer<Tick>,
+    /// Demand changes from the router.
+    pub upstream: rtrb::Consumer<Upstream>,
+    /// Shared status.
+    pub status: Arc<FeedStatus>,
+    /// Rung after each frame's ticks are pushed to `ticks`, so a parked router wakes at once.
+    pub router_bell: Option<Arc<Doorbell>>,
+}
+
+/// A [`Feed`] at work on a feed thread.
+pub(super) struct Pool {
+    feed: Feed,
+    /// Answers `knows`, `limits` and `name` without a connection.
+    proto: Box<dyn BrokerProtocol>,
+    limits: Limits,
+    assign: Assign,
+    retries: Retries,
+    conns: Vec<Conn>,
+    /// Symbols wanted while every connection was full, with their modes: placed as room appears.
+    parked: std::collections::BTreeMap<SymbolId, Mode>,
+    /// "Pool full" lines logged so far (the first few are).
+    full_logged: u32,
+    /// Token of connection `c` is `base + c`.
+    base: usize,
+    next_retry_check: Instant,
+}
+
+impl Pool {
+    /// The pool for `feed`; its connections get tokens from `base` on. Connection 0 dials at once.
+    pub fn new(feed: Feed, base: usize) -> Self {
+        let proto = (feed.protocol)();
+        let mut limits = proto.limits();
+        if let Some(n) = feed.cfg.per_connection {
+            limits.per_connection = n;
+        }
+        if let Some(n) = feed.cfg.connections {
+            limits.connections = n;
+        }
+        let assign = Assign::new(feed.status.symbols.len(), limits);
+        let mut me = Self {
+            retries: Retries::new(feed.cfg.confirm_after, feed.cfg.retry_max),
+            feed,
+            proto,
+            limits,
+            assign,
+            conns: Vec::new(),
+            parked: Default::default(),
+            full_logged: 0,
+            base,
+            next_retry_check: Instant::now(),
+        };
+        me.open_conn();
+        me
+    }
+
+    fn open_conn(&mut self) {
+        let idx = self.conns.len();
+        let conn = Conn::new(
+            idx,
+            Token(self.base + idx),
+            (self.feed.protocol)(),
+            &self.feed.cfg,
+        );
+        self.conns.push(conn);
+        self.feed
+            .status
+            .conns_used
+            .store(self.conns.len(), Ordering::Relaxed);
+    }
+
+    /// True when a demand change waits in the ring.
+    pub fn has_input(&self) -> bool {
+        !self.feed.upstream.is_empty()
+    }
+
+    /// The longest the thread may sleep for this pool's sake.
+    pub fn wait(&self, now: Instant) -> Duration {
+        let mut w = Duration::from_millis(5);
+        for c in &self.conns {
+            w = w.min(c.wait(now));
+        }
+        w
+    }
+
+    /// One pass: take demand, run the retry schedule, then each connection's pass. `fired`: bit
+    /// `c` set when the poller reported connection `c`'s socket.
+    pub fn pass(
+        &mut self,
+        registry: &Registry,
+        inline: Option<&mut (dyn Inline + 'static)>,
+        fired: u64,
+    ) {
+        let now = Instant::now();
+        self.take_demand(now);
+        if now >= self.next_retry_check {
+            self.next_retry_check = now + RETRY_CHECK;
+            self.run_retries(now);
+        }
+        let Pool {
+            feed,
+            retries,
+            conns,
+            ..
+        } = self;
+        let mut ctx = Ctx {
+            cfg: &feed.cfg,
+            status: &feed.status,
+            registry,
+            retries,
+            inline,
+            ticks: &mut feed.ticks,
+            router_bell: feed.router_bell.as_deref(),
+        };
+        for c in conns.iter_mut() {
+            c.pass(&mut ctx, fired & (1 << c.idx) != 0);
+        }
+    }
+
+    /// Closes every connection.
+    pub fn close(&mut self) {
+        for c in &mut self.conns {
+            c.close();
+        }
+        self.feed.status.connected.store(false, Ordering::Relaxed);
+    }
+
+    /// Applies the router's demand changes: each symbol to its connection. A symbol the broker does
+    /// not list is rejected at once (and not retried); one no connection has room for is rejected
+    /// and retried as room appears.
+    fn take_demand(&mut self, now: Instant) {
+        while let Ok(cmd) = self.feed.upstream.pop() {
+            match cmd {
+                Upstream::Subscribe { symbol, mode } => self.subscribe(symbol, mode, now),
+                Upstream::Unsubscribe { symbol } => self.unsubscribe(symbol),
+            }
+        }
+    }
+
+    fn subscribe(&mut self, sym: SymbolId, mode: Mode, now: Instant) {
+        if !self.proto.knows(sym) {
+            self.feed
+                .status
+                .set_symbol_state(sym, upstream_state::REJECTED);
+            return;
+        }
+        match self.place(sym) {
+            Some(c) => {
+                self.conns[c].demand.set(sym, Some(mode));
+                let status = &*self.feed.status;
+                if status.symbol_state(sym) != upstream_state::LIVE {
+                    status.set_symbol_state(sym, upstream_state::PENDING);
+                    self.retries.subscribed(sym, now);
+                }
+            }
+            None => {
+                self.parked.insert(sym, mode);
+                let status = &*self.feed.status;
+                status.set_symbol_state(sym, upstream_state::REJECTED);
+                self.retries.rejected(sym, now);
+            }
+        }
+    }
+
+    /// Places `sym` on a connection (opening one if needed); `None` when every connection the
+    /// broker allows is full.
+    fn place(&mut self, sym: SymbolId) -> Option<usize> {
+        let c = match self.assign.place(sym) {
+            Ok(c) => c,
+            Err(_) => {
+                self.full_logged += 1;
+                if self.full_logged <= 10 {
+                    eprintln!(
+                        "{} feed: {} connections × {} instruments are full; symbol {sym} waits for room",
+                        self.proto.name(),
+                        self.limits.connections,
+                        self.limits.per_connection
+                    );
+                }
+                return None;
+            }
+        };
+        while self.conns.len() <= c {
+            self.open_conn();
+        }
+        let s = &self.feed.status;
+        if let Some(a) = s.conn_of.get(sym as usize) {
+            a.store(c as u8, Ordering::Relaxed);
+        }
+        s.conns[c]
+            .symbols
+            .store(self.assign.count(c) as u64, Ordering::Relaxed);
+        Some(c)
+    }
+
+    fn unsubscribe(&mut self, sym: SymbolId) {
+        self.parked.remove(&sym);
+        if let Some(c) = self.assign.remove(sym) {
+            self.conns[c].demand.set(sym, None);
+            self.feed.status.conns[c]
+                .symbols
+                .store(self.assign.count(c) as u64, Ordering::Relaxed);
+        }
+        self.feed.status.set_symbol_state(sym, upstream_state::NONE);
+        self.retries.done(sym);
+    }
+
+    /// Asks again for symbols whose time has come: subscribed on an open connection and not live
+    /// yet, or rejected.
+    fn run_retries(&mut self, now: Instant) {
+        if self.retries.is_empty() {
+            return;
+        }
+        let mut retries = std::mem::replace(
+            &mut self.retries,
+            Retries::new(Duration::ZERO, Duration::ZERO),
+        );
+        retries.due(now, |sym, why| self.retry(sym, why));
+        self.retries = retries;
+    }
+
+    /// One symbol's turn on the retry schedule; `false` drops it from the schedule.
+    fn retry(&mut self, sym: SymbolId, why: Waiting) -> bool {
+        let status = &*self.feed.status;
+        let state = status.symbol_state(sym);
+        if state == upstream_state::LIVE || state == upstream_state::NONE {
+            return false;
+        }
+        let c = match self.assign.conn_of(sym) {
+            Some(c) => c,
+            // Waiting for room on a full pool: place it now if room appeared.
+            None => {
+                let Some(&mode) = self.parked.get(&sym) else {
+                    return false;
+                };
+                return match self.place(sym) {
+                    Some(c) => {
+                        self.parked.remove(&sym);
+                        self.conns[c].demand.set(sym, Some(mode));
+                        let status = &*self.feed.status;
+                        status.set_symbol_state(sym, upstream_state::PENDING);
+                        true
+                    }
+                    None => true,
+                };
+            }
+        };
+        let conn = &mut self.conns[c];
+        if conn.demand.get(sym).is_none() {
+            return false;
+        }
+        if !conn.is_open() {
+            return true; // the reconnect re-subscribes it
+        }
+        conn.demand.resend(sym);
+        status.set_symbol_state(sym, upstream_state::PENDING);
+        status.resubscribes.fetch_add(1, Ordering::Relaxed);
+        if why == Waiting::Rejected || status.resubscribes.load(Ordering::Relaxed) <= 10 {
+            eprintln!(
+                "{} feed: asking again for symbol {sym} ({})",
+                self.proto.name(),
+                match why {
+                    Waiting::Rejected => "rejected",
+                    Waiting::Unconfirmed => "no data since the subscribe",
+                }
+            );
+        }
+        true
+    }
+}

@@ -1,0 +1,180 @@
+//! `serve`'s upstream feeds from its flags: `--feed BROKER[:EXCHANGE,…]` (repeatable) or the
+//! single `--broker`, each broker's credentials, URL and instrument master.
+
+use std::str::FromStr;
+
+use tickwire_io::brokers::fyers::FyersConfig;
+use tickwire_io::brokers::upstox::UpstoxConfig;
+use tickwire_io::brokers::{BrokerConfig, EXCHANGES};
+use tickwire_io::feed::FeedConfig;
+use tickwire_io::kite::KiteConfig;
+
+use super::start::Upstream;
+use super::ServeArgs;
+use crate::mock::BrokerKind;
+
+/// One `--feed`: a broker and the OpenAlgo exchanges it serves (none: every exchange no other feed
+/// claims).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedSpec {
+    /// The broker.
+    pub broker: BrokerKind,
+    /// Exchanges it serves.
+    pub exchanges: Vec<String>,
+}
+
+impl FromStr for FeedSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (b, xs) = s.split_once(':').unwrap_or((s, ""));
+        let broker = match b {
+            "kite" | "zerodha" => BrokerKind::Kite,
+            "upstox" => BrokerKind::Upstox,
+            "fyers" => BrokerKind::Fyers,
+            _ => {
+                return Err(format!(
+                    "unknown broker {b:?} (expected kite, upstox or fyers)"
+                ))
+            }
+        };
+        let mut exchanges = Vec::new();
+        for x in xs.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+            let x = x.to_ascii_uppercase();
+            if !EXCHANGES.contains(&x.as_str()) {
+                return Err(format!(
+                    "unknown exchange {x:?} (expected one of {})",
+                    EXCHANGES.join(", ")
+                ));
+            }
+            exchanges.push(x);
+        }
+        Ok(Self { broker, exchanges })
+    }
+}
+
+/// The published instrument master(s) of a broker.
+fn default_master(b: BrokerKind) -> String {
+    match b {
+        BrokerKind::Kite => "https://api.kite.trade/instruments".into(),
+        BrokerKind::Upstox => {
+            "https://assets.upstox.com/market-quote/instruments/exchange/complete.json.gz".into()
+        }
+        BrokerKind::Fyers => ["NSE_CM", "NSE_FO", "NSE_CD", "BSE_CM", "BSE_FO", "MCX_COM"]
+            .iter()
+            .map(|m| format!("https://public.fyers.in/sym_details/{m}.csv"))
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// The feeds `serve` was asked for, with credentials and URLs, or a message naming the flag that is
+/// missing or does not fit.
+pub fn upstreams(a: &ServeArgs) -> Result<Vec<Upstream>, String> {
+    let specs = if a.feeds.is_empty() {
+        vec![FeedSpec {
+            broker: a.broker.unwrap_or_default(),
+            exchanges: Vec::new(),
+        }]
+    } else {
+        if let Some(b) = a.broker {
+            return Err(format!(
+                "--broker {} and --feed both name brokers: use --feed alone",
+                b.name()
+            ));
+        }
+        a.feeds.clone()
+    };
+    for (i, s) in specs.iter().enumerate() {
+        if specs[..i].iter().any(|o| o.broker == s.broker) {
+            return Err(format!(
+                "--feed {} twice: one feed per broker (list all its exchanges in one --feed)",
+                s.broker.name()
+            ));
+        }
+        for x in &s.exchanges {
+            if let Some(o) = specs[..i].iter().find(|o| o.exchanges.contains(x)) {
+                return Err(format!(
+                    "exchange {x} is given to both {} and {}",
+                    o.broker.name(),
+                    s.broker.name()
+                ));
+            }
+        }
+    }
+    let single = specs.len() == 1;
+    if !single && (a.broker_url.is_some() || a.instruments.is_some()) {
+        return Err(
+            "--broker-url and --instruments name one broker's; with several --feed use \
+                    --kite-url, --upstox-instruments, … (see --help)"
+                .into(),
+        );
+    }
+    let feed = FeedConfig {
+        ca_file: a.broker_ca_file.clone(),
+        ..FeedConfig::default()
+    };
+    specs
+        .iter()
+        .map(|s| {
+            let b = s.broker;
+            let pick = |own: &Option<String>, shared: &Option<String>| {
+                own.clone().or_else(|| shared.clone().filter(|_| single))
+            };
+            let need = |v: &Option<String>, flag: &str| {
+                v.clone()
+                    .ok_or_else(|| format!("the {} feed needs {flag}", b.name()))
+            };
+            let (url, master) = match b {
+                BrokerKind::Kite => (&a.kite_url, &a.kite_instruments),
+                BrokerKind::Upstox => (&a.upstox_url, &a.upstox_instruments),
+                BrokerKind::Fyers => (&a.fyers_url, &a.fyers_instruments),
+            };
+            let url = pick(url, &a.broker_url);
+            let broker = match b {
+                BrokerKind::Kite => BrokerConfig::Kite(KiteConfig {
+                    url: url.unwrap_or_else(|| KiteConfig::default().url),
+                    api_key: need(&a.kite_api_key, "--kite-api-key")?,
+                    access_token: need(&a.kite_access_token, "--kite-access-token")?,
+                }),
+                BrokerKind::Upstox => BrokerConfig::Upstox(UpstoxConfig {
+                    api_base: url.unwrap_or_else(|| UpstoxConfig::default().api_base),
+                    access_token: need(&a.upstox_access_token, "--upstox-access-token")?,
+                }),
+                BrokerKind::Fyers => BrokerConfig::Fyers(FyersConfig {
+                    access_token: need(&a.fyers_access_token, "--fyers-access-token")?,
+                    ws_url: url.unwrap_or_else(|| FyersConfig::default().ws_url),
+                    api_base: a.fyers_api_url.clone(),
+                }),
+            };
+            Ok(Upstream {
+                broker,
+                feed: feed.clone(),
+                instruments: pick(master, &a.instruments).unwrap_or_else(|| default_master(b)),
+                exchanges: s.exchanges.clone(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feed_specs_parse_and_bad_ones_say_why() {
+        let f: FeedSpec = "upstox:NFO,bfo".parse().unwrap();
+        assert_eq!(f.broker, BrokerKind::Upstox);
+        assert_eq!(f.exchanges, vec!["NFO", "BFO"]);
+        let f: FeedSpec = "kite".parse().unwrap();
+        assert!(f.exchanges.is_empty());
+        assert!("angel:NSE"
+            .parse::<FeedSpec>()
+            .unwrap_err()
+            .contains("unknown broker"));
+        assert!("kite:NSX"
+            .parse::<FeedSpec>()
+            .unwrap_err()
+            .contains("unknown exchange"));
+    }
+}

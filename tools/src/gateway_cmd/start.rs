@@ -1,0 +1,269 @@
+//! Assembling a running gateway: instrument masters → one registry, the shm file, the router, the
+//! feed threads (each with its feeds; the router inline on the only one, or on its own thread) and
+//! the client IO thread.
+//!
+//! Several feeds (brokers) can serve one gateway: each serves the exchanges it was given, and a
+//! feed given none serves every exchange no other feed claims. A symbol belongs to exactly one
+//! feed (`feed_of`), so demand for it goes to that feed alone.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tickwire_engine::idle::IdleStrategy;
+use tickwire_engine::router::{
+    FeedEnds, Inline, RingSizes, Router, RouterConfig, RouterRings, RouterStats,
+};
+use tickwire_engine::symbols::SymbolRegistry;
+use tickwire_io::brokers::{self, BrokerConfig, Listing};
+use tickwire_io::feed::{Feed, FeedConfig, FeedStatus, FeedThread};
+use tickwire_io::gateway::{FeedRef, Gateway, GatewayConfig, GatewayStats, Shared};
+use tickwire_shm::{Writer, WriterConfig};
+
+use super::{EngineArgs, RouterPlacement};
+
+/// What one feed connects to.
+pub struct Upstream {
+    /// The broker and its credentials.
+    pub broker: BrokerConfig,
+    /// Feed settings.
+    pub feed: FeedConfig,
+    /// Instrument master URL or path (Fyers: several, comma-separated).
+    pub instruments: String,
+    /// OpenAlgo exchanges this feed serves; empty: every exchange no other feed claims.
+    pub exchanges: Vec<String>,
+}
+
+/// Everything a running gateway needs to be watched and stopped.
+pub struct Running {
+    /// Client WebSocket address.
+    pub addr: std::net::SocketAddr,
+    /// The first feed's health (the only feed in most setups).
+    pub feed: Arc<FeedStatus>,
+    /// Every feed's health, in configuration order.
+    pub feeds: Vec<Arc<FeedStatus>>,
+    /// Client counters.
+    pub clients: Arc<GatewayStats>,
+    /// Router counters.
+    pub router: Arc<RouterStats>,
+    /// The registry.
+    pub registry: Arc<SymbolRegistry>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    router_thread: Option<JoinHandle<Writer>>,
+}
+
+impl Running {
+    /// Stops and joins every thread, then marks the shm file closed.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        if let Some(r) = self.router_thread.take() {
+            if let Ok(mut w) = r.join() {
+                w.close();
+            }
+        }
+    }
+}
+
+/// The broker's name as OpenAlgo reports it to clients (`"broker"` fields).
+fn openalgo_broker_name(b: &BrokerConfig) -> &'static str {
+    match b {
+        BrokerConfig::Kite(_) => "zerodha",
+        BrokerConfig::Upstox(_) => "upstox",
+        BrokerConfig::Fyers(_) => "fyers",
+    }
+}
+
+/// The feed serving `exchange`: the first that names it, else the first that names none.
+fn route(ups: &[Upstream], exchange: &str) -> Option<usize> {
+    ups.iter()
+        .position(|u| u.exchanges.iter().any(|x| x == exchange))
+        .or_else(|| ups.iter().position(|u| u.exchanges.is_empty()))
+}
+
+/// The registry of every feed's instruments, each feed's own listings, and the feed of each symbol.
+type Loaded = (SymbolRegistry, Vec<Vec<Listing>>, Vec<u16>);
+
+/// Loads every feed's master (keeping the listings of the exchanges it serves), registers them in
+/// one registry, and says which feed serves each symbol.
+fn load(ups: &[Upstream]) -> Result<Loaded, String> {
+    let mut per_feed = Vec::new();
+    for (i, up) in ups.iter().enumerate() {
+        let mut l = up.broker.listings(&up.instruments)?;
+        l.retain(|l| route(ups, &l.exchange) == Some(i));
+        per_feed.push(l);
+    }
+    let total: usize = per_feed.iter().map(Vec::len).sum();
+    let mut reg = SymbolRegistry::with_capacity(total.max(1));
+    for l in &per_feed {
+        brokers::register(&mut reg, l);
+    }
+    let feed_of = (0..reg.len() as u32)
+        .map(|id| {
+            reg.info(id)
+                .and_then(|i| route(ups, &i.exchange))
+                .unwrap_or(0) as u16
+        })
+        .collect();
+    Ok((reg, per_feed, feed_of))
+}
+
+/// Loads the instrument masters, creates the shm file and starts router, feed and client threads.
+pub fn start(
+    ups: Vec<Upstream>,
+    port: u16,
+    api_keys: Vec<String>,
+    e: &EngineArgs,
+) -> Result<Running, String> {
+    if ups.is_empty() {
+        return Err("no feed configured".into());
+    }
+    let listener = Gateway::listen(([127, 0, 0, 1], port).into()).map_err(|e| e.to_string())?;
+    let (reg, per_feed, feed_of) = load(&ups)?;
+    let n = reg.capacity();
+    let wcfg = WriterConfig {
+        ring_capacity: e.ring_capacity,
+        symbol_capacity: n as u64,
+    };
+    let writer = Writer::create(&e.shm, &wcfg, &reg).map_err(|e| e.to_string())?;
+    let last = Arc::new(writer.last_values());
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // 4,096 ticks (1.5 MB) per feed: enough to ride out a descheduled router at 1 M ticks/s for
+    // 4 ms, small enough to stay in cache (65,536 slots were 25 MB of cold lines on every push). A
+    // full ring makes the feed wait, never drop. Inline routing does not use it.
+    let sizes = RingSizes {
+        feed: 1 << 12,
+        upstream: 1 << 14,
+        control: 1 << 16,
+        deliveries: 1 << 16,
+    };
+    let (mut rings, ends) = RouterRings::one_each(sizes);
+    let mut feed_ends = vec![FeedEnds {
+        ticks: ends.feed,
+        upstream: ends.upstream,
+    }];
+    for _ in 1..ups.len() {
+        feed_ends.push(rings.add_feed(sizes));
+    }
+    let pinned = pinned_symbols(e, &reg)?;
+    let registry = Arc::new(reg);
+    let statuses: Vec<Arc<FeedStatus>> = ups.iter().map(|_| Arc::new(FeedStatus::new(n))).collect();
+    let gcfg = GatewayConfig {
+        broker: openalgo_broker_name(&ups[0].broker).into(),
+        addr: ([127, 0, 0, 1], port).into(),
+        api_keys,
+        core: e.client_core,
+        pinned,
+        ..GatewayConfig::default()
+    };
+    let rcfg = RouterConfig {
+        symbols: n,
+        flush_interval: Duration::from_millis(e.flush_ms),
+        consumers_per_io: gcfg.max_connections,
+        idle: e.idle,
+        core: e.router_core,
+        ..RouterConfig::default()
+    };
+    let shared = Shared {
+        cfg: gcfg,
+        registry: registry.clone(),
+        feeds: ups
+            .iter()
+            .zip(&statuses)
+            .map(|(u, s)| FeedRef {
+                broker: openalgo_broker_name(&u.broker).into(),
+                status: s.clone(),
+            })
+            .collect(),
+        feed_of: Arc::new(feed_of.clone()),
+        stats: Arc::default(),
+    };
+    let gateway = Gateway::new(listener, shared, ends.control, ends.deliveries, last)
+        .map_err(|e| e.to_string())?;
+    let addr = gateway.local_addr().map_err(|e| e.to_string())?;
+    let clients = gateway.stats();
+    rings.delivery_bells.push(gateway.doorbell());
+    let router = Router::new(rcfg, rings, writer, feed_of);
+    let router_stats = router.stats();
+    let router_bell = router.doorbell();
+
+    // Feeds over feed threads, round robin; the router inline only when there is one thread.
+    let threads_n = e.feed_threads.clamp(1, ups.len());
+    let inline = threads_n == 1 && e.router == RouterPlacement::Inline;
+    let (router_thread, mut inline_router) = if inline {
+        if e.router_core.is_some() || e.idle != IdleStrategy::default() {
+            eprintln!(
+                "tickwire: --router-core and --idle apply to --router thread; the inline router \
+                 runs on the feed thread (--feed-core) and sleeps in its poller"
+            );
+        }
+        (None, Some(Box::new(router) as Box<dyn Inline>))
+    } else {
+        let t = router.spawn(stop.clone()).map_err(|e| e.to_string())?;
+        (Some(t), None)
+    };
+    let mut groups: Vec<Vec<Feed>> = (0..threads_n).map(|_| Vec::new()).collect();
+    let mut names: Vec<Vec<&str>> = vec![Vec::new(); threads_n];
+    for (i, ((up, ends), listings)) in ups.iter().zip(feed_ends).zip(&per_feed).enumerate() {
+        let mut cfg = up.feed.clone();
+        cfg.per_connection = cfg.per_connection.or(e.upstream_symbols_per_connection);
+        cfg.connections = cfg.connections.or(e.upstream_connections);
+        groups[i % threads_n].push(Feed {
+            cfg,
+            protocol: up.broker.protocol(listings, &registry),
+            ticks: ends.ticks,
+            upstream: ends.upstream,
+            status: statuses[i].clone(),
+            router_bell: (!inline).then(|| router_bell.clone()),
+        });
+        names[i % threads_n].push(up.broker.name());
+    }
+    let mut threads = Vec::new();
+    for (k, feeds) in groups.into_iter().enumerate() {
+        let t = FeedThread {
+            feeds,
+            inline_router: inline_router.take(),
+            core: e.feed_core.get(k).copied(),
+            name: names[k].join("+"),
+        };
+        threads.push(t.spawn(stop.clone()).map_err(|e| e.to_string())?);
+    }
+    threads.push(
+        gateway
+            .spawn(stop.clone(), router_bell)
+            .map_err(|e| e.to_string())?,
+    );
+    Ok(Running {
+        addr,
+        feed: statuses[0].clone(),
+        feeds: statuses,
+        clients,
+        router: router_stats,
+        registry,
+        stop,
+        threads,
+        router_thread,
+    })
+}
+
+/// `--subscribe` and `--subscribe-all`, as symbol ids.
+fn pinned_symbols(e: &EngineArgs, reg: &SymbolRegistry) -> Result<Vec<u32>, String> {
+    let mut pinned = Vec::new();
+    if e.subscribe_all {
+        pinned.extend(0..reg.len() as u32);
+    }
+    for key in &e.subscribe {
+        let (x, s) = tickwire_engine::symbols::split_key(key)
+            .ok_or_else(|| format!("--subscribe {key:?}: expected EXCHANGE:SYMBOL"))?;
+        pinned.push(
+            reg.lookup(x, s)
+                .ok_or_else(|| format!("--subscribe {key}: not in the instrument master"))?,
+        );
+    }
+    Ok(pinned)
+}

@@ -1,0 +1,94 @@
+//! The mock's own side channel for tests, on the broker port in every dialect (paths no broker
+//! uses):
+//!
+//! - `GET /sent?token=T`: the recent values sent for an instrument (newest last), raw wire integers.
+//! - `GET /connections`: the open WebSocket connections, each with its id and the instruments it is
+//!   subscribed to (OpenAlgo names).
+//! - `GET /drop?conn=ID`: ends connection `ID` with a bare TCP close (a broker server dying), so a
+//!   test can kill one connection of a pool.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::{json, Value};
+use tickwire_io::http::Head;
+
+use super::dialect::Reply;
+use super::server::Shared;
+
+/// Answers a side-channel request, `None` for any other path.
+pub(super) fn http(s: &Shared, head: &Head) -> Option<Reply> {
+    let body = match head.path.as_str() {
+        "/sent" => sent_json(s, head.query.get("token").and_then(|t| t.parse().ok())),
+        "/connections" => connections_json(s),
+        "/drop" => {
+            let id: Option<u64> = head.query.get("conn").and_then(|c| c.parse().ok());
+            json!({"dropped": id.is_some_and(|id| drop_conn(s, id))}).to_string()
+        }
+        _ => return None,
+    };
+    Some(Reply::new("200 OK", "application/json", body))
+}
+
+fn connections_json(s: &Shared) -> String {
+    let Ok(conns) = s.conns.lock() else {
+        return "[]".into();
+    };
+    let list: Vec<Value> = conns
+        .iter()
+        .filter(|c| !c.closed.load(Ordering::Relaxed))
+        .map(|c| {
+            let symbols: Vec<String> = match c.session.lock() {
+                Ok(session) => (0..s.rows.len())
+                    .filter(|&i| session.wants(i).is_some())
+                    .map(|i| {
+                        let (x, sym) = tickwire_io::kite::instruments::openalgo_name(&s.rows[i]);
+                        format!("{x}:{sym}")
+                    })
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            json!({"id": c.id, "symbols": symbols})
+        })
+        .collect();
+    Value::Array(list).to_string()
+}
+
+fn drop_conn(s: &Shared, id: u64) -> bool {
+    let Ok(conns) = s.conns.lock() else {
+        return false;
+    };
+    match conns
+        .iter()
+        .find(|c| c.id == id && !c.closed.load(Ordering::Relaxed))
+    {
+        Some(c) => {
+            c.kill.store(true, Ordering::Relaxed);
+            c.thread.unpark();
+            true
+        }
+        None => false,
+    }
+}
+
+/// `GET /sent?token=T`: the recent values sent for an instrument (newest last), raw wire integers.
+fn sent_json(s: &Shared, token: Option<u32>) -> String {
+    let Some(&i) = token.and_then(|t| s.token_index.get(&t)) else {
+        return "[]".into();
+    };
+    let Ok(h) = s.history.lock() else {
+        return "[]".into();
+    };
+    let items: Vec<Value> = h[i]
+        .iter()
+        .map(|r| {
+            json!({
+                "token": r.token, "ltp": r.ltp, "last_qty": r.last_qty, "avg_price": r.avg_price,
+                "volume": r.volume, "buy_qty": r.buy_qty, "sell_qty": r.sell_qty, "open": r.open,
+                "high": r.high, "low": r.low, "close": r.close, "oi": r.oi, "exchange_ts": r.exchange_ts,
+                "bids": r.bids.iter().map(|l| [l.price, l.qty, l.orders as u32]).collect::<Vec<_>>(),
+                "asks": r.asks.iter().map(|l| [l.price, l.qty, l.orders as u32]).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Value::Array(items).to_string()
+}
