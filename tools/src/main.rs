@@ -25,7 +25,7 @@ enum Cmd {
     /// credentials.
     Demo(DemoArgs),
     /// The gateway against a real broker feed.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// A mock broker speaking a broker's real protocol from a simulated market (a test peer).
     MockBroker(MockArgs),
     /// Benchmarks that run the real threads: `bench e2e`.
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
         Cmd::Shm(c) => shm_cmd::run(c, &stop),
         Cmd::Bench(BenchCmd::E2e(a)) => tickwire::bench_cmd::e2e(a, &stop),
         Cmd::Demo(a) => gateway_cmd::demo(a, &stop),
-        Cmd::Serve(a) => gateway_cmd::serve(a, &stop),
+        Cmd::Serve(a) => gateway_cmd::serve(*a, &stop),
         Cmd::MockBroker(a) => gateway_cmd::mock_broker(a, &stop),
     };
     match res {
