@@ -336,3 +336,38 @@ pub fn mock_with(bport: u16, extra: &[&str]) -> Proc {
     args.extend_from_slice(extra);
     tickwire(&args)
 }
+
+/// The next `market_data` message for `exchange:symbol` within `secs` (other messages are skipped).
+pub fn wait_data(ws: &mut Ws, exchange: &str, symbol: &str, secs: u64) -> Value {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if let Some(v) = recv(ws, Duration::from_millis(500)) {
+            if v["type"] == "market_data" && v["exchange"] == exchange && v["symbol"] == symbol {
+                return v;
+            }
+        }
+    }
+    panic!("no market data for {exchange}:{symbol} within {secs} s");
+}
+
+/// Polls `f` every 100 ms until it gives a value; fails after `secs` naming `what`.
+pub fn wait_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The gateway's whole `GET /status` (Null while it is not up).
+pub fn gateway_status(port: u16) -> Value {
+    serde_json::from_str(&http_get(port, "/status")).unwrap_or(Value::Null)
+}
+
+/// The mock broker's open connections and what each carries (`GET /connections`).
+pub fn mock_connections(bport: u16) -> Vec<Value> {
+    serde_json::from_str(&http_get(bport, "/connections")).unwrap_or_default()
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use mio::{Registry, Token};
 use tickwire_engine::doorbell::Doorbell;
 use tickwire_engine::router::{Inline, Mode, Upstream};
-use tickwire_engine::symbols::SymbolId;
+use tickwire_engine::symbols::{SymbolId, SymbolRegistry};
 use tickwire_engine::Tick;
 
 use super::assign::{Assign, Retries, Waiting};
@@ -41,6 +41,8 @@ pub struct Feed {
     pub status: Arc<FeedStatus>,
     /// Rung after each frame's ticks are pushed to `ticks`, so a parked router wakes at once.
     pub router_bell: Option<Arc<Doorbell>>,
+    /// Symbol names, for log lines.
+    pub registry: Arc<SymbolRegistry>,
 }
 
 /// A [`Feed`] at work on a feed thread.
@@ -206,10 +208,11 @@ impl Pool {
                 self.full_logged += 1;
                 if self.full_logged <= 10 {
                     eprintln!(
-                        "{} feed: {} connections × {} instruments are full; symbol {sym} waits for room",
+                        "{} feed: {} connections × {} instruments are full; {} waits for room",
                         self.proto.name(),
                         self.limits.connections,
-                        self.limits.per_connection
+                        self.limits.per_connection,
+                        self.name_of(sym)
                     );
                 }
                 return None;
@@ -254,6 +257,14 @@ impl Pool {
         self.retries = retries;
     }
 
+    /// `EXCHANGE:SYMBOL`, for logs.
+    fn name_of(&self, sym: SymbolId) -> String {
+        match self.feed.registry.info(sym) {
+            Some(i) => format!("{}:{}", i.exchange, i.symbol),
+            None => format!("symbol id {sym}"),
+        }
+    }
+
     /// One symbol's turn on the retry schedule; `false` drops it from the schedule.
     fn retry(&mut self, sym: SymbolId, why: Waiting) -> bool {
         let status = &*self.feed.status;
@@ -292,8 +303,9 @@ impl Pool {
         status.resubscribes.fetch_add(1, Ordering::Relaxed);
         if why == Waiting::Rejected || status.resubscribes.load(Ordering::Relaxed) <= 10 {
             eprintln!(
-                "{} feed: asking again for symbol {sym} ({})",
+                "{} feed: asking again for {} ({})",
                 self.proto.name(),
+                self.name_of(sym),
                 match why {
                     Waiting::Rejected => "rejected",
                     Waiting::Unconfirmed => "no data since the subscribe",

@@ -68,6 +68,10 @@ pub struct EngineArgs {
     /// opens another connection when its connections are full.
     #[arg(long)]
     pub upstream_symbols_per_connection: Option<usize>,
+    /// A subscribed instrument with no data this many ms after its subscribe is asked for again
+    /// (then after doubling delays, up to 5 minutes); an instrument the broker rejected likewise.
+    #[arg(long, default_value_t = 15_000)]
+    pub upstream_confirm_ms: u64,
     /// CPU for the client IO thread.
     #[arg(long)]
     pub client_core: Option<usize>,
@@ -224,6 +228,10 @@ pub struct MockArgs {
     /// Sleep between market batches, µs: the updates due meanwhile share one frame.
     #[arg(long, default_value_t = 100)]
     pub frame_us: u64,
+    /// Ignore the first N client messages (over all connections), as a broker that loses
+    /// requests (for testing a gateway's retries).
+    #[arg(long, default_value_t = 0)]
+    pub ignore_requests: u64,
 }
 
 fn wait(stop: &AtomicBool) {
@@ -375,6 +383,7 @@ pub fn mock_broker(a: MockArgs, stop: &AtomicBool) -> Result<(), String> {
         },
         core: a.core,
         frame_interval: Duration::from_micros(a.frame_us),
+        ignore_requests: a.ignore_requests,
     };
     let (ws, http) = if cfg.tls.is_some() {
         ("wss", "https")

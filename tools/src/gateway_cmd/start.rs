@@ -213,6 +213,7 @@ pub fn start(
         let mut cfg = up.feed.clone();
         cfg.per_connection = cfg.per_connection.or(e.upstream_symbols_per_connection);
         cfg.connections = cfg.connections.or(e.upstream_connections);
+        cfg.confirm_after = Duration::from_millis(e.upstream_confirm_ms.max(1));
         groups[i % threads_n].push(Feed {
             cfg,
             protocol: up.broker.protocol(listings, &registry),
@@ -220,6 +221,7 @@ pub fn start(
             upstream: ends.upstream,
             status: statuses[i].clone(),
             router_bell: (!inline).then(|| router_bell.clone()),
+            registry: registry.clone(),
         });
         names[i % threads_n].push(up.broker.name());
     }

@@ -64,6 +64,9 @@ pub struct MockConfig {
     /// How long the market thread sleeps when nothing is due: the updates due by then share a
     /// frame. The OS adds its timer slack (~50 µs) to short sleeps.
     pub frame_interval: Duration,
+    /// Ignore the first this many client messages (over all connections), as a broker that loses
+    /// requests: tests the gateway's retry of subscriptions that are never confirmed.
+    pub ignore_requests: u64,
 }
 
 impl Default for MockConfig {
@@ -79,6 +82,7 @@ impl Default for MockConfig {
             tls: None,
             core: None,
             frame_interval: Duration::from_micros(100),
+            ignore_requests: 0,
         }
     }
 }

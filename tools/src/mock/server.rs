@@ -11,7 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle, Thread};
@@ -43,6 +43,8 @@ pub(super) struct Shared {
     send_ns: Arc<Vec<AtomicI64>>,
     stats: Arc<MockStats>,
     stop: AtomicBool,
+    /// Client messages ignored so far ([`MockConfig::ignore_requests`]).
+    ignored: AtomicU64,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -101,6 +103,7 @@ impl MockBroker {
             send_ns: Arc::new((0..n).map(|_| AtomicI64::new(0)).collect()),
             stats: Arc::default(),
             stop: AtomicBool::new(false),
+            ignored: AtomicU64::new(0),
             tls: cfg
                 .tls
                 .as_ref()
@@ -455,6 +458,9 @@ fn run_session<S: Read + Write>(
                 }
                 Ok(msg @ (Message::Text(_) | Message::Binary(_))) => {
                     busy = true;
+                    if s.ignored.fetch_add(1, Ordering::Relaxed) < s.cfg.ignore_requests {
+                        continue;
+                    }
                     if let Ok(mut session) = conn.session.lock() {
                         session.on_message(&msg, &s.ctx(), &mut replies, &mut fresh);
                     }
