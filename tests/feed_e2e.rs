@@ -26,18 +26,7 @@ fn the_gateway_reconnects_when_the_broker_restarts() {
         json!({"action": "subscribe", "symbol": "TCS", "exchange": "NSE", "mode": "depth"}),
     );
     assert_eq!(reply(&mut ws)["status"], "success");
-    let wait_data = |ws: &mut Ws, secs: u64| {
-        let end = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < end {
-            if let Some(m) = recv(ws, Duration::from_millis(200)) {
-                if m["type"] == "market_data" && m["symbol"] == "TCS" {
-                    return m;
-                }
-            }
-        }
-        panic!("no TCS data within {secs} s");
-    };
-    wait_data(&mut ws, 10);
+    wait_data(&mut ws, "NSE", "TCS", 10);
     let mut r = Reader::open(&shm).unwrap();
     assert!(shm_has_new_ticks(&mut r, Duration::from_secs(5)));
 
@@ -53,7 +42,7 @@ fn the_gateway_reconnects_when_the_broker_restarts() {
     let _m2 = mock(bport);
     // Same client connection, same shm reader: data flows again after the gateway reconnects and
     // re-subscribes in depth mode.
-    let m = wait_data(&mut ws, 20);
+    let m = wait_data(&mut ws, "NSE", "TCS", 20);
     assert_eq!(m["mode"], 3);
     assert_eq!(
         m["data"]["depth"]["sell"].as_array().unwrap().len(),

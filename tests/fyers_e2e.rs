@@ -110,18 +110,9 @@ fn fyers_reconnects_after_the_broker_restarts_with_modes_restored() {
     );
     assert_eq!(reply(&mut ws)["status"], "success");
     let wait_depth = |ws: &mut Ws, secs: u64| {
-        let end = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < end {
-            if let Some(m) = recv(ws, Duration::from_millis(200)) {
-                if m["type"] == "market_data"
-                    && m["symbol"] == "TCS"
-                    && m["data"]["depth"]["buy"][0]["quantity"].as_u64() > Some(0)
-                {
-                    return m;
-                }
-            }
-        }
-        panic!("no TCS depth within {secs} s");
+        wait_data_where(ws, secs, "NSE:TCS with depth", |m| {
+            m["symbol"] == "TCS" && m["data"]["depth"]["buy"][0]["quantity"].as_u64() > Some(0)
+        })
     };
     wait_depth(&mut ws, 10);
     drop(m);

@@ -245,23 +245,12 @@ fn upstox_reconnects_after_the_broker_restarts_with_modes_restored() {
         json!({"action": "subscribe", "symbol": "TCS", "exchange": "NSE", "mode": "depth"}),
     );
     assert_eq!(reply(&mut ws)["status"], "success");
-    let wait_data = |ws: &mut Ws, secs: u64| {
-        let end = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < end {
-            if let Some(m) = recv(ws, Duration::from_millis(200)) {
-                if m["type"] == "market_data" && m["symbol"] == "TCS" {
-                    return m;
-                }
-            }
-        }
-        panic!("no TCS data within {secs} s");
-    };
-    wait_data(&mut ws, 10);
+    wait_data(&mut ws, "NSE", "TCS", 10);
     drop(m);
     std::thread::sleep(Duration::from_millis(1500));
     while recv(&mut ws, Duration::from_millis(50)).is_some() {}
     let _m2 = mock_of("upstox", bport, &[]);
-    let d = wait_data(&mut ws, 20);
+    let d = wait_data(&mut ws, "NSE", "TCS", 20);
     assert_eq!(d["mode"], 3);
     assert_eq!(d["data"]["depth"]["sell"].as_array().unwrap().len(), 5);
     let f = feed_status(gw.port);

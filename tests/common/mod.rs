@@ -339,15 +339,22 @@ pub fn mock_with(bport: u16, extra: &[&str]) -> Proc {
 
 /// The next `market_data` message for `exchange:symbol` within `secs` (other messages are skipped).
 pub fn wait_data(ws: &mut Ws, exchange: &str, symbol: &str, secs: u64) -> Value {
+    wait_data_where(ws, secs, &format!("{exchange}:{symbol}"), |v| {
+        v["exchange"] == exchange && v["symbol"] == symbol
+    })
+}
+
+/// The next `market_data` message that `pred` accepts within `secs`; fails naming `what`.
+pub fn wait_data_where(ws: &mut Ws, secs: u64, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let end = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < end {
-        if let Some(v) = recv(ws, Duration::from_millis(500)) {
-            if v["type"] == "market_data" && v["exchange"] == exchange && v["symbol"] == symbol {
+        if let Some(v) = recv(ws, Duration::from_millis(200)) {
+            if v["type"] == "market_data" && pred(&v) {
                 return v;
             }
         }
     }
-    panic!("no market data for {exchange}:{symbol} within {secs} s");
+    panic!("no market data for {what} within {secs} s");
 }
 
 /// Polls `f` every 100 ms until it gives a value; fails after `secs` naming `what`.
