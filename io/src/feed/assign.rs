@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use tickwire_engine::symbols::SymbolId;
 
-use super::protocol::Limits;
+use tickwire_engine::router::Mode;
+
+use super::protocol::{Limits, ModeLimits};
 
 /// No connection.
 const NONE: u8 = u8::MAX;
@@ -29,9 +31,13 @@ pub struct Full;
 #[derive(Clone, Debug)]
 pub struct Assign {
     of: Vec<u8>,
-    count: Vec<usize>,
+    /// Per symbol: the limit category of the mode it was placed with.
+    cat: Vec<u8>,
+    /// Per connection: symbols in each category.
+    count: Vec<[usize; 3]>,
     per_connection: usize,
     connections: usize,
+    by_mode: Option<ModeLimits>,
 }
 
 impl Assign {
@@ -39,9 +45,11 @@ impl Assign {
     pub fn new(symbols: usize, limits: Limits) -> Self {
         Self {
             of: vec![NONE; symbols],
+            cat: vec![0; symbols],
             count: Vec::new(),
             per_connection: limits.per_connection.max(1),
             connections: limits.connections.clamp(1, MAX_CONNECTIONS),
+            by_mode: limits.by_mode,
         }
     }
 
@@ -53,37 +61,79 @@ impl Assign {
         }
     }
 
-    /// Places `symbol` (or finds where it is): the connection index, which may be one past the
-    /// connections placed on so far (the feed then opens it).
-    pub fn place(&mut self, symbol: SymbolId) -> Result<usize, Full> {
-        if let Some(c) = self.conn_of(symbol) {
-            return Ok(c);
+    fn category(&self, mode: Mode) -> usize {
+        self.by_mode
+            .map_or(0, |m| (m.category[mode as usize - 1] as usize).min(2))
+    }
+
+    /// True when counts `n` are within every limit.
+    fn within(&self, n: &[usize; 3]) -> bool {
+        if n.iter().sum::<usize>() > self.per_connection {
+            return false;
         }
-        let slot = self.of.get_mut(symbol as usize).ok_or(Full)?;
-        let c = match self.count.iter().position(|&n| n < self.per_connection) {
+        let Some(m) = self.by_mode else {
+            return true;
+        };
+        let used = n.iter().filter(|&&k| k > 0).count();
+        let cap = if used > 1 { m.combined } else { m.alone };
+        n.iter().zip(cap).all(|(&k, cap)| k <= cap)
+    }
+
+    /// Places `symbol` in `mode`: the connection it goes on, which may be one past the connections
+    /// placed on so far (the feed then opens it). A placed symbol stays where it is unless its new
+    /// mode no longer fits there; then it moves (the feed unsubscribes it on the old connection).
+    pub fn place(&mut self, symbol: SymbolId, mode: Mode) -> Result<usize, Full> {
+        let i = symbol as usize;
+        if i >= self.of.len() {
+            return Err(Full);
+        }
+        let want = self.category(mode);
+        if let Some(c) = self.conn_of(symbol) {
+            let old = self.cat[i] as usize;
+            if old == want {
+                return Ok(c);
+            }
+            let mut n = self.count[c];
+            n[old] -= 1;
+            n[want] += 1;
+            if self.within(&n) {
+                self.count[c] = n;
+                self.cat[i] = want as u8;
+                return Ok(c);
+            }
+            self.remove(symbol);
+        }
+        let fits = |n: &[usize; 3]| {
+            let mut n = *n;
+            n[want] += 1;
+            self.within(&n)
+        };
+        let c = match self.count.iter().position(fits) {
             Some(c) => c,
-            None if self.count.len() < self.connections => {
-                self.count.push(0);
+            None if self.count.len() < self.connections && fits(&[0; 3]) => {
+                self.count.push([0; 3]);
                 self.count.len() - 1
             }
             None => return Err(Full),
         };
-        *slot = c as u8;
-        self.count[c] += 1;
+        self.of[i] = c as u8;
+        self.cat[i] = want as u8;
+        self.count[c][want] += 1;
         Ok(c)
     }
 
     /// Takes `symbol` off its connection; returns which one it was on.
     pub fn remove(&mut self, symbol: SymbolId) -> Option<usize> {
         let c = self.conn_of(symbol)?;
-        self.of[symbol as usize] = NONE;
-        self.count[c] -= 1;
+        let i = symbol as usize;
+        self.of[i] = NONE;
+        self.count[c][self.cat[i] as usize] -= 1;
         Some(c)
     }
 
     /// Symbols on connection `c`.
     pub fn count(&self, c: usize) -> usize {
-        self.count.get(c).copied().unwrap_or(0)
+        self.count.get(c).map_or(0, |n| n.iter().sum())
     }
 }
 
@@ -200,24 +250,86 @@ mod tests {
             per_message: 10,
             per_connection,
             connections,
+            by_mode: None,
         }
     }
+
+    const Q: Mode = Mode::Quote;
 
     #[test]
     fn symbols_fill_a_connection_then_open_the_next_then_are_refused() {
         let mut a = Assign::new(10, limits(2, 2));
-        assert_eq!(a.place(0), Ok(0));
-        assert_eq!(a.place(1), Ok(0));
-        assert_eq!(a.place(0), Ok(0), "already placed: same connection");
-        assert_eq!(a.place(2), Ok(1), "first full: the next connection");
-        assert_eq!(a.place(3), Ok(1));
-        assert_eq!(a.place(4), Err(Full), "both full and the broker allows two");
+        assert_eq!(a.place(0, Q), Ok(0));
+        assert_eq!(a.place(1, Q), Ok(0));
+        assert_eq!(
+            a.place(0, Mode::Depth),
+            Ok(0),
+            "already placed: same connection"
+        );
+        assert_eq!(a.place(2, Q), Ok(1), "first full: the next connection");
+        assert_eq!(a.place(3, Q), Ok(1));
+        assert_eq!(
+            a.place(4, Q),
+            Err(Full),
+            "both full and the broker allows two"
+        );
         assert_eq!(a.conn_of(4), None);
         assert_eq!(a.remove(1), Some(0));
-        assert_eq!(a.place(4), Ok(0), "room again on the first");
+        assert_eq!(a.place(4, Q), Ok(0), "room again on the first");
         assert_eq!((a.count(0), a.count(1)), (2, 2));
         assert_eq!(a.remove(9), None);
-        assert_eq!(a.place(99), Err(Full), "outside the registry");
+        assert_eq!(a.place(99, Q), Err(Full), "outside the registry");
+    }
+
+    /// Upstox-like: 3 `ltpc` alone or 2 `full` alone; 2 and 1 once a connection carries both.
+    #[test]
+    fn per_mode_limits_fill_by_category_and_move_a_symbol_whose_new_mode_does_not_fit() {
+        let mut a = Assign::new(
+            10,
+            Limits {
+                per_message: 10,
+                per_connection: 3,
+                connections: 3,
+                by_mode: Some(ModeLimits {
+                    category: [0, 1, 1],
+                    alone: [3, 2, 0],
+                    combined: [2, 1, 0],
+                }),
+            },
+        );
+        let l = Mode::Ltp;
+        assert_eq!(a.place(0, l), Ok(0));
+        assert_eq!(a.place(1, l), Ok(0));
+        assert_eq!(a.place(2, l), Ok(0), "three ltpc alone");
+        assert_eq!(
+            a.place(3, Q),
+            Ok(1),
+            "full next to 3 ltpc exceeds the combined limits"
+        );
+        assert_eq!(
+            a.place(4, Mode::Depth),
+            Ok(1),
+            "Depth is full too: 2 full alone"
+        );
+        assert_eq!(
+            a.place(5, Q),
+            Ok(2),
+            "a third full needs a third connection"
+        );
+        // Symbol 2 goes to full: connection 0 would hold 2 ltpc + 1 full, within the combined
+        // limits, so it stays.
+        assert_eq!(a.place(2, Q), Ok(0));
+        // Symbol 1 goes to full as well: 1 ltpc + 2 full exceeds them; it moves to connection 2
+        // (1 full there: 2 full alone).
+        assert_eq!(a.place(1, Q), Ok(2));
+        assert_eq!((a.count(0), a.count(1), a.count(2)), (2, 2, 2));
+        assert_eq!(a.place(6, Q), Err(Full));
+        assert_eq!(a.remove(1), Some(2));
+        assert_eq!(
+            a.place(6, l),
+            Ok(0),
+            "2 ltpc + 1 full: within the combined limits"
+        );
     }
 
     #[test]

@@ -181,11 +181,14 @@ impl Pool {
                 .set_symbol_state(sym, upstream_state::REJECTED);
             return;
         }
-        match self.place(sym) {
+        let prev = self.assign.conn_of(sym);
+        match self.place(sym, mode) {
             Some(c) => {
+                self.parked.remove(&sym);
                 self.conns[c].demand.set(sym, Some(mode));
                 let status = &*self.feed.status;
-                if status.symbol_state(sym) != upstream_state::LIVE {
+                // New, not confirmed yet, or moved to another connection (a mode that did not fit).
+                if status.symbol_state(sym) != upstream_state::LIVE || prev != Some(c) {
                     status.set_symbol_state(sym, upstream_state::PENDING);
                     self.retries.subscribed(sym, now);
                 }
@@ -199,24 +202,32 @@ impl Pool {
         }
     }
 
-    /// Places `sym` on a connection (opening one if needed); `None` when every connection the
-    /// broker allows is full.
-    fn place(&mut self, sym: SymbolId) -> Option<usize> {
-        let c = match self.assign.place(sym) {
-            Ok(c) => c,
-            Err(_) => {
-                self.full_logged += 1;
-                if self.full_logged <= 10 {
-                    eprintln!(
-                        "{} feed: {} connections × {} instruments are full; {} waits for room",
-                        self.proto.name(),
-                        self.limits.connections,
-                        self.limits.per_connection,
-                        self.name_of(sym)
-                    );
-                }
-                return None;
+    /// Places `sym` in `mode` on a connection (opening one if needed); `None` when every
+    /// connection the broker allows is full. A symbol whose new mode does not fit on its
+    /// connection moves: it is dropped on the old one.
+    fn place(&mut self, sym: SymbolId, mode: Mode) -> Option<usize> {
+        let prev = self.assign.conn_of(sym);
+        let placed = self.assign.place(sym, mode);
+        let s = &self.feed.status;
+        if let Some(p) = prev.filter(|&p| placed != Ok(p)) {
+            self.conns[p].demand.set(sym, None);
+            s.conns[p]
+                .symbols
+                .store(self.assign.count(p) as u64, Ordering::Relaxed);
+        }
+        let Ok(c) = placed else {
+            self.full_logged += 1;
+            if self.full_logged <= 10 {
+                eprintln!(
+                    "{} feed: its {} connections are full ({} instruments each, and the broker's \
+                     per-mode limits); {} waits for room",
+                    self.proto.name(),
+                    self.limits.connections,
+                    self.limits.per_connection,
+                    self.name_of(sym)
+                );
             }
+            return None;
         };
         while self.conns.len() <= c {
             self.open_conn();
@@ -279,7 +290,7 @@ impl Pool {
                 let Some(&mode) = self.parked.get(&sym) else {
                     return false;
                 };
-                return match self.place(sym) {
+                return match self.place(sym, mode) {
                     Some(c) => {
                         self.parked.remove(&sym);
                         self.conns[c].demand.set(sym, Some(mode));

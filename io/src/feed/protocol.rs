@@ -39,6 +39,21 @@ pub struct Limits {
     pub per_connection: usize,
     /// Most connections per account.
     pub connections: usize,
+    /// Per-mode limits within a connection, for brokers that have them (Upstox).
+    pub by_mode: Option<ModeLimits>,
+}
+
+/// Limits that depend on the modes a connection carries (Upstox: 5,000 instruments in `ltpc` on a
+/// connection that carries only `ltpc`, but 2,000 once it carries `full` too). The broker's modes
+/// are *categories*; each of tickwire's modes falls in one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModeLimits {
+    /// The category of each mode, by `Mode as usize - 1` (LTP, Quote, Depth); at most 3.
+    pub category: [u8; 3],
+    /// Most symbols of a category on a connection that carries that category only.
+    pub alone: [usize; 3],
+    /// Most symbols of a category on a connection that carries more than one.
+    pub combined: [usize; 3],
 }
 
 /// How the feed keeps a connection alive and decides it is dead.

@@ -401,6 +401,7 @@ impl BrokerProtocol for Fyers {
             per_message: 1500,
             per_connection: 5000,
             connections: 1,
+            by_mode: None,
         }
     }
 

@@ -80,6 +80,7 @@ impl BrokerProtocol for Kite {
             per_message: 3000,
             per_connection: 3000,
             connections: 3,
+            by_mode: None,
         }
     }
 

@@ -22,7 +22,7 @@ use tungstenite::Message;
 
 use super::decode;
 use crate::feed::protocol::{
-    BrokerProtocol, ConnectJob, ConnectRequest, Incoming, Limits, Liveness, Request,
+    BrokerProtocol, ConnectJob, ConnectRequest, Incoming, Limits, Liveness, ModeLimits, Request,
 };
 use crate::feed::{FeedError, TickSink};
 
@@ -202,11 +202,17 @@ impl BrokerProtocol for Upstox {
     }
 
     fn limits(&self) -> Limits {
-        // Full mode's 2,000 instruments per connection (LTPC alone would allow 5,000).
+        // Upstox's per-mode limits: `ltpc` 5,000 and `full` 2,000 on a connection carrying one
+        // mode; 2,000 and 1,500 once it carries both. LTP is `ltpc`; Quote and Depth are `full`.
         Limits {
             per_message: 1000,
-            per_connection: 2000,
+            per_connection: 5000,
             connections: 2,
+            by_mode: Some(ModeLimits {
+                category: [0, 1, 1],
+                alone: [5000, 2000, 0],
+                combined: [2000, 1500, 0],
+            }),
         }
     }
 
