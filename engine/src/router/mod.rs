@@ -7,13 +7,15 @@
 //!  (Control)            │                      └──► upstream rings (one per feed), on demand changes
 //! ```
 //!
-//! Per tick ([`Router::process_tick`]): stamp the per-symbol sequence, publish, and if anyone is
-//! subscribed set the symbol's throttle mark (or deliver at once when the interval is zero). That
-//! path indexes flat arrays only: no lock, no allocation, no syscall. Clock reads and the flush
-//! happen once per pass over the rings, not per tick.
+//! Per tick ([`Router::process_tick`]): stamp the per-symbol sequence, publish, and if a client
+//! IO thread has clients on the symbol, hand it the tick (one [`Delivery`] per IO thread, whatever
+//! the number of clients: the IO thread fans out to its own), or, with a flush interval, set the
+//! symbol's throttle mark. That path indexes flat arrays only: no lock, no allocation, no
+//! syscall. Clock reads and the flush happen once per pass over the rings, not per tick.
 //!
 //! Nothing waits on a consumer. A delivery ring that is full puts the symbol on that IO thread's
-//! retry set (a [`DirtySet`]: bounded, coalescing) and the router moves on; the next pass retries.
+//! retry set (a [`DirtySet`]: bounded, coalescing) and the router moves on; the next pass sends
+//! it as [`Delivery::Latest`] (the ticks that did not fit are conflated into their latest value).
 //! The same holds for upstream commands: the wanted state per symbol is kept, and what the feed ring
 //! could not take is sent later, merged with any newer change.
 
@@ -46,7 +48,8 @@ use crate::tick::Tick;
 pub struct RouterConfig {
     /// Symbol capacity (the registry's).
     pub symbols: usize,
-    /// Coalescing interval; zero delivers every tick at once.
+    /// Coalescing interval; zero (the default) delivers every tick at once (client IO threads
+    /// conflate for a client that falls behind).
     pub flush_interval: Duration,
     /// Consumer ids each client IO thread owns. The first id of each range
     /// (`k × consumers_per_io`) is that IO thread's *pin holder*: its subscriptions count for
@@ -66,7 +69,7 @@ impl Default for RouterConfig {
     fn default() -> Self {
         Self {
             symbols: crate::symbols::DEFAULT_CAPACITY,
-            flush_interval: Duration::from_millis(50),
+            flush_interval: Duration::ZERO,
             consumers_per_io: 1024,
             batch: 256,
             heartbeat: Duration::from_millis(100),
@@ -115,6 +118,8 @@ struct Core<P> {
     index: SubscriptionIndex,
     throttle: Throttle,
     seq: Vec<u64>,
+    /// Per symbol: bit `k` set when client IO thread `k` has a client (not its pin holder) on it.
+    io_mask: Vec<u64>,
     feed_of: Vec<u16>,
     upstream_mode: Vec<Option<Mode>>,
     upstream: Vec<rtrb::Producer<Upstream>>,
@@ -154,6 +159,7 @@ impl<P: Publish> Router<P> {
             index: SubscriptionIndex::new(n, consumers),
             throttle: Throttle::new(n, cfg.flush_interval),
             seq: vec![0; n],
+            io_mask: vec![0; n],
             feed_of,
             upstream_mode: vec![None; n],
             pending_up: (0..rings.upstream.len())
@@ -353,16 +359,16 @@ impl<P: Publish> Core<P> {
             self.publisher.publish(&t);
         }
         self.counters.ticks += 1;
-        if !self.index.subscribers(s).is_empty() {
+        let mask = self.io_mask[s as usize];
+        if mask != 0 {
             if self.throttle.is_immediate() {
-                let per_io = self.cfg.consumers_per_io;
+                let d = Delivery::Tick(t);
                 deliver(
-                    &self.index,
                     &mut self.deliveries,
                     &mut self.pending_out,
                     &mut self.counters,
-                    per_io,
-                    s,
+                    mask,
+                    d,
                 );
             } else {
                 self.throttle.mark(s);
@@ -377,54 +383,35 @@ impl<P: Publish> Core<P> {
     fn flush(&mut self, now: Instant) {
         let Core {
             throttle,
-            index,
+            io_mask,
             deliveries,
             pending_out,
             counters,
-            cfg,
             ..
         } = self;
-        let per_io = cfg.consumers_per_io;
         throttle.flush(now, |s| {
-            deliver(index, deliveries, pending_out, counters, per_io, s)
+            let d = Delivery::Latest(s);
+            deliver(deliveries, pending_out, counters, io_mask[s as usize], d)
         });
         self.counters.flushes += 1;
     }
 
-    /// Retries what full rings refused earlier. All-or-nothing per (IO thread, symbol): a symbol is
-    /// retried only when the ring has room for all of its subscribers on that thread.
+    /// Retries what full rings refused earlier, as [`Delivery::Latest`].
     fn retry(&mut self) -> usize {
         let mut work = 0;
         for io in 0..self.pending_out.len() {
             if self.pending_out[io].is_empty() {
                 continue;
             }
-            let (index, ring, per_io) = (
-                &self.index,
-                &mut self.deliveries[io],
-                self.cfg.consumers_per_io,
-            );
+            let ring = &mut self.deliveries[io];
             let counters = &mut self.counters;
             self.pending_out[io].drain_while(|symbol| {
-                let mine = || {
-                    index.subscribers(symbol).iter().filter(|s| {
-                        (s.consumer / per_io) as usize == io && !is_pin_holder(s.consumer, per_io)
-                    })
-                };
-                if ring.slots() < mine().count() {
-                    return false;
-                }
-                for sub in mine() {
-                    // Room was checked above and only this thread pushes.
-                    let _ = ring.push(Delivery {
-                        consumer: sub.consumer,
-                        symbol,
-                        modes: sub.modes,
-                    });
+                let ok = ring.push(Delivery::Latest(symbol)).is_ok();
+                if ok {
                     counters.deliveries += 1;
                     work += 1;
                 }
-                true
+                ok
             });
         }
         for feed in 0..self.pending_up.len() {
@@ -444,6 +431,18 @@ impl<P: Publish> Core<P> {
             });
         }
         work
+    }
+
+    /// Recomputes which IO threads have clients on `symbol` (after a subscription change).
+    fn update_io_mask(&mut self, symbol: crate::symbols::SymbolId) {
+        let per_io = self.cfg.consumers_per_io;
+        let mut mask = 0u64;
+        for sub in self.index.subscribers(symbol) {
+            if !is_pin_holder(sub.consumer, per_io) {
+                mask |= 1 << ((sub.consumer / per_io) as u64).min(63);
+            }
+        }
+        self.io_mask[symbol as usize] = mask;
     }
 
     fn on_control(&mut self, io: usize, c: Control) {
@@ -474,22 +473,20 @@ impl<P: Publish> Core<P> {
             } => {
                 let ch = self.index.subscribe(consumer, symbol, mode);
                 self.on_demand(ch);
-                // The new subscriber gets the current value at once, if there is one.
+                self.update_io_mask(symbol);
+                // The new subscriber gets the current value at once, if there is one: its IO
+                // thread reads the latest value now, after which every tick follows in order.
                 if self.seq[symbol as usize] > 0
                     && !is_pin_holder(consumer, self.cfg.consumers_per_io)
                 {
-                    let modes = self.index.modes_of(consumer, symbol);
-                    let d = Delivery {
-                        consumer,
-                        symbol,
-                        modes,
-                    };
-                    if self.deliveries[io].push(d).is_ok() {
-                        self.counters.deliveries += 1;
-                    } else {
-                        self.pending_out[io].insert(symbol);
-                        self.counters.delivery_retries += 1;
-                    }
+                    let d = Delivery::Latest(symbol);
+                    deliver(
+                        &mut self.deliveries,
+                        &mut self.pending_out,
+                        &mut self.counters,
+                        1 << io,
+                        d,
+                    );
                 }
             }
             Control::Unsubscribe {
@@ -499,12 +496,14 @@ impl<P: Publish> Core<P> {
             } => {
                 let ch = self.index.unsubscribe(consumer, symbol, modes);
                 self.on_demand(ch);
+                self.update_io_mask(symbol);
             }
             Control::UnsubscribeAll { consumer } => {
                 let mut scratch = std::mem::take(&mut self.demand_scratch);
                 self.index.unsubscribe_all(consumer, |ch| scratch.push(ch));
                 for ch in scratch.drain(..) {
                     self.on_demand(ch);
+                    self.update_io_mask(ch.symbol);
                 }
                 self.demand_scratch = scratch;
             }
@@ -530,34 +529,31 @@ fn is_pin_holder(consumer: ConsumerId, per_io: u32) -> bool {
     consumer.is_multiple_of(per_io)
 }
 
-/// Pushes a delivery of `symbol` to every subscriber; a full ring sends the symbol to that IO
-/// thread's retry set instead (which then covers every subscriber of it on that thread).
+/// Pushes `d` to every IO thread in `mask`; a full ring sends the symbol to that IO thread's retry
+/// set instead (it then gets [`Delivery::Latest`]), and a symbol already waiting there is not sent
+/// again meanwhile (the retry carries its latest value).
 #[inline]
 fn deliver(
-    index: &SubscriptionIndex,
     rings: &mut [rtrb::Producer<Delivery>],
     pending: &mut [DirtySet],
     counters: &mut Counters,
-    per_io: u32,
-    symbol: u32,
+    mut mask: u64,
+    d: Delivery,
 ) {
-    for sub in index.subscribers(symbol) {
-        if is_pin_holder(sub.consumer, per_io) {
+    let symbol = d.symbol();
+    while mask != 0 {
+        let io = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        let (Some(ring), Some(p)) = (rings.get_mut(io), pending.get_mut(io)) else {
             continue;
-        }
-        let io = (sub.consumer / per_io) as usize;
-        if pending[io].contains(symbol) {
-            continue;
-        }
-        let d = Delivery {
-            consumer: sub.consumer,
-            symbol,
-            modes: sub.modes,
         };
-        if rings[io].push(d).is_ok() {
+        if p.contains(symbol) {
+            continue;
+        }
+        if ring.push(d).is_ok() {
             counters.deliveries += 1;
         } else {
-            pending[io].insert(symbol);
+            p.insert(symbol);
             counters.delivery_retries += 1;
         }
     }

@@ -2,6 +2,7 @@
 //! memory, so pushing and popping never allocates.
 
 use crate::symbols::SymbolId;
+use crate::tick::Tick;
 
 /// A consumer of throttled updates: one client connection. Ids are dense; IO thread `k` owns ids
 /// `k * consumers_per_io .. (k + 1) * consumers_per_io` (see [`RouterConfig`](super::RouterConfig)),
@@ -102,15 +103,28 @@ pub enum Upstream {
     },
 }
 
-/// Router → client IO thread: "symbol has a new value for consumer". The value itself is read from
-/// the last-value table, so a delivery is 12 bytes whatever the tick size, and delivering twice is
-/// harmless (the IO thread skips a value whose sequence it already sent).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Delivery {
-    /// The connection.
-    pub consumer: ConsumerId,
-    /// The symbol whose latest value to send.
-    pub symbol: SymbolId,
-    /// Every mode the consumer holds on the symbol.
-    pub modes: ModeSet,
+/// Router → client IO thread: a symbol some client of that thread holds has changed. The router
+/// sends one per IO thread, not one per client: the IO thread fans it out to its own clients
+/// (formatting each message once), so the router's cost per tick does not grow with subscribers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+// Ring slots are fixed-size values: boxing the tick would allocate per tick.
+#[allow(clippy::large_enum_variant)]
+pub enum Delivery {
+    /// A published tick (already stamped with its sequence): every update, in order, while the
+    /// ring has room.
+    Tick(Tick),
+    /// The symbol changed; read its latest value from the last-value table. Sent by the interval
+    /// flush (`--flush-ms`), when the ring was full (the ticks that did not fit are conflated into
+    /// this), and when a client subscribes (its first value).
+    Latest(SymbolId),
+}
+
+impl Delivery {
+    /// The symbol concerned.
+    pub fn symbol(&self) -> SymbolId {
+        match self {
+            Delivery::Tick(t) => t.symbol_id,
+            Delivery::Latest(s) => *s,
+        }
+    }
 }

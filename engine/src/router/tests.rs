@@ -85,14 +85,7 @@ fn a_10_000_update_burst_delivers_its_final_value() {
     now += Duration::from_millis(60);
     r.router.poll(now);
     let got = drain(&mut r.deliveries[0]);
-    assert_eq!(
-        got,
-        [Delivery {
-            consumer: 3,
-            symbol: 9,
-            modes: Mode::Ltp.bit()
-        }]
-    );
+    assert_eq!(got, [Delivery::Latest(9)]);
     // What the IO thread reads for that delivery is the burst's last value.
     let last = r.router.publisher().last[9];
     assert_eq!(last.ltp, 10_000);
@@ -124,7 +117,7 @@ fn every_changed_symbol_arrives_once_per_interval() {
         r.router.poll(now);
         let mut syms: Vec<u32> = drain(&mut r.deliveries[0])
             .iter()
-            .map(|d| d.symbol)
+            .map(|d| d.symbol())
             .collect();
         syms.sort();
         assert_eq!(syms, (0..10).collect::<Vec<_>>(), "round {round}");
@@ -147,7 +140,54 @@ fn zero_interval_delivers_every_tick() {
         r.feed.push(ltp_tick(2, i)).unwrap();
     }
     r.router.poll(now);
-    assert_eq!(drain(&mut r.deliveries[0]).len(), 100);
+    let got = drain(&mut r.deliveries[0]);
+    assert_eq!(got.len(), 100);
+    assert!(got.iter().enumerate().all(
+        |(i, d)| matches!(d, Delivery::Tick(t) if t.ltp == i as i64 && t.seq == i as u64 + 1)
+    ));
+}
+
+/// One delivery per IO thread per tick, whatever the number of clients on it: the IO thread fans
+/// out to its own clients.
+#[test]
+fn a_tick_is_one_delivery_per_io_thread_however_many_clients_hold_it() {
+    let mut r = rig(Duration::ZERO, 2, 1024);
+    for c in 1..16 {
+        r.controls[0]
+            .push(Control::Subscribe {
+                consumer: c,
+                symbol: 3,
+                mode: Mode::Quote,
+            })
+            .unwrap();
+    }
+    r.controls[1]
+        .push(Control::Subscribe {
+            consumer: 17,
+            symbol: 3,
+            mode: Mode::Ltp,
+        })
+        .unwrap();
+    let now = Instant::now();
+    r.router.poll(now);
+    r.feed.push(ltp_tick(3, 42)).unwrap();
+    r.router.poll(now);
+    for io in 0..2 {
+        let got = drain(&mut r.deliveries[io]);
+        assert!(
+            matches!(got[..], [Delivery::Tick(t)] if t.ltp == 42),
+            "{got:?}"
+        );
+    }
+    // Every client of IO thread 1 leaves: its thread is no longer told.
+    r.controls[1]
+        .push(Control::UnsubscribeAll { consumer: 17 })
+        .unwrap();
+    r.router.poll(now);
+    r.feed.push(ltp_tick(3, 43)).unwrap();
+    r.router.poll(now);
+    assert_eq!(drain(&mut r.deliveries[0]).len(), 1);
+    assert!(drain(&mut r.deliveries[1]).is_empty());
 }
 
 #[test]
@@ -218,14 +258,7 @@ fn a_subscriber_gets_the_last_value_at_once() {
         })
         .unwrap();
     r.router.poll(now);
-    assert_eq!(
-        drain(&mut r.deliveries[0]),
-        [Delivery {
-            consumer: 2,
-            symbol: 4,
-            modes: Mode::Quote.bit()
-        }]
-    );
+    assert_eq!(drain(&mut r.deliveries[0]), [Delivery::Latest(4)]);
 }
 
 #[test]
@@ -258,12 +291,12 @@ fn a_full_delivery_ring_delays_but_loses_nothing_and_spares_other_threads() {
     let mut fast = vec![];
     let mut slow = vec![];
     for _ in 0..20 {
-        fast.extend(drain(&mut r.deliveries[1]).into_iter().map(|d| d.symbol));
+        fast.extend(drain(&mut r.deliveries[1]).into_iter().map(|d| d.symbol()));
         r.router.poll(now);
     }
     assert!(r.router.stats().delivery_retries.load(Ordering::Relaxed) > 0);
     for _ in 0..20 {
-        slow.extend(drain(&mut r.deliveries[0]).into_iter().map(|d| d.symbol));
+        slow.extend(drain(&mut r.deliveries[0]).into_iter().map(|d| d.symbol()));
         r.router.poll(now);
     }
     for v in [&mut fast, &mut slow] {
@@ -419,6 +452,13 @@ fn inline_ticks_are_delivered_and_wake_who_waits() {
     assert_eq!(io_wakes.load(Ordering::Relaxed), 1);
     let got = drain(&mut del);
     assert_eq!(got.len(), 10);
-    assert!(got.iter().all(|d| d.consumer == 1 && d.symbol == 5));
+    let ltps: Vec<i64> = got
+        .iter()
+        .map(|d| match d {
+            Delivery::Tick(t) if t.symbol_id == 5 => t.ltp,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(ltps, (0..10).collect::<Vec<_>>(), "every tick, in order");
     router.finish();
 }

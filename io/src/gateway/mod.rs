@@ -3,12 +3,16 @@
 //!
 //! - Requests are answered in order, one reply each (`session.rs`).
 //! - Subscriptions go to the router as [`Control`] messages over an SPSC ring; the router's
-//!   deliveries ("symbol S changed for consumer C") come back over another. Each connection keeps
-//!   a set of dirty symbols, so a slow client accumulates *which* symbols changed, not every
-//!   value: its memory is bounded by its subscriptions, and it gets the latest values when its
-//!   socket drains. Values are read from the router's last-value table ([`LastValues`]) at send time.
+//!   deliveries come back over another, one per changed symbol for this whole thread (the tick
+//!   itself, or "read the latest value"), whatever the number of clients holding it.
+//! - This thread fans each delivery out to its own sessions ([`fanout`]): each message is
+//!   formatted once per update and mode, and the same bytes go to every session that wants them.
+//! - Fresh by default: a session that keeps up gets every update as it comes; one whose backlog
+//!   passes the high-water mark gets its updates conflated per symbol (latest value wins) until
+//!   it drains under the low-water mark (`session/market.rs`). Nothing queues without bound.
 //! - All of a connection's messages of one pass are queued, then written with one flush.
 
+pub mod fanout;
 mod protocol;
 mod session;
 mod status;
@@ -58,8 +62,12 @@ pub struct GatewayConfig {
     pub auth_grace: Duration,
     /// Largest client message (1 MiB, as websockets' default).
     pub max_message: usize,
-    /// Bytes queued for one client before it counts as slow and gets no new values until drained.
-    pub max_queued: usize,
+    /// A client's send backlog (bytes the kernel has not taken) above which its updates are
+    /// conflated per symbol instead of queued.
+    pub high_water: usize,
+    /// The backlog under which a conflating client gets its latest values and then every update
+    /// again.
+    pub low_water: usize,
     /// Core to pin to.
     pub core: Option<usize>,
     /// Symbols kept subscribed upstream (in depth mode) whether or not any client wants them, for
@@ -79,7 +87,8 @@ impl Default for GatewayConfig {
             ping_interval: Duration::from_secs(20),
             auth_grace: Duration::from_secs(15),
             max_message: 1 << 20,
-            max_queued: 4 << 20,
+            high_water: 256 << 10,
+            low_water: 64 << 10,
             core: None,
             pinned: Vec::new(),
         }
@@ -95,8 +104,10 @@ pub struct GatewayStats {
     pub open: AtomicU64,
     /// Market-data messages sent.
     pub messages: AtomicU64,
-    /// Times a client was found slow (socket full) and skipped until drained.
+    /// Times a client's backlog passed the high-water mark (it then conflates until drained).
     pub slow_skips: AtomicU64,
+    /// Updates a conflating client only marked (it gets the latest value later).
+    pub conflated: AtomicU64,
 }
 
 /// What the gateway thread shares with the rest of the process.
@@ -247,6 +258,9 @@ impl Gateway {
         let mut busy = true;
         let mut last_timers = Instant::now();
         let mut buf = protocol::OutBuf::with_capacity(64 << 10);
+        let mut fanout = fanout::Fanout::new(self.shared.registry.capacity());
+        // Sessions written to in this pass (flushed once at its end).
+        let mut touched: Vec<usize> = Vec::with_capacity(n);
         while !stop.load(Ordering::Relaxed) {
             // After a busy pass, look again at once; otherwise sleep in epoll until a socket, the
             // router's doorbell or the 100 ms timers wake us.
@@ -277,14 +291,40 @@ impl Gateway {
                     continue;
                 };
                 s.on_event(&self.shared, &mut outbox);
-            }
-            // Deliveries from the router: mark, do not format yet (conflation).
-            while let Ok(d) = self.deliveries.pop() {
-                work = true;
-                let i = d.consumer.wrapping_sub(base) as usize;
-                if let Some(Some(s)) = sessions.get_mut(i) {
-                    s.mark(d.symbol);
+                for (symbol, modes) in s.take_sub_changes() {
+                    fanout.set(symbol, i, modes);
                 }
+            }
+            // Deliveries from the router, fanned out to the sessions holding each symbol. Bounded
+            // per pass so sockets and requests are looked at in between.
+            let mut taken = 0;
+            let (mut written, mut conflated) = (0, 0);
+            while taken < MAX_DELIVERIES_PER_PASS {
+                let Ok(mut d) = self.deliveries.pop() else {
+                    break;
+                };
+                taken += 1;
+                // Ticks of one symbol from one broker message are one update.
+                while let (Delivery::Tick(t), Ok(Delivery::Tick(next))) =
+                    (&d, self.deliveries.peek())
+                {
+                    if next.symbol_id != t.symbol_id || next.recv_ts_ns != t.recv_ts_ns {
+                        break;
+                    }
+                    fanout.absorb(t);
+                    d = Delivery::Tick(*next);
+                    let _ = self.deliveries.pop();
+                    taken += 1;
+                }
+                let f = fanout.deliver(&d, &mut sessions, &self.shared, &*self.last, &mut buf);
+                written += f.written;
+                conflated += f.conflated;
+            }
+            if taken > 0 {
+                work = true;
+                let st = &self.shared.stats;
+                st.messages.fetch_add(written, Ordering::Relaxed);
+                st.conflated.fetch_add(conflated, Ordering::Relaxed);
             }
             let mut pushed = false;
             while let Some(c) = outbox.front() {
@@ -298,8 +338,20 @@ impl Gateway {
                 router_bell.ring();
                 work = true;
             }
-            for s in sessions.iter_mut().flatten() {
-                s.flush_market_data(&self.shared, &*self.last, &mut buf);
+            // One flush per session that has something to send; conflating ones check their
+            // backlog and send their latest values once drained.
+            touched.clear();
+            touched.extend(
+                sessions
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.as_ref().is_some_and(Session::wants_flush))
+                    .map(|(i, _)| i),
+            );
+            for &i in &touched {
+                if let Some(Some(s)) = sessions.get_mut(i) {
+                    s.drain(&self.shared, &*self.last, &mut buf);
+                }
             }
             if last_timers.elapsed() >= Duration::from_millis(100) {
                 last_timers = Instant::now();
@@ -312,6 +364,9 @@ impl Gateway {
                 if slot.as_ref().is_some_and(Session::is_closed) {
                     if let Some(mut s) = slot.take() {
                         s.deregister(&poll);
+                        for symbol in s.symbols() {
+                            fanout.set(symbol, i, 0);
+                        }
                         outbox.push_back(Control::UnsubscribeAll {
                             consumer: base + i as u32,
                         });
@@ -368,6 +423,9 @@ impl Gateway {
         }
     }
 }
+
+/// Most router deliveries fanned out before the sockets are looked at again.
+const MAX_DELIVERIES_PER_PASS: usize = 8192;
 
 /// Most control messages held back while the router's ring is full.
 pub const MAX_OUTBOX: usize = 65_536;

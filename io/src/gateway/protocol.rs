@@ -139,10 +139,15 @@ impl OutBuf {
 
     /// `json` as a text message.
     pub fn message(&mut self) -> Message {
+        Message::Text(self.text())
+    }
+
+    /// `json` as shared text: clones share the bytes (one formatted message for many clients).
+    pub fn text(&mut self) -> Utf8Bytes {
         self.bytes.reserve(self.json.len());
         self.bytes.extend_from_slice(self.json.as_bytes());
         // `json` is a String, so the bytes are UTF-8 and the conversion cannot fail.
-        Message::Text(Utf8Bytes::try_from(self.bytes.split()).unwrap_or_default())
+        Utf8Bytes::try_from(self.bytes.split()).unwrap_or_default()
     }
 }
 

@@ -35,8 +35,10 @@ pub struct EngineArgs {
     /// shm file the router writes.
     #[arg(long = "shm", default_value = tickwire_shm::DEFAULT_PATH)]
     pub shm: PathBuf,
-    /// Coalescing interval for WebSocket clients, ms (0 = every tick).
-    #[arg(long, default_value_t = 50)]
+    /// At most one update per symbol per this many ms to WebSocket clients (latest value wins);
+    /// 0 (the default) sends every update at once, conflating only for a client that falls
+    /// behind.
+    #[arg(long, default_value_t = 0)]
     pub flush_ms: u64,
     /// shm ring slots (power of two).
     #[arg(long, default_value_t = 1 << 16)]

@@ -136,11 +136,13 @@ pub fn start(
     // 4,096 ticks (1.5 MB) per feed: enough to ride out a descheduled router at 1 M ticks/s for
     // 4 ms, small enough to stay in cache (65,536 slots were 25 MB of cold lines on every push). A
     // full ring makes the feed wait, never drop. Inline routing does not use it.
+    // Deliveries carry ticks (392-byte slots): 8,192 is 3 MB, 8 ms at 1 M ticks/s; past that the
+    // router conflates into `Latest` deliveries rather than wait.
     let sizes = RingSizes {
         feed: 1 << 12,
         upstream: 1 << 14,
         control: 1 << 16,
-        deliveries: 1 << 16,
+        deliveries: 1 << 13,
     };
     let (mut rings, ends) = RouterRings::one_each(sizes);
     let mut feed_ends = vec![FeedEnds {

@@ -2,13 +2,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use serde_json::{json, Value};
-use tickwire_engine::last::LastValues;
-use tickwire_engine::router::{Control, Mode, ModeSet};
+use tickwire_engine::router::{Control, ModeSet};
 use tickwire_engine::symbols::SymbolId;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::CloseFrame;
@@ -16,9 +14,11 @@ use tungstenite::protocol::Role;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
+mod market;
 mod requests;
 
-use super::protocol::{market_data, OutBuf};
+pub use market::Counted;
+
 use super::{GatewayConfig, Shared};
 use crate::feed::upstream_state;
 use crate::http;
@@ -26,7 +26,7 @@ use crate::http;
 enum Ws {
     /// Reading the HTTP request head: a WebSocket upgrade, or `GET /status` / `/health`.
     Head(TcpStream, Vec<u8>, WebSocketConfig),
-    Open(WebSocket<TcpStream>),
+    Open(WebSocket<Counted>),
     Closed,
 }
 
@@ -48,10 +48,21 @@ pub struct Session {
     last_ping: Instant,
     ping_sent: Option<Instant>,
     subs: HashMap<SymbolId, Sub>,
+    /// Symbols changed while conflating, to send as latest values once drained.
     dirty: Vec<SymbolId>,
-    /// The socket would not take more: format nothing new until a flush succeeds.
-    blocked: bool,
-    queued: usize,
+    /// Frame bytes handed to the WebSocket; minus what the socket took, the backlog.
+    written: u64,
+    /// The backlog passed the high-water mark: new values only mark their symbol until it drains
+    /// below the low-water mark.
+    conflating: bool,
+    /// Written since the last flush.
+    unflushed: bool,
+    /// The socket reported readiness (or the timers ran) since the last drain: worth trying to
+    /// flush a conflating session's backlog again. Without it a stalled client would cost a
+    /// `write` syscall every pass.
+    poked: bool,
+    /// Subscription changes for the IO thread's fan-out index: (symbol, modes now held).
+    sub_changes: Vec<(SymbolId, ModeSet)>,
 }
 
 fn would_block(e: &tungstenite::Error) -> bool {
@@ -80,7 +91,9 @@ impl Session {
             .read_buffer_size(4096)
             .max_message_size(Some(cfg.max_message))
             .max_frame_size(Some(cfg.max_message))
-            .max_write_buffer_size(cfg.max_queued * 2);
+            // Below the high-water mark tungstenite only buffers; the gateway flushes once a pass.
+            .write_buffer_size(cfg.high_water)
+            .max_write_buffer_size(cfg.high_water * 4);
         let ws = Ws::Head(stream, Vec::new(), wcfg);
         let now = Instant::now();
         Self {
@@ -92,8 +105,11 @@ impl Session {
             ping_sent: None,
             subs: HashMap::new(),
             dirty: Vec::new(),
-            blocked: false,
-            queued: 0,
+            written: 0,
+            conflating: false,
+            unflushed: false,
+            poked: false,
+            sub_changes: Vec::new(),
         }
     }
 
@@ -104,7 +120,7 @@ impl Session {
     pub fn deregister(&mut self, poll: &mio::Poll) {
         match &mut self.ws {
             Ws::Open(ws) => {
-                let _ = poll.registry().deregister(ws.get_mut());
+                let _ = poll.registry().deregister(&mut ws.get_mut().tcp);
             }
             Ws::Head(stream, ..) => {
                 let _ = poll.registry().deregister(stream);
@@ -113,14 +129,14 @@ impl Session {
         }
     }
 
-    /// The router says `symbol` changed for this connection.
-    pub fn mark(&mut self, symbol: SymbolId) {
-        if let Some(s) = self.subs.get_mut(&symbol) {
-            if !s.dirty {
-                s.dirty = true;
-                self.dirty.push(symbol);
-            }
-        }
+    /// Subscription changes since the last call, for the IO thread's fan-out index.
+    pub fn take_sub_changes(&mut self) -> Vec<(SymbolId, ModeSet)> {
+        std::mem::take(&mut self.sub_changes)
+    }
+
+    /// Every symbol the session holds.
+    pub fn symbols(&self) -> impl Iterator<Item = SymbolId> + '_ {
+        self.subs.keys().copied()
     }
 
     pub fn close(&mut self, code: u16, reason: &str) {
@@ -136,6 +152,7 @@ impl Session {
 
     /// Socket readiness: finish the handshake, read requests, drain the send queue.
     pub fn on_event(&mut self, shared: &Shared, outbox: &mut VecDeque<Control>) {
+        self.poked = true;
         if let Ws::Head(..) = self.ws {
             self.read_head(shared);
         }
@@ -224,7 +241,7 @@ impl Session {
                 {
                     let rest = buf[len..].to_vec();
                     self.ws = Ws::Open(WebSocket::from_partially_read(
-                        stream,
+                        Counted::new(stream),
                         rest,
                         Role::Server,
                         Some(wcfg),
@@ -250,93 +267,23 @@ impl Session {
         let _ = stream.write_all(reply.as_bytes());
     }
 
+    /// Queues a reply or notice (flushed with the pass's other writes).
     fn send(&mut self, text: &str) {
         let Ws::Open(ws) = &mut self.ws else { return };
-        self.queued += text.len();
+        self.written += market::frame_len(text.len());
+        self.unflushed = true;
         match ws.write(Message::Text(text.into())) {
             Ok(()) => {}
-            Err(e) if would_block(&e) => self.blocked = true,
-            Err(tungstenite::Error::WriteBufferFull(_)) => self.blocked = true,
+            Err(e) if would_block(&e) => {}
+            // Past four high-water marks of backlog: a client that reads nothing at all.
+            Err(tungstenite::Error::WriteBufferFull(_)) => self.close(1008, "not reading"),
             Err(_) => self.ws = Ws::Closed,
         }
-    }
-
-    fn flush_socket(&mut self) {
-        let Ws::Open(ws) = &mut self.ws else { return };
-        match ws.flush() {
-            Ok(()) => {
-                self.blocked = false;
-                self.queued = 0;
-            }
-            Err(e) if would_block(&e) => self.blocked = true,
-            Err(_) => self.ws = Ws::Closed,
-        }
-    }
-
-    /// Formats the latest value of every dirty symbol (one message per mode held) and writes them
-    /// with one flush. A blocked client keeps its dirty marks for later: latest values, late.
-    pub fn flush_market_data(&mut self, shared: &Shared, last: &dyn LastValues, buf: &mut OutBuf) {
-        if self.dirty.is_empty() || !matches!(self.ws, Ws::Open(_)) {
-            return;
-        }
-        if self.blocked {
-            self.flush_socket();
-            if self.blocked {
-                shared.stats.slow_skips.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-        }
-        let mut sent = 0;
-        let mut k = 0;
-        while k < self.dirty.len() {
-            if self.queued >= shared.cfg.max_queued {
-                break;
-            }
-            let sym = self.dirty[k];
-            k += 1;
-            let Some(sub) = self.subs.get_mut(&sym) else {
-                continue;
-            };
-            sub.dirty = false;
-            let Some(t) = last.last_value(sym) else {
-                continue;
-            };
-            if t.seq == sub.last_seq {
-                continue; // a repeated delivery of a value already sent
-            }
-            sub.last_seq = t.seq;
-            for m in Mode::ALL {
-                if sub.modes & m.bit() != 0 {
-                    buf.json.clear();
-                    let b = &shared.feed(sym).broker;
-                    market_data(&mut buf.json, &t, m, &sub.exchange, &sub.symbol, b);
-                    let Ws::Open(ws) = &mut self.ws else { return };
-                    self.queued += buf.json.len();
-                    match ws.write(buf.message()) {
-                        Ok(()) => sent += 1,
-                        Err(e) if would_block(&e) => {
-                            sent += 1;
-                            self.blocked = true;
-                        }
-                        Err(tungstenite::Error::WriteBufferFull(_)) => self.blocked = true,
-                        Err(_) => {
-                            self.ws = Ws::Closed;
-                            return;
-                        }
-                    }
-                }
-            }
-            if self.blocked {
-                break;
-            }
-        }
-        self.dirty.drain(..k);
-        shared.stats.messages.fetch_add(sent, Ordering::Relaxed);
-        self.flush_socket();
     }
 
     /// Keepalive, auth grace and upstream rejections, checked every 100 ms.
     pub fn timers(&mut self, shared: &Shared) {
+        self.poked = true;
         let cfg = &shared.cfg;
         match &mut self.ws {
             Ws::Open(ws) => {
@@ -377,9 +324,6 @@ impl Session {
         }
         for t in told {
             self.send(&t.to_string());
-        }
-        if self.blocked || !self.dirty.is_empty() {
-            return;
         }
         self.flush_socket();
     }

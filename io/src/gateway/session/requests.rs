@@ -216,6 +216,7 @@ impl Session {
                 sub.last_seq = 0; // a new mode: the current value goes out again for it
             }
             sub.modes |= mode.bit();
+            self.sub_changes.push((id, sub.modes));
             ok += 1;
             let upstream = match shared.symbol_state(id) {
                 upstream_state::LIVE => "live",
@@ -240,6 +241,7 @@ impl Session {
         });
         if let Some(s) = self.subs.get_mut(&id) {
             s.modes &= !modes;
+            self.sub_changes.push((id, s.modes));
             if s.modes == 0 {
                 self.subs.remove(&id);
             }
@@ -298,6 +300,9 @@ impl Session {
             .values()
             .map(|s| json!({"symbol": s.symbol, "exchange": s.exchange, "status": "success", "broker": broker}))
             .collect();
+        for (&id, _) in self.subs.iter() {
+            self.sub_changes.push((id, 0));
+        }
         self.subs.clear();
         self.dirty.clear();
         outbox.push_back(Control::UnsubscribeAll {
