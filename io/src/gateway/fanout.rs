@@ -115,8 +115,9 @@ impl Fanout {
     }
 
     /// Merges a tick into the symbol's value without sending it: the next tick of the same symbol
-    /// from the same broker message completes it (Fyers sends a symbol's quote and depth as two
-    /// topics side by side; a depth client gets one message with both, not a half-new one).
+    /// from the same broker message, carrying the other field groups, completes it (Fyers sends a
+    /// symbol's quote and depth as two topics side by side; a depth client gets one message with
+    /// both, not a half-new one). Two ticks with the same groups are two updates and are not merged.
     pub fn absorb(&mut self, t: &Tick) {
         if let Some(&slot) = self.slot_of.get(t.symbol_id as usize) {
             if slot != NONE {

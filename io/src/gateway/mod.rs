@@ -304,11 +304,15 @@ impl Gateway {
                     break;
                 };
                 taken += 1;
-                // Ticks of one symbol from one broker message are one update.
+                // Ticks of one symbol from one broker message carrying different field groups are
+                // parts of one update (Fyers' quote and depth topics): one message, not two.
                 while let (Delivery::Tick(t), Ok(Delivery::Tick(next))) =
                     (&d, self.deliveries.peek())
                 {
-                    if next.symbol_id != t.symbol_id || next.recv_ts_ns != t.recv_ts_ns {
+                    if next.symbol_id != t.symbol_id
+                        || next.recv_ts_ns != t.recv_ts_ns
+                        || next.valid & t.valid != 0
+                    {
                         break;
                     }
                     fanout.absorb(t);

@@ -75,7 +75,7 @@ pub(super) fn status_json(shared: &Shared) -> String {
         "broker": shared.cfg.broker,
         "feed": feeds[0],
         "feeds": feeds,
-        "clients": {"open": ld(&c.open), "accepted": ld(&c.accepted), "messages": ld(&c.messages), "slow_skips": ld(&c.slow_skips)},
+        "clients": {"open": ld(&c.open), "accepted": ld(&c.accepted), "messages": ld(&c.messages), "slow_skips": ld(&c.slow_skips), "conflated": ld(&c.conflated)},
         "symbols": {"registered": shared.registry.len(), "subscribed": symbols},
     })
     .to_string()
