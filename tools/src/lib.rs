@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 
 pub mod bench_cmd;
+pub mod bench_fanout;
 pub mod gateway_cmd;
 pub mod json;
 pub mod mock;

@@ -40,6 +40,9 @@ enum Cmd {
 enum BenchCmd {
     /// Mock broker → gateway → shm reader and WebSocket clients: latency percentiles and throughput.
     E2e(tickwire::bench_cmd::E2eArgs),
+    /// Mock broker → gateway → many WebSocket clients (1,000 by default): messages/s delivered,
+    /// latency percentiles, gateway CPU per million messages, with `--stalled P` % never reading.
+    Fanout(tickwire::bench_fanout::FanoutArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
     let res = match cli.cmd {
         Cmd::Shm(c) => shm_cmd::run(c, &stop),
         Cmd::Bench(BenchCmd::E2e(a)) => tickwire::bench_cmd::e2e(a, &stop),
+        Cmd::Bench(BenchCmd::Fanout(a)) => tickwire::bench_fanout::fanout(a, &stop),
         Cmd::Demo(a) => gateway_cmd::demo(a, &stop),
         Cmd::Serve(a) => gateway_cmd::serve(*a, &stop),
         Cmd::MockBroker(a) => gateway_cmd::mock_broker(a, &stop),

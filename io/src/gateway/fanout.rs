@@ -20,11 +20,27 @@ use super::Shared;
 
 const NONE: u32 = u32::MAX;
 
-/// One session's hold on a symbol.
+/// One session's hold on a symbol, and what was sent to it: kept here, side by side for all the
+/// symbol's holders, so a delivery walks one contiguous array instead of a map per session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Holder {
     session: u32,
     modes: ModeSet,
+    /// Marked while the session conflates; sent (latest value) when it drains.
+    marked: bool,
+    /// Sequence of the last value sent (0: none, or a mode was added and the value goes again).
+    last_seq: u64,
+}
+
+impl Holder {
+    fn new(session: u32, modes: ModeSet) -> Self {
+        Self {
+            session,
+            modes,
+            marked: false,
+            last_seq: 0,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -76,7 +92,7 @@ impl Fanout {
             }
             let e = Entry {
                 last: Tick::default(),
-                holders: vec![Holder { session, modes }],
+                holders: vec![Holder::new(session, modes)],
             };
             let slot = match self.free.pop() {
                 Some(i) => {
@@ -96,8 +112,14 @@ impl Fanout {
             Some(i) if modes == 0 => {
                 e.holders.swap_remove(i);
             }
-            Some(i) => e.holders[i].modes = modes,
-            None if modes != 0 => e.holders.push(Holder { session, modes }),
+            Some(i) => {
+                let h = &mut e.holders[i];
+                if modes & !h.modes != 0 {
+                    h.last_seq = 0; // a new mode: the current value goes out again for it
+                }
+                h.modes = modes;
+            }
+            None if modes != 0 => e.holders.push(Holder::new(session, modes)),
             None => {}
         }
         if e.holders.is_empty() {
@@ -166,13 +188,12 @@ impl Fanout {
         };
         let broker = &shared.feed(symbol).broker;
         let mut cache: [Option<Utf8Bytes>; 3] = [None, None, None];
-        let mut fanned = Fanned::default();
-        let value = &e.last;
-        for h in &e.holders {
-            let Some(Some(s)) = sessions.get_mut(h.session as usize) else {
-                continue;
-            };
-            let mut format = |m: Mode| {
+        let mut fanned = Fanout::fan(
+            &mut e.holders,
+            &e.last,
+            symbol,
+            sessions,
+            &mut |m, value| {
                 let slot = &mut cache[m as usize - 1];
                 if slot.is_none() {
                     buf.json.clear();
@@ -185,16 +206,93 @@ impl Fanout {
                         broker,
                     );
                     *slot = Some(buf.text());
-                    fanned.formatted += 1;
                 }
                 slot.clone().unwrap_or_default()
-            };
-            match s.offer(symbol, value.seq, h.modes, &mut format) {
-                Some(n) => fanned.written += n,
-                None => fanned.conflated += 1,
+            },
+        );
+        fanned.formatted = cache.iter().filter(|c| c.is_some()).count() as u64;
+        fanned
+    }
+
+    fn fan(
+        holders: &mut [Holder],
+        value: &Tick,
+        symbol: SymbolId,
+        sessions: &mut [Option<Session>],
+        format: &mut dyn FnMut(Mode, &Tick) -> Utf8Bytes,
+    ) -> Fanned {
+        let mut fanned = Fanned::default();
+        for h in holders {
+            if value.seq <= h.last_seq {
+                continue; // already sent (a repeated `Latest`)
             }
+            let Some(Some(s)) = sessions.get_mut(h.session as usize) else {
+                continue;
+            };
+            if s.is_conflating() {
+                if !h.marked {
+                    h.marked = true;
+                    s.mark(symbol);
+                }
+                fanned.conflated += 1;
+                continue;
+            }
+            h.last_seq = value.seq;
+            fanned.written += s.write_market(h.modes, &mut |m| format(m, value));
         }
         fanned
+    }
+
+    /// Sends session `i` (conflating, and drained under its low-water mark) the latest value of
+    /// each symbol it marked, formatted for it alone (a session that fell behind is the
+    /// exception), until its backlog reaches the high-water mark again. Returns messages written.
+    pub fn send_marked(
+        &mut self,
+        i: usize,
+        s: &mut Session,
+        shared: &Shared,
+        last: &dyn LastValues,
+        buf: &mut OutBuf,
+    ) -> u64 {
+        let mut sent = 0;
+        let mut k = 0;
+        while k < s.dirty.len() {
+            if s.over_high_water(shared) {
+                break;
+            }
+            let symbol = s.dirty[k];
+            k += 1;
+            let Some(&slot) = self.slot_of.get(symbol as usize) else {
+                continue;
+            };
+            if slot == NONE {
+                continue;
+            }
+            let e = &mut self.entries[slot as usize];
+            let Some(h) = e.holders.iter_mut().find(|h| h.session == i as u32) else {
+                continue;
+            };
+            h.marked = false;
+            let Some(t) = last.last_value(symbol) else {
+                continue;
+            };
+            if t.seq <= h.last_seq {
+                continue;
+            }
+            h.last_seq = t.seq;
+            let Some(info) = shared.registry.info(symbol) else {
+                continue;
+            };
+            let broker = &shared.feed(symbol).broker;
+            sent += s.write_market(h.modes, &mut |m| {
+                buf.json.clear();
+                market_data(&mut buf.json, &t, m, &info.exchange, &info.symbol, broker);
+                buf.text()
+            });
+        }
+        s.dirty.drain(..k);
+        s.marked_sent();
+        sent
     }
 }
 

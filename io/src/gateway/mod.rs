@@ -290,7 +290,8 @@ impl Gateway {
                 let Some(s) = sessions.get_mut(i).and_then(Option::as_mut) else {
                     continue;
                 };
-                s.on_event(&self.shared, &mut outbox);
+                let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                s.on_event(&self.shared, &mut outbox, readable);
                 for (symbol, modes) in s.take_sub_changes() {
                     fanout.set(symbol, i, modes);
                 }
@@ -354,7 +355,14 @@ impl Gateway {
             );
             for &i in &touched {
                 if let Some(Some(s)) = sessions.get_mut(i) {
-                    s.drain(&self.shared, &*self.last, &mut buf);
+                    let before = s.needs_write_events();
+                    if s.drain(&self.shared) {
+                        let n = fanout.send_marked(i, s, &self.shared, &*self.last, &mut buf);
+                        self.shared.stats.messages.fetch_add(n, Ordering::Relaxed);
+                    }
+                    if !before && s.needs_write_events() {
+                        s.want_write_events(&poll, Token(i));
+                    }
                 }
             }
             if last_timers.elapsed() >= Duration::from_millis(100) {
@@ -403,11 +411,7 @@ impl Gateway {
                     let _ = stream.set_nodelay(true);
                     if poll
                         .registry()
-                        .register(
-                            &mut stream,
-                            Token(i),
-                            Interest::READABLE | Interest::WRITABLE,
-                        )
+                        .register(&mut stream, Token(i), Interest::READABLE)
                         .is_err()
                     {
                         free.push(i);

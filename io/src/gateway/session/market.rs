@@ -5,20 +5,18 @@
 //! the gateway flushes every written session once per loop pass, so whatever a pass produced leaves
 //! in one write). Past the mark the session *conflates*: an update only marks its symbol, and once
 //! the backlog is under the low-water mark the latest value of every marked symbol goes out
-//! ([`Session::drain`]) and updates flow directly again. A client that reads nothing holds at most
+//! ([`Session::drain`], then the fan-out's `send_marked`) and updates flow directly again. A client that reads nothing holds at most
 //! about the high-water mark of messages plus one mark per subscribed symbol.
 
 use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
 
 use mio::net::TcpStream;
-use tickwire_engine::last::LastValues;
 use tickwire_engine::router::Mode;
 use tickwire_engine::symbols::SymbolId;
 use tungstenite::{Message, Utf8Bytes};
 
 use super::{would_block, Session, Ws};
-use crate::gateway::protocol::{market_data, OutBuf};
 use crate::gateway::Shared;
 
 /// The client socket, counting the bytes the kernel took: the backlog is what was handed to the
@@ -79,36 +77,20 @@ impl Session {
         self.unflushed || (self.conflating && self.poked)
     }
 
-    /// A new value of `symbol` (sequence `seq`) for the modes in `modes`; `format(mode)` gives the
-    /// message, formatted once for every session. Returns the messages written, or `None` when the
-    /// session is conflating and only marked the symbol.
-    pub fn offer(
-        &mut self,
-        symbol: SymbolId,
-        seq: u64,
-        modes: u8,
-        format: &mut dyn FnMut(Mode) -> Utf8Bytes,
-    ) -> Option<u64> {
-        let Some(sub) = self.subs.get_mut(&symbol) else {
-            return Some(0);
-        };
-        if seq <= sub.last_seq {
-            return Some(0); // already sent (a repeated `Latest`)
-        }
-        if self.conflating {
-            if !sub.dirty {
-                sub.dirty = true;
-                self.dirty.push(symbol);
-            }
-            return None;
-        }
-        sub.last_seq = seq;
+    /// True while updates only mark their symbol (see the module docs).
+    pub fn is_conflating(&self) -> bool {
+        self.conflating
+    }
+
+    /// Writes one message per mode in `modes` (`format(mode)` gives it, formatted once for every
+    /// session); returns how many. The fan-out has checked the sequence and the conflation state.
+    pub fn write_market(&mut self, modes: u8, format: &mut dyn FnMut(Mode) -> Utf8Bytes) -> u64 {
         let Ws::Open(ws) = &mut self.ws else {
-            return Some(0);
+            return 0;
         };
         let mut n = 0;
         for m in Mode::ALL {
-            if modes & sub.modes & m.bit() == 0 {
+            if modes & m.bit() == 0 {
                 continue;
             }
             let text = format(m);
@@ -118,18 +100,24 @@ impl Session {
                 Err(e) if would_block(&e) => n += 1,
                 Err(_) => {
                     self.ws = Ws::Closed;
-                    return Some(n);
+                    return n;
                 }
             }
         }
         self.unflushed = true;
-        Some(n)
+        n
+    }
+
+    /// Notes that `symbol` changed while conflating (the fan-out marks it once).
+    pub fn mark(&mut self, symbol: SymbolId) {
+        self.dirty.push(symbol);
     }
 
     /// Flushes what this pass wrote (one `write` for all of it). Past the high-water mark the
-    /// session starts conflating; under the low-water mark a conflating session sends the latest
-    /// value of every symbol it marked meanwhile, then takes updates directly again.
-    pub fn drain(&mut self, shared: &Shared, last: &dyn LastValues, buf: &mut OutBuf) {
+    /// session starts conflating. Returns true when a conflating session has drained under the
+    /// low-water mark: the fan-out then sends it the latest value of every symbol it marked
+    /// ([`crate::gateway::fanout::Fanout::send_marked`]) and it takes updates directly again.
+    pub fn drain(&mut self, shared: &Shared) -> bool {
         self.poked = false;
         self.flush_socket();
         let cfg = &shared.cfg;
@@ -139,74 +127,33 @@ impl Session {
                 self.conflating = true;
                 shared.stats.slow_skips.fetch_add(1, Ordering::Relaxed);
             }
-            return;
+            return false;
         }
-        if backlog >= cfg.low_water as u64 {
-            return;
-        }
-        let sent = self.send_dirty(shared, last, buf);
-        shared.stats.messages.fetch_add(sent, Ordering::Relaxed);
+        backlog < cfg.low_water as u64
+    }
+
+    /// After [`crate::gateway::fanout::Fanout::send_marked`]: flushes, and takes updates directly
+    /// again once every marked symbol went out.
+    pub fn marked_sent(&mut self) {
         self.flush_socket();
         if self.dirty.is_empty() {
             self.conflating = false;
         }
     }
 
-    /// The latest value of each marked symbol, formatted for this session alone (a session that
-    /// fell behind is the exception), until the backlog reaches the high-water mark again.
-    fn send_dirty(&mut self, shared: &Shared, last: &dyn LastValues, buf: &mut OutBuf) -> u64 {
-        let mut sent = 0;
-        let mut k = 0;
-        while k < self.dirty.len() {
-            if self.backlog() >= shared.cfg.high_water as u64 {
-                break;
-            }
-            let sym = self.dirty[k];
-            k += 1;
-            let Some(sub) = self.subs.get_mut(&sym) else {
-                continue;
-            };
-            sub.dirty = false;
-            let Some(t) = last.last_value(sym) else {
-                continue;
-            };
-            if t.seq <= sub.last_seq {
-                continue;
-            }
-            sub.last_seq = t.seq;
-            let Some(info) = shared.registry.info(sym) else {
-                continue;
-            };
-            let b = &shared.feed(sym).broker;
-            for m in Mode::ALL {
-                if sub.modes & m.bit() == 0 {
-                    continue;
-                }
-                buf.json.clear();
-                market_data(&mut buf.json, &t, m, &info.exchange, &info.symbol, b);
-                let Ws::Open(ws) = &mut self.ws else {
-                    return sent;
-                };
-                self.written += frame_len(buf.json.len());
-                match ws.write(buf.message()) {
-                    Ok(()) => sent += 1,
-                    Err(e) if would_block(&e) => sent += 1,
-                    Err(_) => {
-                        self.ws = Ws::Closed;
-                        return sent;
-                    }
-                }
-            }
-        }
-        self.dirty.drain(..k);
-        sent
+    /// True when the backlog has reached the high-water mark.
+    pub fn over_high_water(&self, shared: &Shared) -> bool {
+        self.backlog() >= shared.cfg.high_water as u64
     }
 
     pub(super) fn flush_socket(&mut self) {
         let Ws::Open(ws) = &mut self.ws else { return };
         match ws.flush() {
             Ok(()) => self.unflushed = false,
-            Err(e) if would_block(&e) => self.unflushed = false,
+            Err(e) if would_block(&e) => {
+                self.unflushed = false;
+                self.write_blocked = true;
+            }
             Err(_) => self.ws = Ws::Closed,
         }
     }

@@ -34,8 +34,6 @@ struct Sub {
     modes: ModeSet,
     exchange: String,
     symbol: String,
-    last_seq: u64,
-    dirty: bool,
     rejection_told: bool,
 }
 
@@ -48,8 +46,9 @@ pub struct Session {
     last_ping: Instant,
     ping_sent: Option<Instant>,
     subs: HashMap<SymbolId, Sub>,
-    /// Symbols changed while conflating, to send as latest values once drained.
-    dirty: Vec<SymbolId>,
+    /// Symbols changed while conflating, to send as latest values once drained (the fan-out
+    /// keeps the per-symbol mark and sequence).
+    pub(super) dirty: Vec<SymbolId>,
     /// Frame bytes handed to the WebSocket; minus what the socket took, the backlog.
     written: u64,
     /// The backlog passed the high-water mark: new values only mark their symbol until it drains
@@ -61,6 +60,8 @@ pub struct Session {
     /// flush a conflating session's backlog again. Without it a stalled client would cost a
     /// `write` syscall every pass.
     poked: bool,
+    /// A flush met a full socket at least once (see [`Session::needs_write_events`]).
+    write_blocked: bool,
     /// Subscription changes for the IO thread's fan-out index: (symbol, modes now held).
     sub_changes: Vec<(SymbolId, ModeSet)>,
 }
@@ -109,12 +110,21 @@ impl Session {
             conflating: false,
             unflushed: false,
             poked: false,
+            write_blocked: false,
             sub_changes: Vec::new(),
         }
     }
 
     pub fn is_closed(&self) -> bool {
         matches!(self.ws, Ws::Closed)
+    }
+
+    /// Adds write-space events to the socket's registration (after a flush met a full socket).
+    pub fn want_write_events(&mut self, poll: &mio::Poll, token: mio::Token) {
+        let i = mio::Interest::READABLE | mio::Interest::WRITABLE;
+        if let Ws::Open(ws) = &mut self.ws {
+            let _ = poll.registry().reregister(&mut ws.get_mut().tcp, token, i);
+        }
     }
 
     pub fn deregister(&mut self, poll: &mio::Poll) {
@@ -134,6 +144,12 @@ impl Session {
         std::mem::take(&mut self.sub_changes)
     }
 
+    /// True once a flush met a full socket: the session then wants write-space events (it is
+    /// registered for reads only until then, so a client that keeps up costs no wake-up per write).
+    pub fn needs_write_events(&self) -> bool {
+        self.write_blocked
+    }
+
     /// Every symbol the session holds.
     pub fn symbols(&self) -> impl Iterator<Item = SymbolId> + '_ {
         self.subs.keys().copied()
@@ -151,11 +167,21 @@ impl Session {
     }
 
     /// Socket readiness: finish the handshake, read requests, drain the send queue.
-    pub fn on_event(&mut self, shared: &Shared, outbox: &mut VecDeque<Control>) {
+    /// `readable`: the event says there is something to read (a write-space-only event just
+    /// flushes: no `read` syscall that would only say "would block").
+    pub fn on_event(&mut self, shared: &Shared, outbox: &mut VecDeque<Control>, readable: bool) {
         self.poked = true;
         if let Ws::Head(..) = self.ws {
             self.read_head(shared);
         }
+        if readable {
+            self.read_requests(shared, outbox);
+        }
+        self.flush_socket();
+    }
+
+    /// Reads and answers every request the socket holds.
+    fn read_requests(&mut self, shared: &Shared, outbox: &mut VecDeque<Control>) {
         loop {
             let Ws::Open(ws) = &mut self.ws else { return };
             match ws.read() {
@@ -186,7 +212,6 @@ impl Session {
                 }
             }
         }
-        self.flush_socket();
     }
 
     /// Reads the request head without blocking; answers plain HTTP, or upgrades to WebSocket.

@@ -208,13 +208,8 @@ impl Session {
                 modes: 0,
                 exchange: exchange.clone(),
                 symbol: symbol.clone(),
-                last_seq: 0,
-                dirty: false,
                 rejection_told: false,
             });
-            if sub.modes & mode.bit() == 0 {
-                sub.last_seq = 0; // a new mode: the current value goes out again for it
-            }
             sub.modes |= mode.bit();
             self.sub_changes.push((id, sub.modes));
             ok += 1;
