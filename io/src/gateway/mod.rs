@@ -363,6 +363,13 @@ impl Gateway {
                     if !before && s.needs_write_events() {
                         s.want_write_events(&poll, Token(i));
                     }
+                    let starts = s.take_conflation_starts();
+                    if starts > 0 {
+                        self.shared
+                            .stats
+                            .slow_skips
+                            .fetch_add(starts, Ordering::Relaxed);
+                    }
                 }
             }
             if last_timers.elapsed() >= Duration::from_millis(100) {

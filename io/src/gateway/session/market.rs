@@ -9,7 +9,6 @@
 //! about the high-water mark of messages plus one mark per subscribed symbol.
 
 use std::io::{self, Read, Write};
-use std::sync::atomic::Ordering;
 
 use mio::net::TcpStream;
 use tickwire_engine::router::Mode;
@@ -105,7 +104,24 @@ impl Session {
             }
         }
         self.unflushed = true;
+        // Conflate from here on within this pass too: a pass can carry thousands of updates, and
+        // a client whose socket is full must not collect them all.
+        if self.backlog() >= self.high_water {
+            self.start_conflating();
+        }
         n
+    }
+
+    fn start_conflating(&mut self) {
+        if !self.conflating {
+            self.conflating = true;
+            self.conflation_starts += 1;
+        }
+    }
+
+    /// Times the session started conflating since the last call (for `slow_skips`).
+    pub fn take_conflation_starts(&mut self) -> u64 {
+        std::mem::take(&mut self.conflation_starts)
     }
 
     /// Notes that `symbol` changed while conflating (the fan-out marks it once).
@@ -124,8 +140,7 @@ impl Session {
         let backlog = self.backlog();
         if !self.conflating {
             if backlog >= cfg.high_water as u64 {
-                self.conflating = true;
-                shared.stats.slow_skips.fetch_add(1, Ordering::Relaxed);
+                self.start_conflating();
             }
             return false;
         }

@@ -62,6 +62,10 @@ pub struct Session {
     poked: bool,
     /// A flush met a full socket at least once (see [`Session::needs_write_events`]).
     write_blocked: bool,
+    /// [`GatewayConfig::high_water`], checked after every write.
+    high_water: u64,
+    /// Times the session started conflating since the gateway last collected the count.
+    conflation_starts: u64,
     /// Subscription changes for the IO thread's fan-out index: (symbol, modes now held).
     sub_changes: Vec<(SymbolId, ModeSet)>,
 }
@@ -111,6 +115,8 @@ impl Session {
             unflushed: false,
             poked: false,
             write_blocked: false,
+            high_water: cfg.high_water as u64,
+            conflation_starts: 0,
             sub_changes: Vec::new(),
         }
     }
