@@ -5,7 +5,7 @@
 //! | [`protocol`] | the broker seam: the [`BrokerProtocol`] trait a broker folder implements |
 //! | [`pool`] | one broker feed: its connections up to the broker's limits, demand placed on them, retries |
 //! | [`assign`] | which connection carries which symbol; the retry schedule (socket-free) |
-//! | [`conn`] | one upstream connection: socket, machine, demand, its protocol instance |
+//! | `conn` | one upstream connection: socket, machine, demand, its protocol instance |
 //! | [`machine`] | the connection lifecycle (dial, timeouts, dead detection, keepalive, backoff, stop) as a socket-free state machine |
 //! | [`demand`] | what a connection should carry, keyed by symbol id; re-subscription with modes; batching |
 //! | [`dial`] | connect job and name lookup on a helper thread, the upgrade request |

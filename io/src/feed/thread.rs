@@ -1,5 +1,5 @@
 //! A feed IO thread: one `mio::Poll` holding every upstream connection of the feeds it was given
-//! (one [`Pool`] per broker feed, each with its connections), and optionally the router.
+//! (one `Pool` per broker feed, each with its connections), and optionally the router.
 //!
 //! Each pass: every feed takes its demand changes from the router, runs its retry schedule, and
 //! each of its connections sends what changed, does what its machine says is due (dial, keepalive,

@@ -6,7 +6,7 @@
 //! is formatted **once** per update and mode, and the same bytes (a shared `Utf8Bytes`) are handed to
 //! every session holding that mode. A session that keeps up writes them at once (the gateway
 //! flushes each session once per loop pass); one whose backlog passed its high-water mark only
-//! marks the symbol, and gets the latest value when it has drained ([`super::session`]).
+//! marks the symbol, and gets the latest value when it has drained (`session/market.rs`).
 
 use tickwire_engine::last::LastValues;
 use tickwire_engine::router::{Delivery, Mode, ModeSet};
