@@ -13,6 +13,8 @@
 //! - All of a connection's messages of one pass are queued, then written with one flush.
 
 pub mod fanout;
+#[cfg(test)]
+mod fanout_alloc;
 mod protocol;
 mod session;
 mod status;

@@ -121,6 +121,11 @@ impl Session {
         }
     }
 
+    /// True once the WebSocket handshake is done.
+    pub fn is_open(&self) -> bool {
+        matches!(self.ws, Ws::Open(_))
+    }
+
     pub fn is_closed(&self) -> bool {
         matches!(self.ws, Ws::Closed)
     }
