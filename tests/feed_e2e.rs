@@ -181,3 +181,61 @@ fn refused_credentials_stop_the_feed_instead_of_redialling() {
         "{err}"
     );
 }
+
+/// Secrets can come from the environment, out of the process table; an empty API key is refused
+/// at start-up instead of starting a gateway no client can use.
+#[test]
+fn secrets_come_from_the_environment_and_an_empty_api_key_is_refused() {
+    let bport = free_port();
+    let _m = mock(bport);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let shm = dir.path().join("ticks");
+    let (ps, url, inst) = (
+        port.to_string(),
+        format!("ws://127.0.0.1:{bport}"),
+        format!("http://127.0.0.1:{bport}/instruments"),
+    );
+    let args = [
+        "serve",
+        "--port",
+        &ps,
+        "--shm",
+        shm.to_str().unwrap(),
+        "--broker-url",
+        &url,
+        "--instruments",
+        &inst,
+    ];
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tickwire"))
+        .args(args)
+        .env("TICKWIRE_API_KEYS", "another-key,k1")
+        .env("TICKWIRE_KITE_API_KEY", "mock_api_key")
+        .env("TICKWIRE_KITE_ACCESS_TOKEN", "mock_access_token")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let p = Proc(child);
+    let mut ws = authed(port);
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 1}),
+    );
+    assert_eq!(reply(&mut ws)["status"], "success");
+    wait_data(&mut ws, "NSE", "SBIN", 10);
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", p.0.id())).unwrap();
+    let has = |s: &[u8]| cmdline.windows(s.len()).any(|w| w == s);
+    assert!(
+        !has(b"mock_access_token") && !has(b"another-key"),
+        "secrets in the process table"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickwire"))
+        .args(["serve", "--api-key", "", "--port", "0"])
+        .args(["--kite-api-key", "a", "--kite-access-token", "b"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--api-key must not be empty"), "{err}");
+}

@@ -102,13 +102,23 @@ pub enum RouterPlacement {
     upstox: --upstox-access-token T [--upstox-url https://api.upstox.com] [--upstox-instruments URL|FILE]\n  \
     fyers:  --fyers-access-token APPID:JWT [--fyers-url wss://socket.fyers.in/hsm/v1-5/prod] [--fyers-api-url https://api-t1.fyers.in] [--fyers-instruments URL,URL,...]\n\
 With one broker, --broker-url and --instruments may stand for its own URL and master flags.\n\
-Several brokers at once: --feed kite:NSE,BSE,NSE_INDEX,BSE_INDEX --feed upstox:NFO,BFO,CDS,MCX")]
+Several brokers at once: --feed kite:NSE,BSE,NSE_INDEX,BSE_INDEX --feed upstox:NFO,BFO,CDS,MCX\n\
+Secrets can come from the environment instead of flags (kept out of the process table):\n  \
+TICKWIRE_API_KEYS (comma-separated), TICKWIRE_KITE_API_KEY, TICKWIRE_KITE_ACCESS_TOKEN,\n  \
+TICKWIRE_UPSTOX_ACCESS_TOKEN, TICKWIRE_FYERS_ACCESS_TOKEN; a flag wins over its variable.")]
 pub struct ServeArgs {
     /// Client WebSocket port on 127.0.0.1 (OpenAlgo's 8765).
     #[arg(long, default_value_t = 8765)]
     pub port: u16,
-    /// API key clients authenticate with (repeatable).
-    #[arg(long = "api-key", required = true)]
+    /// API key clients authenticate with (repeatable; from the environment: comma-separated, so
+    /// it stays out of the process table).
+    #[arg(
+        long = "api-key",
+        required = true,
+        env = "TICKWIRE_API_KEYS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
     pub api_keys: Vec<String>,
     /// The broker whose feed to serve (default kite); or use `--feed`.
     #[arg(long, value_enum)]
@@ -145,16 +155,16 @@ pub struct ServeArgs {
     #[arg(long)]
     pub instruments: Option<String>,
     /// Kite API key.
-    #[arg(long)]
+    #[arg(long, env = "TICKWIRE_KITE_API_KEY", hide_env_values = true)]
     pub kite_api_key: Option<String>,
     /// Kite access token.
-    #[arg(long)]
+    #[arg(long, env = "TICKWIRE_KITE_ACCESS_TOKEN", hide_env_values = true)]
     pub kite_access_token: Option<String>,
     /// Upstox access token (OAuth; Upstox rolls it daily).
-    #[arg(long)]
+    #[arg(long, env = "TICKWIRE_UPSTOX_ACCESS_TOKEN", hide_env_values = true)]
     pub upstox_access_token: Option<String>,
     /// Fyers access token, `APPID-100:<JWT>` or the bare JWT (Fyers rolls it daily).
-    #[arg(long)]
+    #[arg(long, env = "TICKWIRE_FYERS_ACCESS_TOKEN", hide_env_values = true)]
     pub fyers_access_token: Option<String>,
     /// Fyers REST base, where symbols are resolved to topics (`/data/symbol-token`).
     #[arg(long, default_value = "https://api-t1.fyers.in")]
@@ -179,7 +189,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 1000)]
     pub rate: u64,
     /// The API key clients use (default: a fresh random one, printed).
-    #[arg(long)]
+    #[arg(long, env = "TICKWIRE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// Mock broker port (0 = any free port).
     #[arg(long, default_value_t = 0)]
@@ -244,6 +254,9 @@ fn wait(stop: &AtomicBool) {
 
 /// `tickwire serve`.
 pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
+    if a.api_keys.iter().any(|k| k.trim().is_empty()) {
+        return Err("--api-key must not be empty: no client could authenticate".into());
+    }
     let ups = feeds::upstreams(&a)?;
     let names: Vec<String> = ups
         .iter()
@@ -321,6 +334,9 @@ pub fn start_with_mock(
 
 /// `tickwire demo`: the mock broker and the gateway wired to it.
 pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
+    if a.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+        return Err("--api-key must not be empty: no client could authenticate".into());
+    }
     let mcfg = MockConfig {
         broker: a.broker,
         port: a.broker_port,
