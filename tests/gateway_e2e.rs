@@ -404,6 +404,26 @@ fn status_and_health_over_plain_http_on_the_client_port() {
     let d = start_demo(&[]);
     assert_eq!(http_get(d.port, "/health"), "ok\n");
     assert!(http_get(d.port, "/nope").starts_with("not found"));
+    // HEAD /health, as load balancers send it: 200, no body.
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+        write!(s, "HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut head = String::new();
+        s.read_to_string(&mut head).unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
+    // Depth on an index (no order book): empty sides, not five zero-priced levels.
+    {
+        let mut ws = authed(d.port);
+        send(
+            &mut ws,
+            json!({"action": "subscribe", "symbol": "NIFTY", "exchange": "NSE_INDEX", "mode": 3}),
+        );
+        assert_eq!(reply(&mut ws)["status"], "success");
+        let v = wait_data(&mut ws, "NSE_INDEX", "NIFTY", 10);
+        assert_eq!(v["data"]["depth"], json!({"buy": [], "sell": []}), "{v}");
+    }
     // Any path upgrades (nginx proxies OpenAlgo at /ws).
     let (mut ws, _) = tungstenite::connect(format!("ws://127.0.0.1:{}/ws", d.port)).unwrap();
     send(&mut ws, json!({"action": "authenticate", "api_key": "k1"}));

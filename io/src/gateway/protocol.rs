@@ -201,8 +201,12 @@ pub fn market_data(
         }
     }
     if mode == Mode::Depth {
+        // An instrument without a book (an index) or whose book has not arrived yet gets empty
+        // sides, never five fake zero-priced levels.
+        let book: &[_] = if t.has(valid::DEPTH) { &t.bids } else { &[] };
+        let asks: &[_] = if t.has(valid::DEPTH) { &t.asks } else { &[] };
         out.push_str(",\"depth\":{\"buy\":[");
-        for (side, levels) in [("buy", &t.bids), ("sell", &t.asks)] {
+        for (side, levels) in [("buy", book), ("sell", asks)] {
             if side == "sell" {
                 out.push_str("],\"sell\":[");
             }
@@ -290,6 +294,12 @@ mod tests {
         let v: Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v["data"]["depth"]["buy"][0]["price"].to_string(), "1423.9");
         assert_eq!(v["data"]["depth"]["sell"].as_array().unwrap().len(), 5);
+        // No book (an index): empty sides, not zero-priced levels.
+        t.valid = valid::LTP | valid::QUOTE;
+        s.clear();
+        market_data(&mut s, &t, Mode::Depth, "NSE_INDEX", "NIFTY", "zerodha");
+        let v: Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["data"]["depth"], json!({"buy": [], "sell": []}));
     }
 
     #[test]

@@ -289,6 +289,7 @@ impl Session {
                 http::response("400 Bad Request", "text/plain", "bad WebSocket upgrade\n")
             }
             (false, _, "GET", "/health") => http::response("200 OK", "text/plain", "ok\n"),
+            (false, _, "HEAD", "/health") => http::response("200 OK", "text/plain", ""),
             (false, _, "GET", "/status") => http::response(
                 "200 OK",
                 "application/json",
