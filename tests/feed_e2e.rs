@@ -98,8 +98,11 @@ fn the_feed_speaks_wss_through_rustls() {
     loop {
         assert!(Instant::now() < end, "no data over wss");
         if let Some(m) = recv(&mut ws, Duration::from_millis(200)) {
-            if m["type"] == "market_data" {
-                assert_eq!(m["data"]["depth"]["buy"].as_array().unwrap().len(), 5);
+            // Kite's quote-mode snapshot can come first (subscribe, then the mode message): its
+            // depth message has empty sides until the book arrives.
+            if m["type"] == "market_data"
+                && m["data"]["depth"]["buy"].as_array().unwrap().len() == 5
+            {
                 break;
             }
         }
