@@ -314,6 +314,39 @@ fn protocol_errors_and_replies_match_openalgo() {
     );
     send(&mut ws, json!({"action": "subscribe", "mode": 1}));
     assert_eq!(reply(&mut ws)["code"], "INVALID_PARAMETERS");
+    // Malformed entries each get an error entry; with no usable entry the request is an error.
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbols": [1, 2, 3], "mode": 1}),
+    );
+    let r = reply(&mut ws);
+    assert_eq!(r["status"], "error", "{r}");
+    assert_eq!(r["subscriptions"].as_array().unwrap().len(), 3, "{r}");
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": 123, "exchange": "NSE", "mode": 1}),
+    );
+    let r = reply(&mut ws);
+    assert_eq!(r["status"], "error", "{r}");
+    assert_eq!(
+        r["subscriptions"][0]["message"],
+        "symbol must be a non-empty string, got 123"
+    );
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbols": [{"symbol": "SBIN", "exchange": "NSE"}, {"symbol": "TCS"}], "mode": 1}),
+    );
+    let r = reply(&mut ws);
+    assert_eq!(r["status"], "partial", "{r}");
+    assert_eq!(r["subscriptions"][1]["message"], "exchange is required");
+    // Unsubscribing what was never subscribed is not a success.
+    send(
+        &mut ws,
+        json!({"action": "unsubscribe", "symbol": "INFY", "exchange": "NSE"}),
+    );
+    let r = reply(&mut ws);
+    assert_eq!(r["status"], "error", "{r}");
+    assert_eq!(r["failed"][0]["message"], "Not subscribed to INFY on NSE");
     send(&mut ws, json!({"action": "unsubscribe"}));
     assert_eq!(
         reply(&mut ws)["message"],

@@ -10,6 +10,9 @@ use tickwire_engine::symbols::SymbolId;
 
 use super::{error, overall, Session, Sub};
 use crate::feed::upstream_state;
+
+/// One usable request entry: symbol, exchange, and its own `mode` if it has one.
+type Entry<'a> = (String, String, Option<&'a Value>);
 use crate::gateway::protocol::{label, parse_mode};
 use crate::gateway::{Shared, MAX_OUTBOX};
 
@@ -137,24 +140,32 @@ impl Session {
             "supported_features": {"ltp": true, "quote": true, "depth": true}})
     }
 
-    fn entries(o: &Map<String, Value>) -> Vec<(String, String, Option<&Value>)> {
-        let list = o
-            .get("symbols")
-            .and_then(Value::as_array)
-            .filter(|a| !a.is_empty());
-        let one = |e: &Map<String, Value>| -> Option<(String, String)> {
-            Some((
-                e.get("symbol")?.as_str()?.to_string(),
-                e.get("exchange")?.as_str()?.to_string(),
-            ))
+    /// The request's entries (the `symbols` array, or the top-level `symbol`/`exchange`), each
+    /// either usable or the error entry that says why not (not an object, a missing or non-string
+    /// `symbol` or `exchange`): a bad entry is never dropped silently.
+    fn entries(o: &Map<String, Value>) -> Vec<Result<Entry<'_>, Value>> {
+        let one = |e: &Map<String, Value>| -> Result<(String, String), Value> {
+            let field = |k: &str| match e.get(k) {
+                Some(Value::String(v)) if !v.is_empty() => Ok(v.clone()),
+                Some(v) => Err(format!("{k} must be a non-empty string, got {v}")),
+                None => Err(format!("{k} is required")),
+            };
+            match (field("symbol"), field("exchange")) {
+                (Ok(s), Ok(x)) => Ok((s, x)),
+                (Err(m), _) | (_, Err(m)) => Err(json!({"symbol": e.get("symbol"),
+                    "exchange": e.get("exchange"), "status": "error", "message": m})),
+            }
         };
-        match list {
+        match o.get("symbols").and_then(Value::as_array).filter(|a| !a.is_empty()) {
             Some(a) => a
                 .iter()
-                .filter_map(|e| e.as_object())
-                .filter_map(|e| one(e).map(|(s, x)| (s, x, e.get("mode"))))
+                .map(|e| match e.as_object() {
+                    Some(m) => one(m).map(|(s, x)| (s, x, m.get("mode"))),
+                    None => Err(json!({"status": "error", "entry": e,
+                        "message": "each entry of symbols must be an object with symbol and exchange"})),
+                })
                 .collect(),
-            None => one(o).map(|(s, x)| vec![(s, x, None)]).unwrap_or_default(),
+            None => vec![one(o).map(|(s, x)| (s, x, None))],
         }
     }
 
@@ -186,7 +197,15 @@ impl Session {
         let depth = o.get("depth").and_then(Value::as_u64).unwrap_or(5).min(5);
         let mut results = Vec::new();
         let (mut ok, mut bad) = (0, 0);
-        for (symbol, exchange, _) in Self::entries(o) {
+        for entry in Self::entries(o) {
+            let (symbol, exchange, _) = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    bad += 1;
+                    results.push(e);
+                    continue;
+                }
+            };
             let Some(id) = shared.registry.lookup(&exchange, &symbol) else {
                 bad += 1;
                 results.push(json!({"symbol": symbol, "exchange": exchange, "status": "error",
@@ -262,7 +281,14 @@ impl Session {
         }
         let top_mode = o.get("mode");
         let (mut done, mut failed) = (Vec::new(), Vec::new());
-        for (symbol, exchange, own_mode) in Self::entries(o) {
+        for entry in Self::entries(o) {
+            let (symbol, exchange, own_mode) = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    failed.push(e);
+                    continue;
+                }
+            };
             // No mode at all = every mode of the symbol (OpenAlgo removed only Quote, leaking the
             // React app's LTP and Depth streams); the array form falls back to the top-level mode.
             let modes = match own_mode.or(top_mode) {
@@ -278,9 +304,16 @@ impl Session {
                     }
                 },
             };
-            if let Some(id) = shared.registry.lookup(&exchange, &symbol) {
-                self.drop_modes(id, modes, outbox);
-            }
+            let held = shared
+                .registry
+                .lookup(&exchange, &symbol)
+                .filter(|id| self.subs.contains_key(id));
+            let Some(id) = held else {
+                failed.push(json!({"symbol": symbol, "exchange": exchange, "status": "error",
+                    "message": format!("Not subscribed to {symbol} on {exchange}"), "broker": broker}));
+                continue;
+            };
+            self.drop_modes(id, modes, outbox);
             done.push(json!({"symbol": symbol, "exchange": exchange, "status": "success", "broker": broker}));
         }
         let status = overall(done.len(), failed.len());
