@@ -118,6 +118,16 @@ fn write_hgrm(dir: &std::path::Path, name: &str, h: &Histogram<u64>) -> std::io:
     writeln!(f, "#[Unit: microseconds]")
 }
 
+/// The engine flags with the shm path moved off the default one (a running gateway's) to a file of
+/// this benchmark's own, `/dev/shm/tickwire-<name>-<pid>`, unless one was given.
+pub(crate) fn private_shm(engine: &EngineArgs, name: &str) -> EngineArgs {
+    let mut e = engine.clone();
+    if e.shm == std::path::Path::new(tickwire_shm::DEFAULT_PATH) {
+        e.shm = PathBuf::from(format!("/dev/shm/tickwire-{name}-{}", std::process::id()));
+    }
+    e
+}
+
 /// Runs the benchmark and prints the report.
 pub fn e2e(a: E2eArgs, stop: &AtomicBool) -> Result<(), String> {
     let mcfg = MockConfig {
@@ -128,10 +138,7 @@ pub fn e2e(a: E2eArgs, stop: &AtomicBool) -> Result<(), String> {
         frame_interval: Duration::from_micros(a.frame_us),
         ..MockConfig::default()
     };
-    let mut engine = a.engine.clone();
-    if engine.shm == std::path::Path::new(tickwire_shm::DEFAULT_PATH) {
-        engine.shm = PathBuf::from(format!("/dev/shm/tickwire-bench-{}", std::process::id()));
-    }
+    let engine = private_shm(&a.engine, "bench");
     let key = "bench".to_string();
     let (mock, run) = gateway_cmd::start_with_mock(mcfg, a.port, vec![key.clone()], &engine)?;
     let (send_ns, _) = mock.send_times();

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -326,10 +325,7 @@ pub fn fanout(a: FanoutArgs, stop: &AtomicBool) -> Result<(), String> {
         core: a.peers_core,
         ..MockConfig::default()
     };
-    let mut engine = a.engine.clone();
-    if engine.shm == std::path::Path::new(tickwire_shm::DEFAULT_PATH) {
-        engine.shm = PathBuf::from(format!("/dev/shm/tickwire-fanout-{}", std::process::id()));
-    }
+    let engine = crate::bench_cmd::private_shm(&a.engine, "fanout");
     let key = "bench".to_string();
     let (mock, run) = gateway_cmd::start_with_mock(mcfg, a.port, vec![key.clone()], &engine)?;
     let (send_ns, _) = mock.send_times();

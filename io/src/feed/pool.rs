@@ -208,12 +208,8 @@ impl Pool {
     fn place(&mut self, sym: SymbolId, mode: Mode) -> Option<usize> {
         let prev = self.assign.conn_of(sym);
         let placed = self.assign.place(sym, mode);
-        let s = &self.feed.status;
         if let Some(p) = prev.filter(|&p| placed != Ok(p)) {
-            self.conns[p].demand.set(sym, None);
-            s.conns[p]
-                .symbols
-                .store(self.assign.count(p) as u64, Ordering::Relaxed);
+            self.drop_from(p, sym);
         }
         let Ok(c) = placed else {
             self.full_logged += 1;
@@ -232,23 +228,30 @@ impl Pool {
         while self.conns.len() <= c {
             self.open_conn();
         }
-        let s = &self.feed.status;
-        if let Some(a) = s.conn_of.get(sym as usize) {
+        if let Some(a) = self.feed.status.conn_of.get(sym as usize) {
             a.store(c as u8, Ordering::Relaxed);
         }
-        s.conns[c]
+        self.record_count(c);
+        Some(c)
+    }
+
+    /// Stops asking connection `c` for `sym` (placement already took it off).
+    fn drop_from(&mut self, c: usize, sym: SymbolId) {
+        self.conns[c].demand.set(sym, None);
+        self.record_count(c);
+    }
+
+    /// Publishes how many symbols connection `c` carries, for `/status`.
+    fn record_count(&self, c: usize) {
+        self.feed.status.conns[c]
             .symbols
             .store(self.assign.count(c) as u64, Ordering::Relaxed);
-        Some(c)
     }
 
     fn unsubscribe(&mut self, sym: SymbolId) {
         self.parked.remove(&sym);
         if let Some(c) = self.assign.remove(sym) {
-            self.conns[c].demand.set(sym, None);
-            self.feed.status.conns[c]
-                .symbols
-                .store(self.assign.count(c) as u64, Ordering::Relaxed);
+            self.drop_from(c, sym);
         }
         self.feed.status.set_symbol_state(sym, upstream_state::NONE);
         self.retries.done(sym);
@@ -260,6 +263,8 @@ impl Pool {
         if self.retries.is_empty() {
             return;
         }
+        // `retry` needs the whole pool; the schedule is lent out meanwhile (an empty one with
+        // no delays stands in, and nothing reads it).
         let mut retries = std::mem::replace(
             &mut self.retries,
             Retries::new(Duration::ZERO, Duration::ZERO),

@@ -97,6 +97,11 @@ impl Session {
             match ws.write(Message::Text(text)) {
                 Ok(()) => n += 1,
                 Err(e) if would_block(&e) => n += 1,
+                // Four high-water marks queued: a client that reads nothing at all.
+                Err(tungstenite::Error::WriteBufferFull(_)) => {
+                    self.close(1008, "not reading");
+                    return n;
+                }
                 Err(_) => {
                     self.ws = Ws::Closed;
                     return n;
