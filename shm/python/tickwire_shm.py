@@ -5,7 +5,7 @@
 prints ticks as JSON lines in the same shape as `tickwire shm tail`. As a module:
 
     from tickwire_shm import Reader
-    r = Reader("/dev/shm/tickwire")        # checks magic, version, sizes, a live writer
+    r = Reader("/dev/shm/tickwire")        # checks magic, version, sizes, a live writer; or ShmError
     sbin = r.lookup("NSE", "SBIN")
     ev = r.next()                           # None, ("tick", pos, Tick) or ("lagged", lost)
     last = r.last_value(sbin)               # merged latest value, or None
@@ -14,10 +14,18 @@ Offsets are docs/tick-layout.md and docs/shm-layout.md; the Rust side pins every
 compile-time assertions. Prices are integers in units of 10^-7 rupee; `price_str` prints them
 exactly. The seqlock protocol relies on x86-64's ordering of plain loads (TSO) and on aligned 8-byte
 loads being single instructions, which CPython's struct module does on that platform.
+
+Every problem with the file (missing, a FIFO or directory, foreign, another version, a header that
+does not fit the file, no live writer) raises ShmError with one sentence saying what was found.
+Liveness is the writer's lock on the file (fcntl.flock, the same lock the Rust reader tests), so it
+holds from any PID namespace: see docs/shm-layout.md, "Liveness".
 """
+import errno
+import fcntl
 import json
 import mmap
 import os
+import stat
 import struct
 import sys
 import time
@@ -59,6 +67,45 @@ class ShmError(Exception):
     """A file that cannot be read: the message says what was found and what was expected."""
 
 
+def _not_a_file(mode):
+    """What a non-regular file is, with its article; None for a regular file."""
+    for test, kind in ((stat.S_ISREG, None), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _open_regular(path):
+    """A read-only descriptor on path, refusing anything but a regular file and never blocking (a
+    FIFO's open would wait for a writer); returns (fd, size)."""
+    try:
+        kind = _not_a_file(os.stat(path).st_mode)
+        if kind:
+            raise ShmError(f"{path} is {kind}, not a tickwire shm file")
+        # O_NONBLOCK: a path swapped for a FIFO after the check still cannot block the open.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ShmError(f"{path}: no such shm file (is the writer running?)") from None
+    except OSError as e:
+        raise ShmError(f"{path}: {e.strerror}") from None
+    st = os.fstat(fd)
+    kind = _not_a_file(st.st_mode)
+    if kind:
+        os.close(fd)
+        raise ShmError(f"{path} is {kind}, not a tickwire shm file")
+    return fd, st.st_size
+
+
+def _size_needed(ring_cap, sym_cap):
+    """File size the capacities need (Python integers: no overflow, whatever a header says)."""
+    page = lambda x: -(-x // 4096) * 4096
+    lvt = page(DIR_OFFSET + sym_cap * DIR_ENTRY_SIZE)
+    ring = page(lvt + sym_cap * RECORD_SIZE)
+    return lvt, ring, ring + ring_cap * RECORD_SIZE
+
+
 def price_str(p):
     """Exact decimal text of a fixed-point price, at least one decimal: 14240500000 -> '1424.05'."""
     sign = "-" if p < 0 else ""
@@ -79,16 +126,42 @@ class Reader:
 
     def __init__(self, path, require_live=True, stale_after=5.0):
         self.path = path
+        # Kept open: the liveness test locks it (see writer_status).
+        self._fd, size = _open_regular(path)
         try:
-            f = open(path, "rb")
-        except FileNotFoundError:
-            raise ShmError(f"{path}: no such shm file (is the writer running?)") from None
-        with f:
-            size = os.fstat(f.fileno()).st_size
-            if size < HEADER_SIZE:
-                raise ShmError(f"{path}: truncated: {size} bytes, the layout needs {HEADER_SIZE}")
-            self.mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            self._validate(path, size)
+        except BaseException:
+            self.close()
+            raise
         self.stale_after = stale_after
+        if require_live:
+            st = self.writer_status()
+            if st != "live":
+                self.close()
+                raise ShmError(f"{path}: no live writer: {st}")
+        self.pos = self.write_position() + 1
+        self._names = None
+
+    def close(self):
+        """Unmaps the file and closes its descriptor (also done when the reader is collected)."""
+        if getattr(self, "mm", None) is not None:
+            self.mm.close()
+            self.mm = None
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self):
+        self.close()
+
+    def _validate(self, path, size):
+        self.mm = None
+        if size < HEADER_SIZE:
+            raise ShmError(f"{path}: truncated: {size} bytes, the layout needs {HEADER_SIZE}")
+        try:
+            self.mm = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as e:
+            raise ShmError(f"{path}: cannot map: {e}") from None
         magic = self._u64(H_MAGIC)
         if magic != MAGIC:
             raise ShmError(f"{path}: not a tickwire shm file (magic {magic:#018x})")
@@ -106,23 +179,19 @@ class Reader:
         self.lvt_off = self._u64(H_LVT_OFF)
         self.ring_off = self._u64(H_RING_OFF)
         file_size = self._u64(H_FILE_SIZE)
-        page = lambda x: -(-x // 4096) * 4096
-        want_lvt = page(DIR_OFFSET + self.sym_cap * DIR_ENTRY_SIZE)
-        want_ring = page(want_lvt + self.sym_cap * RECORD_SIZE)
+        # The capacities first, against the real length: every offset derives from them.
+        if self.ring_cap < 2 or self.ring_cap & (self.ring_cap - 1):
+            raise ShmError(f"{path}: header's ring_capacity is {self.ring_cap}, not a power of two of at least 2")
+        if self.sym_cap == 0:
+            raise ShmError(f"{path}: header's symbol_capacity is 0, expected at least 1")
+        want_lvt, want_ring, need = _size_needed(self.ring_cap, self.sym_cap)
+        if need > len(self.mm):
+            raise ShmError(f"{path}: header's ring_capacity {self.ring_cap} and symbol_capacity {self.sym_cap} "
+                           f"need a file of {need} bytes but the file has {len(self.mm)}")
         for name, got, want in (("lvt_offset", self.lvt_off, want_lvt), ("ring_offset", self.ring_off, want_ring),
-                                ("file_size", file_size, want_ring + self.ring_cap * RECORD_SIZE)):
+                                ("file_size", file_size, need)):
             if got != want:
                 raise ShmError(f"{path}: header field {name} is {got}, expected {want}")
-        if len(self.mm) < file_size:
-            raise ShmError(f"{path}: truncated: {len(self.mm)} bytes, the layout needs {file_size}")
-        if self.ring_cap & (self.ring_cap - 1):
-            raise ShmError(f"{path}: ring capacity {self.ring_cap} is not a power of two")
-        if require_live:
-            st = self.writer_status()
-            if st != "live":
-                raise ShmError(f"{path}: no live writer: {st}")
-        self.pos = self.write_position() + 1
-        self._names = None
 
     def _u64(self, off):
         return struct.unpack_from("<Q", self.mm, off)[0]
@@ -130,11 +199,31 @@ class Reader:
     def _u32(self, off):
         return struct.unpack_from("<I", self.mm, off)[0]
 
+    def _writer_holds(self):
+        """True if a writer holds its lock on the file, False if nobody does, None if the test
+        failed. A shared, non-blocking try, released at once: it never waits and never stands in a
+        writer's way (the writer locks its file once, before any reader can open it)."""
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as e:
+            return True if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN) else None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return False
+
     def writer_status(self):
+        """'live', or why not. From the file alone (the pid is only shown): closed if the header
+        says so; gone if nobody holds the writer's lock, however recent the heartbeat; stale if the
+        lock is held but the heartbeat is older than stale_after."""
         state, pid = self._u32(H_STATE), self._u32(H_PID)
         if state == STATE_CLOSED:
             return "the writer closed the file"
-        if state != STATE_LIVE or not os.path.exists(f"/proc/{pid}"):
+        holds = self._writer_holds()
+        if holds is False:
+            # The writer stores `closed` before it lets go of its lock.
+            if self._u32(H_STATE) == STATE_CLOSED:
+                return "the writer closed the file"
+            return f"writer process {pid} is gone (it did not close the file)"
+        if state != STATE_LIVE:
             return f"writer process {pid} is gone (it did not close the file)"
         age = time.time_ns() - struct.unpack_from("<q", self.mm, H_HEARTBEAT)[0]
         if age > self.stale_after * 1e9:

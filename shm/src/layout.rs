@@ -75,11 +75,13 @@ pub struct Header {
     pub write_pos: AtomicU64,
     _pad1: [u64; 7],
     // ---- line 2 (128): liveness
-    /// Writer's wall clock at its last heartbeat, ns since the epoch.
+    /// Writer's wall clock at its last heartbeat, ns since the epoch; stamped once more at close,
+    /// so in a closed file it is the time of closing.
     pub heartbeat_ns: AtomicI64,
     /// [`state`].
     pub state: AtomicU32,
-    /// Writer's process id (for the liveness check).
+    /// Writer's process id, in its own PID namespace: shown by tools, never used to judge liveness
+    /// (the writer's lock on the file is; `docs/shm-layout.md`, "Liveness").
     pub writer_pid: AtomicU32,
     _pad2: [u32; 12],
     // ---- line 3 (192): the directory's length
@@ -139,27 +141,63 @@ pub struct Geometry {
     pub file_size: u64,
 }
 
+/// Why a pair of capacities cannot be laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GeometryError {
+    /// The ring capacity is not a power of two of at least 2.
+    RingNotPowerOfTwo,
+    /// The symbol capacity is zero.
+    NoSymbols,
+    /// The file would be larger than a file can be (`i64::MAX` bytes); `need` is its size.
+    TooLarge {
+        /// Bytes the capacities need.
+        need: u128,
+    },
+}
+
 impl Geometry {
     /// Lays out a file; `None` if the ring capacity is not a power of two or a size overflows.
     pub fn new(ring_capacity: u64, symbol_capacity: u64) -> Option<Self> {
+        Self::check(ring_capacity, symbol_capacity).ok()
+    }
+
+    /// Lays out a file, saying why not: the reasons need different words (a header's "not a power
+    /// of two" and "2^62 slots is more than a file can hold" are different mistakes).
+    pub fn check(ring_capacity: u64, symbol_capacity: u64) -> Result<Self, GeometryError> {
         // At least 2 slots: the slot after the newest tick is always marked for the next one.
-        if !ring_capacity.is_power_of_two() || ring_capacity < 2 || symbol_capacity == 0 {
-            return None;
+        if !ring_capacity.is_power_of_two() || ring_capacity < 2 {
+            return Err(GeometryError::RingNotPowerOfTwo);
         }
-        let page = |x: u64| x.checked_next_multiple_of(4096);
-        let dir_end =
-            (DIR_OFFSET as u64).checked_add(symbol_capacity.checked_mul(DIR_ENTRY_SIZE as u64)?)?;
-        let lvt_offset = page(dir_end)?;
-        let ring_offset =
-            page(lvt_offset.checked_add(symbol_capacity.checked_mul(RECORD_SIZE as u64)?)?)?;
-        let file_size = ring_offset.checked_add(ring_capacity.checked_mul(RECORD_SIZE as u64)?)?;
-        Some(Self {
+        if symbol_capacity == 0 {
+            return Err(GeometryError::NoSymbols);
+        }
+        // In u128 nothing here can overflow (each term is below 2^74), so the size is exact even for
+        // capacities no file could hold; the u64 offsets below are then in range by construction.
+        let need = Self::size_needed(ring_capacity, symbol_capacity);
+        if need > i64::MAX as u128 {
+            return Err(GeometryError::TooLarge { need });
+        }
+        let page = |x: u64| x.next_multiple_of(4096);
+        let lvt_offset = page(DIR_OFFSET as u64 + symbol_capacity * DIR_ENTRY_SIZE as u64);
+        let ring_offset = page(lvt_offset + symbol_capacity * RECORD_SIZE as u64);
+        let file_size = ring_offset + ring_capacity * RECORD_SIZE as u64;
+        debug_assert_eq!(file_size as u128, need);
+        Ok(Self {
             ring_capacity,
             symbol_capacity,
             lvt_offset,
             ring_offset,
             file_size,
         })
+    }
+
+    /// The file size the capacities need, in bytes, exact for any inputs (no overflow).
+    pub fn size_needed(ring_capacity: u64, symbol_capacity: u64) -> u128 {
+        let page = |x: u128| x.next_multiple_of(4096);
+        let (ring, syms) = (ring_capacity as u128, symbol_capacity as u128);
+        let lvt_offset = page(DIR_OFFSET as u128 + syms * DIR_ENTRY_SIZE as u128);
+        let ring_offset = page(lvt_offset + syms * RECORD_SIZE as u128);
+        ring_offset + ring * RECORD_SIZE as u128
     }
 }
 
@@ -191,6 +229,25 @@ mod tests {
             "ring must be a power of two"
         );
         assert!(Geometry::new(1 << 62, 10).is_none(), "overflow");
+        assert_eq!(
+            Geometry::check(1 << 62, 10),
+            Err(GeometryError::TooLarge {
+                need: 16384 + (1u128 << 62) * 448
+            })
+        );
+        assert_eq!(
+            Geometry::check(0, 10),
+            Err(GeometryError::RingNotPowerOfTwo)
+        );
+        assert_eq!(Geometry::check(2, 0), Err(GeometryError::NoSymbols));
+        assert!(
+            Geometry::check(1 << 40, u64::MAX).is_err(),
+            "no overflow on any input"
+        );
+        assert_eq!(
+            Geometry::size_needed(1024, 10),
+            Geometry::new(1024, 10).unwrap().file_size as u128
+        );
     }
 
     #[test]

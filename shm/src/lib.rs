@@ -31,13 +31,18 @@
 #![warn(missing_docs)]
 
 mod error;
+mod file;
 pub mod layout;
+mod liveness;
 mod reader;
+mod remove;
 pub mod seqlock;
+mod space;
 mod writer;
 
 pub use error::ShmError;
 pub use reader::{Event, HeaderInfo, OpenOptions, Reader, SymbolName, WriterStatus};
+pub use remove::{remove, Removed};
 pub use writer::{LastValueView, Writer, WriterConfig};
 
 /// Default file path: tmpfs, so the "file" is memory.

@@ -11,11 +11,12 @@ use memmap2::Mmap;
 use tickwire_engine::Tick;
 
 use crate::layout::{
-    self, state, DirEntry, Geometry, Header, DIR_ENTRY_SIZE, DIR_OFFSET, HEADER_SIZE, MAGIC,
-    RECORD_SIZE,
+    self, state, DirEntry, Geometry, GeometryError, Header, DIR_ENTRY_SIZE, DIR_OFFSET,
+    HEADER_SIZE, MAGIC, RECORD_SIZE,
 };
+use crate::liveness::{self, Holder};
 use crate::seqlock::SeqTick;
-use crate::ShmError;
+use crate::{file, ShmError};
 
 /// What [`Reader::next`] found.
 // The tick is returned by value on purpose: boxing it would allocate per read.
@@ -33,19 +34,20 @@ pub enum Event {
     },
 }
 
-/// Whether a writer is publishing to the file.
+/// Whether a writer is publishing to the file. Decided from the file itself (the writer's lock and
+/// the header), never from the pid, which is kept for display only: see [`Reader::writer_status`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriterStatus {
-    /// Live: its process exists and it heartbeat recently.
+    /// Live: the writer holds the file and heartbeat recently.
     Live,
     /// It shut down cleanly.
     Closed,
-    /// Its process is gone without closing the file (crashed or killed).
+    /// Its process is gone without closing the file (crashed or killed): nobody holds the file.
     Dead {
-        /// The writer's pid.
+        /// The writer's pid, as the file records it (in the writer's PID namespace).
         pid: u32,
     },
-    /// Its process exists but has not heartbeat for `age_ms` (stopped or hung).
+    /// The writer still holds the file but has not heartbeat for `age_ms` (stopped or hung).
     Stale {
         /// The writer's pid.
         pid: u32,
@@ -114,7 +116,7 @@ pub struct HeaderInfo {
     pub writer_pid: u32,
     /// Newest ring position.
     pub write_pos: u64,
-    /// Last heartbeat, ns since the epoch.
+    /// Last heartbeat, ns since the epoch; in a closed file, when it was closed.
     pub heartbeat_ns: i64,
     /// Directory length.
     pub symbol_count: u64,
@@ -125,6 +127,8 @@ pub struct HeaderInfo {
 /// A reader; see the crate docs.
 pub struct Reader {
     map: Mmap,
+    /// Kept open for the liveness test (a lock test needs a descriptor on the file).
+    file: File,
     geo: Geometry,
     path: PathBuf,
     opts: OpenOptions,
@@ -143,15 +147,33 @@ impl Reader {
     /// Opens with explicit options.
     pub fn open_with(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Self, ShmError> {
         let path = path.as_ref().to_owned();
-        let io = |source: std::io::Error| match source.kind() {
-            std::io::ErrorKind::NotFound => ShmError::Missing { path: path.clone() },
-            _ => ShmError::Io {
-                path: path.clone(),
-                source,
-            },
+        // A directory, FIFO, socket or device is refused by name, and the open never blocks.
+        let (file, len) = file::open_regular(&path)?;
+        let mut r = Self::from_file(path, file, len, opts)?;
+        if opts.require_live {
+            let status = r.writer_status();
+            if status != WriterStatus::Live {
+                return Err(ShmError::NotLive {
+                    path: r.path,
+                    status,
+                });
+            }
+        }
+        r.seek_latest();
+        Ok(r)
+    }
+
+    /// Maps and validates `file` (already checked to be a regular file of `len` bytes).
+    pub(crate) fn from_file(
+        path: PathBuf,
+        file: File,
+        len: u64,
+        opts: OpenOptions,
+    ) -> Result<Self, ShmError> {
+        let io = |source| ShmError::Io {
+            path: path.clone(),
+            source,
         };
-        let file = File::open(&path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
         if len < HEADER_SIZE as u64 {
             return Err(ShmError::Truncated {
                 path,
@@ -167,6 +189,7 @@ impl Reader {
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
         let mut r = Reader {
             map,
+            file,
             geo: Geometry::new(2, 1).expect("constant geometry"),
             path,
             opts,
@@ -175,16 +198,6 @@ impl Reader {
             names_loaded: 0,
         };
         r.geo = r.validate(len)?;
-        if opts.require_live {
-            let status = r.writer_status();
-            if status != WriterStatus::Live {
-                return Err(ShmError::NotLive {
-                    path: r.path,
-                    status,
-                });
-            }
-        }
-        r.seek_latest();
         Ok(r)
     }
 
@@ -238,12 +251,36 @@ impl Reader {
         )?;
         let ring = h.ring_capacity.load(Ordering::Relaxed);
         let syms = h.symbol_capacity.load(Ordering::Relaxed);
-        let geo = Geometry::new(ring, syms).ok_or(ShmError::Layout {
+        let bad = |field, found, why| ShmError::BadCapacity {
             path: path(),
-            field: "ring_capacity",
-            found: ring,
-            expected: ring.max(1).next_power_of_two(),
-        })?;
+            field,
+            found,
+            why,
+        };
+        // The capacities first, against the file's real length: every offset below derives from
+        // them, and a corrupt header may ask for more than any file (or a u64) can hold.
+        let geo = match Geometry::check(ring, syms) {
+            Ok(geo) if geo.file_size <= len => geo,
+            Err(GeometryError::RingNotPowerOfTwo) => {
+                return Err(bad(
+                    "ring_capacity",
+                    ring,
+                    "not a power of two of at least 2",
+                ))
+            }
+            Err(GeometryError::NoSymbols) => {
+                return Err(bad("symbol_capacity", syms, "expected at least 1"))
+            }
+            Ok(_) | Err(GeometryError::TooLarge { .. }) => {
+                return Err(ShmError::Undersized {
+                    path: path(),
+                    ring_capacity: ring,
+                    symbol_capacity: syms,
+                    need: Geometry::size_needed(ring, syms),
+                    len,
+                })
+            }
+        };
         check(
             "lvt_offset",
             h.lvt_offset.load(Ordering::Relaxed),
@@ -259,13 +296,6 @@ impl Reader {
             h.file_size.load(Ordering::Relaxed),
             geo.file_size,
         )?;
-        if len < geo.file_size {
-            return Err(ShmError::Truncated {
-                path: path(),
-                len,
-                need: geo.file_size,
-            });
-        }
         Ok(geo)
     }
 
@@ -282,16 +312,30 @@ impl Reader {
         unsafe { &*(self.map.as_ptr().add(offset as usize) as *const SeqTick) }
     }
 
-    /// The writer's liveness, from the header's state, pid and heartbeat.
+    /// The writer's liveness, from the file alone: the header's state, whether the writer's lock on
+    /// the file is held (`docs/shm-layout.md`, "Liveness"), and the heartbeat's age. Closed if the
+    /// state says so; dead if nobody holds the lock, however recent the heartbeat (a killed
+    /// writer's lock goes with it); stale if the lock is held but the heartbeat is older than
+    /// [`OpenOptions::stale_after`]; live otherwise. Works from any PID namespace; at most two
+    /// syscalls.
     pub fn writer_status(&self) -> WriterStatus {
         let h = self.header();
         let pid = h.writer_pid.load(Ordering::Relaxed);
-        match h.state.load(Ordering::Acquire) {
-            state::CLOSED => return WriterStatus::Closed,
-            state::LIVE => {}
-            _ => return WriterStatus::Dead { pid },
+        if h.state.load(Ordering::Acquire) == state::CLOSED {
+            return WriterStatus::Closed;
         }
-        if !Path::new(&format!("/proc/{pid}")).exists() {
+        match liveness::probe(&self.file) {
+            // The writer stores `closed` before it lets go of the lock: a close that happened
+            // between the load above and the lock test shows now.
+            Holder::Free if h.state.load(Ordering::Acquire) == state::CLOSED => {
+                return WriterStatus::Closed
+            }
+            Holder::Free => return WriterStatus::Dead { pid },
+            // No lock evidence (a filesystem without flock): the heartbeat alone decides.
+            Holder::Held | Holder::Unknown => {}
+        }
+        if h.state.load(Ordering::Acquire) != state::LIVE {
+            // Never published as live (a half-made file): nobody is writing it.
             return WriterStatus::Dead { pid };
         }
         let age = tickwire_engine::clock::now_ns() - h.heartbeat_ns.load(Ordering::Relaxed);

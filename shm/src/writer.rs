@@ -1,6 +1,6 @@
 //! The single writer: creates the file, fills the directory, publishes ticks.
 
-use std::fs::OpenOptions;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -12,11 +12,13 @@ use tickwire_engine::router::Publish;
 use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_engine::Tick;
 
+use crate::file::{self, TmpFile};
 use crate::layout::{
-    self, state, DirEntry, Geometry, Header, DIR_ENTRY_SIZE, DIR_OFFSET, MAGIC, RECORD_SIZE,
+    self, state, DirEntry, Geometry, GeometryError, Header, DIR_ENTRY_SIZE, DIR_OFFSET, MAGIC,
+    RECORD_SIZE,
 };
 use crate::seqlock::SeqTick;
-use crate::ShmError;
+use crate::{liveness, space, OpenOptions, Reader, ShmError, WriterStatus};
 
 /// Sizes of a new file.
 #[derive(Clone, Debug)]
@@ -36,10 +38,14 @@ impl Default for WriterConfig {
     }
 }
 
-/// The writer; see the crate docs. Dropping it marks the file closed.
+/// The writer; see the crate docs. Dropping it marks the file closed. The file stays at its path
+/// (a reader sees "closed", `tickwire shm stat` can still describe it); the next writer on the
+/// path replaces it, and `tickwire shm rm` removes it.
 pub struct Writer {
     /// Shared with [`LastValueView`]s: the client IO threads read last values through it.
     map: Arc<MmapRaw>,
+    /// Holds the liveness lock (`liveness`) until [`Writer::close`].
+    file: File,
     geo: Geometry,
     pos: u64,
     path: PathBuf,
@@ -51,16 +57,28 @@ impl Writer {
     ///
     /// The file is built under a temporary name and renamed into place once its magic is set, so a
     /// reader never sees a half-made file; readers still mapping a replaced file see it closed.
+    ///
+    /// Refused before anything is created: capacities that cannot be laid out, a path that is a
+    /// directory, FIFO or other non-file, a path a live writer holds, and a file bigger than
+    /// available memory or the free space of its filesystem (`space`). A failure after the
+    /// temporary file exists removes it.
     pub fn create(
         path: &Path,
         cfg: &WriterConfig,
         symbols: &SymbolRegistry,
     ) -> Result<Self, ShmError> {
-        let geo = Geometry::new(cfg.ring_capacity, cfg.symbol_capacity).ok_or_else(|| {
-            ShmError::Config(format!(
-                "ring capacity {} must be a power of two of at least 2 and symbol capacity {} non-zero",
-                cfg.ring_capacity, cfg.symbol_capacity
-            ))
+        let (ring, syms) = (cfg.ring_capacity, cfg.symbol_capacity);
+        let geo = Geometry::check(ring, syms).map_err(|e| {
+            ShmError::Config(match e {
+                GeometryError::RingNotPowerOfTwo => {
+                    format!("ring capacity {ring} must be a power of two of at least 2")
+                }
+                GeometryError::NoSymbols => "symbol capacity must be at least 1".to_string(),
+                GeometryError::TooLarge { need } => format!(
+                    "ring capacity {ring} and symbol capacity {syms} need a file of {need} \
+                     bytes, more than a file can hold"
+                ),
+            })
         })?;
         if symbols.len() as u64 > geo.symbol_capacity {
             return Err(ShmError::Config(format!(
@@ -69,28 +87,37 @@ impl Writer {
                 geo.symbol_capacity
             )));
         }
-        // Never replace a file another live writer is publishing to: its readers would be orphaned.
-        if let Ok(r) = crate::Reader::open(path) {
+        // A directory or FIFO at the path would only fail at the rename, after the work.
+        match file::check_kind(path) {
+            Ok(()) | Err(ShmError::Missing { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        // Never replace a file another writer holds, live or hung: its readers would be orphaned.
+        let loose = OpenOptions {
+            require_live: false,
+            ..OpenOptions::default()
+        };
+        if let Ok(r) = Reader::open_with(path, loose) {
             let pid = r.info().writer_pid;
-            if pid != std::process::id() {
-                return Err(ShmError::Config(format!(
-                    "{} is in use by a live writer (pid {pid}); stop it or choose another path",
-                    path.display()
-                )));
+            let status = r.writer_status();
+            let held = matches!(status, WriterStatus::Live | WriterStatus::Stale { .. });
+            if held && pid != std::process::id() {
+                return Err(ShmError::InUse {
+                    path: path.to_owned(),
+                    pid,
+                    status,
+                });
             }
         }
+        space::check_room(path, &geo)?;
         let io = |source| ShmError::Io {
             path: path.to_owned(),
             source,
         };
-        let tmp = tmp_path(path);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(io)?;
+        // From here on every early return drops `tmp`, which removes the temporary file.
+        let (tmp, file) = TmpFile::create(tmp_path(path)).map_err(io)?;
+        // Locked before the rename: from the moment a reader can open the file, it is held.
+        liveness::hold(&file).map_err(io)?;
         // ftruncate gives zero pages that tmpfs allocates only when touched, so a big directory and
         // last-value table cost memory only for the symbols actually used.
         file.set_len(geo.file_size).map_err(io)?;
@@ -99,6 +126,7 @@ impl Writer {
         let map = unsafe { MmapMut::map_mut(&file) }.map_err(io)?;
         let mut w = Writer {
             map: Arc::new(MmapRaw::from(map)),
+            file,
             geo,
             pos: 0,
             path: path.to_owned(),
@@ -130,7 +158,8 @@ impl Writer {
         w.ring_slot(1).mark(1 << 1 | 1);
         // Last: a reader that Acquire-loads MAGIC sees every field above.
         w.header().magic.store(MAGIC, Ordering::Release);
-        std::fs::rename(&tmp, path).map_err(io)?;
+        std::fs::rename(tmp.path(), path).map_err(io)?;
+        tmp.keep();
         Ok(w)
     }
 
@@ -276,11 +305,17 @@ impl Writer {
         self.header().heartbeat_ns.store(now_ns, Ordering::Relaxed);
     }
 
-    /// Marks the file closed: readers stop with "writer closed" instead of waiting.
+    /// Marks the file closed: readers stop with "writer closed" instead of waiting. The heartbeat
+    /// is stamped first, so it tells when the file was closed (`tickwire shm stat` prints it).
     pub fn close(&mut self) {
         if !self.closed {
+            self.heartbeat(tickwire_engine::clock::now_ns());
             self.header().state.store(state::CLOSED, Ordering::Release);
             let _ = self.map.flush_async();
+            // After the state: a reader that finds the lock free and then reads the state sees
+            // `closed`, never a dead writer. Let go explicitly: a [`LastValueView`]'s mapping
+            // keeps the open file, and with it the lock, alive past this writer.
+            liveness::release(&self.file);
             self.closed = true;
         }
     }
