@@ -31,7 +31,7 @@ enum Cmd {
     /// Benchmarks that run the real threads: `bench e2e`.
     #[command(subcommand)]
     Bench(BenchCmd),
-    /// Shared-memory tools: synthetic writer, tail, stat.
+    /// Shared-memory tools: synthetic writer, tail, stat, rm.
     #[command(subcommand)]
     Shm(ShmCmd),
 }

@@ -1,4 +1,5 @@
-//! `tickwire shm …`: a synthetic writer, a tail that prints JSON lines, and a header dump.
+//! `tickwire shm …`: a synthetic writer, a tail that prints JSON lines, a header dump, and removal
+//! of files no writer holds.
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -10,7 +11,9 @@ use tickwire_engine::clock::now_ns;
 use tickwire_engine::idle::{IdleStrategy, Idler};
 use tickwire_engine::symbols::split_key;
 use tickwire_engine::Px;
-use tickwire_shm::{Event, OpenOptions, Reader, ShmError, Writer, WriterConfig, WriterStatus};
+use tickwire_shm::{
+    Event, OpenOptions, Reader, Removed, ShmError, Writer, WriterConfig, WriterStatus,
+};
 
 use crate::{json, synthetic};
 
@@ -22,8 +25,31 @@ pub enum ShmCmd {
     /// Print ticks from a shm file as JSON lines (exact decimal prices).
     Tail(TailArgs),
     /// Print the header, capacities, writer position and symbols of a shm file.
+    #[command(after_help = STAT_EXIT_CODES)]
     Stat(StatArgs),
+    /// Remove a shm file no writer holds (a closed file, or one a killed writer left behind).
+    #[command(after_help = RM_HELP)]
+    Rm(RmArgs),
 }
+
+/// `shm stat`'s exit status: describing a file is not a failure, whatever its writer did.
+const STAT_EXIT_CODES: &str = "\
+Exit status:
+  0  the file was described: its writer is live, or closed it cleanly
+  1  the file cannot be read (missing, not a tickwire shm file, other version, ...)
+  3  the writer died without closing the file (nobody holds it; killed or crashed)
+  4  the writer holds the file but has not heartbeat for 5 s (stopped or hung)";
+
+/// Exit status of `shm stat` for a writer that died without closing the file.
+pub const EXIT_WRITER_DEAD: i32 = 3;
+/// Exit status of `shm stat` for a writer that holds the file but stopped heartbeating.
+pub const EXIT_WRITER_STALE: i32 = 4;
+
+const RM_HELP: &str = "\
+Refused, with a non-zero exit, when a writer holds the file (live, or stopped but still running:
+stop it first), for a directory, FIFO or other non-file, and for a regular file that is not a
+tickwire shm file unless --force is given (then still refused if any process holds a lock on it,
+as a writer does on the <path>.tmp.<pid> file it is building).";
 
 /// `shm write-synthetic` flags.
 #[derive(Args, Debug)]
@@ -83,12 +109,32 @@ pub struct StatArgs {
     pub list: u32,
 }
 
-/// Runs a `shm` subcommand; `stop` is set by Ctrl-C.
+/// `shm rm` flags.
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// The shm file to remove.
+    pub path: PathBuf,
+    /// Also remove a regular file that is not a tickwire shm file (a leftover temporary file, a
+    /// file from another layout version), unless a process holds a lock on it.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Runs a `shm` subcommand; `stop` is set by Ctrl-C. `shm stat` exits itself with
+/// [`EXIT_WRITER_DEAD`] or [`EXIT_WRITER_STALE`] after describing such a file.
 pub fn run(cmd: ShmCmd, stop: &AtomicBool) -> Result<(), String> {
     match cmd {
         ShmCmd::WriteSynthetic(a) => write_synthetic(a, stop),
         ShmCmd::Tail(a) => tail(a, stop),
-        ShmCmd::Stat(a) => stat(a),
+        ShmCmd::Stat(a) => {
+            let code = stat(a)?;
+            if code != 0 {
+                // Not an error to report through main's path (exit 1): the status is the answer.
+                std::process::exit(code);
+            }
+            Ok(())
+        }
+        ShmCmd::Rm(a) => rm(a),
     }
 }
 
@@ -286,7 +332,8 @@ fn tail(a: TailArgs, stop: &AtomicBool) -> Result<(), String> {
     }
 }
 
-fn stat(a: StatArgs) -> Result<(), String> {
+/// Describes the file; returns the exit status ([`STAT_EXIT_CODES`]).
+fn stat(a: StatArgs) -> Result<i32, String> {
     let opts = OpenOptions {
         require_live: false,
         ..OpenOptions::default()
@@ -313,7 +360,11 @@ fn stat(a: StatArgs) -> Result<(), String> {
     println!("writer pid      {}", i.writer_pid);
     println!("writer position {}", i.write_pos);
     println!("heartbeat       {age_ms} ms ago");
-    println!("writer status   {}", i.status);
+    match i.status {
+        // The writer stamps the heartbeat when it closes the file.
+        WriterStatus::Closed => println!("writer status   closed at {}", utc(i.heartbeat_ns)),
+        st => println!("writer status   {st}"),
+    }
     for id in 0..i.symbol_count.min(a.list as u64) as u32 {
         let Some(n) = r.symbol(id) else { break };
         let last = match r.last_value(id) {
@@ -329,12 +380,81 @@ fn stat(a: StatArgs) -> Result<(), String> {
     if i.symbol_count > a.list as u64 {
         println!("  … {} more", i.symbol_count - a.list as u64);
     }
-    if i.status != WriterStatus::Live {
-        return Err(format!(
-            "{}: no live writer: {}",
-            a.path.display(),
-            i.status
-        ));
+    let code = match i.status {
+        WriterStatus::Live | WriterStatus::Closed => return Ok(0),
+        WriterStatus::Dead { .. } => EXIT_WRITER_DEAD,
+        WriterStatus::Stale { .. } => EXIT_WRITER_STALE,
+    };
+    eprintln!(
+        "tickwire: {}: no live writer: {}",
+        a.path.display(),
+        i.status
+    );
+    Ok(code)
+}
+
+fn rm(a: RmArgs) -> Result<(), String> {
+    let p = a.path.display();
+    match tickwire_shm::remove(&a.path, a.force) {
+        Ok(Removed::Closed { closed_at_ns }) => {
+            println!(
+                "removed {p} (its writer closed it at {})",
+                utc(closed_at_ns)
+            );
+        }
+        Ok(Removed::Dead { pid }) => {
+            println!("removed {p} (its writer, pid {pid}, died without closing it)");
+        }
+        Ok(Removed::Forced(why)) => println!("removed {p} (--force; {why})"),
+        Err(
+            e @ (ShmError::Truncated { .. }
+            | ShmError::Undersized { .. }
+            | ShmError::BadCapacity { .. }
+            | ShmError::BadMagic { .. }
+            | ShmError::Version { .. }
+            | ShmError::Layout { .. }),
+        ) => return Err(format!("{e}; not removed (--force removes it anyway)")),
+        Err(e) => return Err(e.to_string()),
     }
     Ok(())
+}
+
+/// `ns` since the epoch as RFC 3339 UTC, to the millisecond: `2026-01-31T09:15:00.123Z`.
+fn utc(ns: i64) -> String {
+    let ms = ns.div_euclid(1_000_000);
+    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Days since 1970-01-01 → civil date (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let s = ms_of_day / 1000;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        ms_of_day % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formats_civil_dates() {
+        assert_eq!(super::utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            super::utc(951_782_400_123_456_789),
+            "2000-02-29T00:00:00.123Z"
+        );
+        assert_eq!(
+            super::utc(1_785_000_000_999_000_000),
+            "2026-07-25T17:20:00.999Z"
+        );
+    }
 }
