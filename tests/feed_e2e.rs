@@ -39,6 +39,30 @@ fn the_gateway_reconnects_when_the_broker_restarts() {
         "no ticks while the broker is down"
     );
 
+    // A client subscribing meanwhile is told the truth: the feed is down, since when, and how old
+    // the snapshot it gets is.
+    let mut late = authed(port);
+    send(
+        &mut late,
+        json!({"action": "subscribe", "symbol": "TCS", "exchange": "NSE", "mode": "ltp"}),
+    );
+    let r2 = reply(&mut late);
+    let e = &r2["subscriptions"][0];
+    assert_eq!(e["upstream"], "disconnected", "{r2}");
+    assert!(
+        e["upstream_down_since"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')),
+        "{r2}"
+    );
+    assert!(
+        e["snapshot_age_ms"].as_u64().is_some_and(|a| a >= 1000),
+        "{r2}"
+    );
+    let down = feed_status(port);
+    assert!(down["last_error"].as_str().is_some(), "{down}");
+    assert!(down["last_error_at"].as_str().is_some(), "{down}");
+
     let _m2 = mock(bport);
     // Same client connection, same shm reader: data flows again after the gateway reconnects and
     // re-subscribes in depth mode.
@@ -51,6 +75,15 @@ fn the_gateway_reconnects_when_the_broker_restarts() {
     );
     assert!(shm_has_new_ticks(&mut r, Duration::from_secs(5)));
     assert!(Path::new(&shm).exists());
+    // Recovered: the error no longer shows as current, but stays visible with both times.
+    let up = wait_feed_state(port, "open", 10);
+    assert!(up["last_error"].is_null(), "{up}");
+    let rec = &up["recovered_error"];
+    assert!(
+        rec["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{up}"
+    );
+    assert!(rec["recovered_at"].as_str() >= rec["at"].as_str(), "{up}");
 }
 
 /// wss:// end to end: the mock serves TLS with a certificate made here, the gateway's feed trusts

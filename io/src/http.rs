@@ -14,6 +14,8 @@ pub const MAX_HEAD: usize = 16 * 1024;
 pub struct Head {
     /// Method (`GET`).
     pub method: String,
+    /// HTTP minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub version: u8,
     /// Path without the query.
     pub path: String,
     /// Query parameters (no percent-decoding: Kite's keys and tokens are plain).
@@ -61,6 +63,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, String> {
             };
             let head = Head {
                 method: req.method.unwrap_or("").to_string(),
+                version: req.version.unwrap_or(1),
                 path: path.to_string(),
                 query: q
                     .split('&')
@@ -96,8 +99,13 @@ pub fn switching_protocols(key: &str) -> String {
 
 /// A complete response with a body; the connection closes after it.
 pub fn response(status: &str, content_type: &str, body: &str) -> String {
+    response_with(status, "", content_type, body)
+}
+
+/// [`response`] with `extra` header lines (each ending in `\r\n`).
+pub fn response_with(status: &str, extra: &str, content_type: &str, body: &str) -> String {
     format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
 }

@@ -68,17 +68,7 @@ pub fn fetch(source: &str) -> Result<Vec<u8>, MasterError> {
 /// is dated.
 pub fn ist_date(epoch_ms: i64) -> (i64, u32, u32) {
     let days = epoch_ms.saturating_add(19_800_000).div_euclid(86_400_000);
-    // Days since 1970-01-01 → civil date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    tickwire_engine::clock::civil_from_days(days)
 }
 
 /// Days since 1970-01-01 of a civil date (H. Hinnant's algorithm, the inverse of [`ist_date`]'s).

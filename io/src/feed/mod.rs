@@ -33,5 +33,5 @@ pub use error::{Action, FeedError};
 pub use pool::{Feed, ProtocolFactory};
 pub use protocol::BrokerProtocol;
 pub use sink::TickSink;
-pub use status::{feed_state, upstream_state, FeedStatus};
+pub use status::{feed_state, upstream_state, FeedStatus, LastError};
 pub use thread::{FeedConfig, FeedThread};

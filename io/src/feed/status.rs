@@ -3,8 +3,10 @@
 //! the pool has its own [`ConnStatus`]; the feed-level `state` and `connected` summarise them.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+
 use std::sync::Mutex;
+use tickwire_engine::clock::now_ns;
 
 /// Per-symbol upstream state, readable by the client IO threads (`status` and subscribe replies).
 pub mod upstream_state {
@@ -51,8 +53,29 @@ pub struct ConnStatus {
     pub connects: AtomicU64,
     /// Symbols placed on this connection.
     pub symbols: AtomicU64,
+    /// When `state` last changed (ns since the epoch; 0: never).
+    pub since_ns: AtomicI64,
     /// Last connection error.
-    pub last_error: Mutex<String>,
+    pub last_error: Mutex<LastError>,
+}
+
+/// The last error of a connection or feed, with when it happened and when a connect cleared it:
+/// status output shows an error that still holds apart from one the feed has recovered from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LastError {
+    /// What happened ("" when nothing did).
+    pub message: String,
+    /// When (ns since the epoch).
+    pub at_ns: i64,
+    /// When the connection was open again afterwards (0: not yet, the error still holds).
+    pub cleared_ns: i64,
+}
+
+impl LastError {
+    /// True when there is an error that no connect has cleared yet.
+    pub fn holds(&self) -> bool {
+        !self.message.is_empty() && self.cleared_ns == 0
+    }
 }
 
 /// See the module docs. Relaxed throughout: counters and flags that nothing else is published
@@ -77,8 +100,10 @@ pub struct FeedStatus {
     pub ring_waits: AtomicU64,
     /// Error messages from the broker.
     pub broker_errors: AtomicU64,
+    /// When `state` last changed (ns since the epoch).
+    pub since_ns: AtomicI64,
     /// Last connection error, for status output.
-    pub last_error: Mutex<String>,
+    pub last_error: Mutex<LastError>,
     /// Per symbol id: [`upstream_state`].
     pub symbols: Vec<AtomicU8>,
     /// Per symbol id: the connection carrying it (meaningful while its state is not `NONE`).
@@ -103,6 +128,7 @@ impl FeedStatus {
             conns: (0..super::assign::MAX_CONNECTIONS)
                 .map(|_| ConnStatus::default())
                 .collect(),
+            since_ns: AtomicI64::new(now_ns()),
             ..Self::default()
         }
     }
@@ -146,8 +172,16 @@ impl FeedStatus {
     /// stopped (the broker refused the credentials), `open` when all are open, else `connecting`
     /// if any is, else `backoff`.
     pub(crate) fn set_conn_state(&self, c: usize, st: u8) {
+        let now = now_ns();
         if let Some(cs) = self.conns.get(c) {
-            cs.state.store(st, Ordering::Relaxed);
+            if cs.state.swap(st, Ordering::Relaxed) != st
+                || cs.since_ns.load(Ordering::Relaxed) == 0
+            {
+                cs.since_ns.store(now, Ordering::Relaxed);
+            }
+            if st == feed_state::OPEN {
+                clear(&cs.last_error, now);
+            }
         }
         let states = || {
             self.used_conns()
@@ -163,17 +197,56 @@ impl FeedStatus {
         } else {
             feed_state::BACKOFF
         };
-        self.state.store(all, Ordering::Relaxed);
+        if self.state.swap(all, Ordering::Relaxed) != all {
+            self.since_ns.store(now, Ordering::Relaxed);
+        }
         self.connected
             .store(all == feed_state::OPEN, Ordering::Relaxed);
+        if all == feed_state::OPEN {
+            clear(&self.last_error, now);
+        }
     }
 
     pub(crate) fn set_error(&self, c: usize, e: String) {
+        let at_ns = now_ns();
+        let err = LastError {
+            message: e,
+            at_ns,
+            cleared_ns: 0,
+        };
         if let Some(Ok(mut l)) = self.conns.get(c).map(|cs| cs.last_error.lock()) {
-            l.clone_from(&e);
+            l.clone_from(&err);
         }
         if let Ok(mut l) = self.last_error.lock() {
-            *l = e;
+            *l = err;
+        }
+    }
+
+    /// When the upstream that would carry `id` went down, if it is down: the symbol's own
+    /// connection once it has one, else the feed's (no connection open at all). `None` while
+    /// it is open, or while the first connection is still to be opened on demand.
+    pub fn down_since(&self, id: u32) -> Option<i64> {
+        let used = self.used_conns();
+        if used.is_empty() {
+            return None;
+        }
+        if self.symbol_state(id) != upstream_state::NONE {
+            let c = used.get(self.conn_of(id))?;
+            return (c.state.load(Ordering::Relaxed) != feed_state::OPEN)
+                .then(|| c.since_ns.load(Ordering::Relaxed));
+        }
+        let open = used
+            .iter()
+            .any(|c| c.state.load(Ordering::Relaxed) == feed_state::OPEN);
+        (!open).then(|| self.since_ns.load(Ordering::Relaxed))
+    }
+}
+
+/// Marks a held error as cleared by a connect at `now`.
+fn clear(e: &Mutex<LastError>, now: i64) {
+    if let Ok(mut l) = e.lock() {
+        if l.holds() {
+            l.cleared_ns = now;
         }
     }
 }

@@ -84,7 +84,7 @@ fn fanning_out_a_tick_allocates_nothing_once_warm() {
     let mut session = Session::new(mio::net::TcpStream::from_std(server), 1, &shared.cfg);
     let mut outbox = VecDeque::new();
     while !session.is_open() {
-        session.on_event(&shared, &mut outbox, true);
+        session.on_event(&shared, &NoLast, &mut outbox, true);
     }
     // The client side drains everything, on its own thread (not counted).
     let stop = Arc::new(AtomicBool::new(false));

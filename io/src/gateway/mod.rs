@@ -12,6 +12,7 @@
 //!   it drains under the low-water mark (`session/market.rs`). Nothing queues without bound.
 //! - All of a connection's messages of one pass are queued, then written with one flush.
 
+mod admission;
 pub mod fanout;
 #[cfg(test)]
 mod fanout_alloc;
@@ -33,11 +34,14 @@ use tickwire_engine::last::LastValues;
 use tickwire_engine::router::{Control, Delivery, Mode};
 use tickwire_engine::symbols::SymbolRegistry;
 
+pub use admission::Budget;
+use admission::{Admission, Admit};
 pub use protocol::{label, market_data, parse_mode, JsonStr, OutBuf};
 use session::Session;
 use tickwire_engine::doorbell::Doorbell;
 
 use crate::feed::FeedStatus;
+use crate::ratelog::RateLog;
 
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
@@ -62,6 +66,13 @@ pub struct GatewayConfig {
     pub ping_interval: Duration,
     /// Unauthenticated connections are closed (4401) after this.
     pub auth_grace: Duration,
+    /// Connections not yet authenticated, in total and per remote address: past it the oldest
+    /// pending one makes room (`admission.rs`), so a flood of idle connections cannot hold the
+    /// slots of clients with a key.
+    pub pending: Budget,
+    /// Browser origins allowed to open a WebSocket (empty: any). Requests without `Origin` (not
+    /// from a browser) and the gateway's own origin are always allowed.
+    pub allowed_origins: Vec<String>,
     /// Largest client message (1 MiB, as websockets' default).
     pub max_message: usize,
     /// A client's send backlog (bytes the kernel has not taken) above which its updates are
@@ -88,6 +99,8 @@ impl Default for GatewayConfig {
             max_connections: 1024,
             ping_interval: Duration::from_secs(20),
             auth_grace: Duration::from_secs(15),
+            pending: Budget::default(),
+            allowed_origins: Vec::new(),
             max_message: 1 << 20,
             high_water: 256 << 10,
             low_water: 64 << 10,
@@ -110,6 +123,10 @@ pub struct GatewayStats {
     pub slow_skips: AtomicU64,
     /// Updates a conflating client only marked (it gets the latest value later).
     pub conflated: AtomicU64,
+    /// Connections refused: every slot held by an authenticated client.
+    pub refused: AtomicU64,
+    /// Unauthenticated connections dropped to make room for new ones (`GatewayConfig::pending`).
+    pub evicted: AtomicU64,
 }
 
 /// What the gateway thread shares with the rest of the process.
@@ -243,10 +260,14 @@ impl Gateway {
         let mut events = Events::with_capacity(1024);
         let n = self.shared.cfg.max_connections as usize;
         let base = self.shared.cfg.consumer_base;
-        let mut sessions: Vec<Option<Session>> = (0..n).map(|_| None).collect();
-        // Slot 0 is the router's pin holder for this thread (RouterConfig::consumers_per_io): it holds
-        // the pinned subscriptions and is never delivered to, so no session takes it.
-        let mut free: Vec<usize> = (1..n).rev().collect();
+        let mut clients = Clients {
+            sessions: (0..n).map(|_| None).collect(),
+            // Slot 0 is the router's pin holder for this thread (RouterConfig::consumers_per_io):
+            // it holds the pinned subscriptions and is never delivered to, so no session takes it.
+            free: (1..n).rev().collect(),
+            admission: Admission::new(n, self.shared.cfg.pending),
+            refusals: RateLog::new("client gateway: connection refused", REFUSAL_LOG_INTERVAL),
+        };
         // Control messages the ring could not take yet; bounded by `MAX_OUTBOX` (a full outbox makes
         // new subscribe requests fail with a clear "busy" entry instead of growing).
         let mut outbox: VecDeque<Control> = VecDeque::new();
@@ -285,15 +306,24 @@ impl Gateway {
                 }
                 work = true;
                 if ev.token() == LISTENER {
-                    self.accept(&mut poll, &mut sessions, &mut free);
+                    self.accept(&poll, &mut clients, &mut fanout, &mut outbox);
                     continue;
                 }
                 let i = ev.token().0;
-                let Some(s) = sessions.get_mut(i).and_then(Option::as_mut) else {
+                let Some(s) = clients.sessions.get_mut(i).and_then(Option::as_mut) else {
                     continue;
                 };
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                s.on_event(&self.shared, &mut outbox, readable);
+                let blocked = s.needs_write_events();
+                s.on_event(&self.shared, &*self.last, &mut outbox, readable);
+                if !blocked && s.needs_write_events() {
+                    s.want_write_events(&poll, ev.token());
+                }
+                if s.is_authed() {
+                    clients.admission.settled(i);
+                } else if !s.in_head() {
+                    clients.admission.spoke(i);
+                }
                 for (symbol, modes) in s.take_sub_changes() {
                     fanout.set(symbol, i, modes);
                 }
@@ -323,7 +353,13 @@ impl Gateway {
                     let _ = self.deliveries.pop();
                     taken += 1;
                 }
-                let f = fanout.deliver(&d, &mut sessions, &self.shared, &*self.last, &mut buf);
+                let f = fanout.deliver(
+                    &d,
+                    &mut clients.sessions,
+                    &self.shared,
+                    &*self.last,
+                    &mut buf,
+                );
                 written += f.written;
                 conflated += f.conflated;
             }
@@ -349,14 +385,15 @@ impl Gateway {
             // backlog and send their latest values once drained.
             touched.clear();
             touched.extend(
-                sessions
+                clients
+                    .sessions
                     .iter()
                     .enumerate()
                     .filter(|(_, s)| s.as_ref().is_some_and(Session::wants_flush))
                     .map(|(i, _)| i),
             );
             for &i in &touched {
-                if let Some(Some(s)) = sessions.get_mut(i) {
+                if let Some(Some(s)) = clients.sessions.get_mut(i) {
                     let before = s.needs_write_events();
                     if s.drain(&self.shared) {
                         let n = fanout.send_marked(i, s, &self.shared, &*self.last, &mut buf);
@@ -376,70 +413,137 @@ impl Gateway {
             }
             if last_timers.elapsed() >= Duration::from_millis(100) {
                 last_timers = Instant::now();
-                for s in sessions.iter_mut().flatten() {
+                for s in clients.sessions.iter_mut().flatten() {
                     s.timers(&self.shared);
+                }
+                if let Some(line) = clients.refusals.due(last_timers) {
+                    eprintln!("{line}");
                 }
             }
             // Reap closed sessions; the router forgets them through UnsubscribeAll.
-            for (i, slot) in sessions.iter_mut().enumerate() {
-                if slot.as_ref().is_some_and(Session::is_closed) {
-                    if let Some(mut s) = slot.take() {
-                        s.deregister(&poll);
-                        for symbol in s.symbols() {
-                            fanout.set(symbol, i, 0);
-                        }
-                        outbox.push_back(Control::UnsubscribeAll {
-                            consumer: base + i as u32,
-                        });
-                        free.push(i);
-                        self.shared.stats.open.fetch_sub(1, Ordering::Relaxed);
-                        work = true;
-                    }
+            for i in 0..clients.sessions.len() {
+                if clients.sessions[i].as_ref().is_some_and(Session::is_closed) {
+                    clients.release(i, &poll, &mut fanout, &mut outbox, base, &self.shared.stats);
+                    work = true;
                 }
             }
             busy = work || !outbox.is_empty();
         }
-        for s in sessions.iter_mut().flatten() {
+        for s in clients.sessions.iter_mut().flatten() {
             s.close(1001, "server shutting down");
         }
         Ok(())
     }
 
-    fn accept(&mut self, poll: &mut Poll, sessions: &mut [Option<Session>], free: &mut Vec<usize>) {
+    /// Accepts every waiting connection, within the slots and the pending budget.
+    fn accept(
+        &mut self,
+        poll: &Poll,
+        clients: &mut Clients,
+        fanout: &mut fanout::Fanout,
+        outbox: &mut VecDeque<Control>,
+    ) {
+        let stats = &self.shared.stats;
+        let base = self.shared.cfg.consumer_base;
         loop {
-            match self.listener.accept() {
-                Ok((mut stream, _)) => {
-                    let Some(i) = free.pop() else {
-                        // Every consumer id is in use: refuse rather than queue unboundedly.
-                        eprintln!(
-                            "client gateway: connection limit {} reached; refusing",
-                            sessions.len()
-                        );
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    if poll
-                        .registry()
-                        .register(&mut stream, Token(i), Interest::READABLE)
-                        .is_err()
-                    {
-                        free.push(i);
-                        continue;
-                    }
-                    let consumer = self.shared.cfg.consumer_base + i as u32;
-                    sessions[i] = Some(Session::new(stream, consumer, &self.shared.cfg));
-                    self.shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    self.shared.stats.open.fetch_add(1, Ordering::Relaxed);
-                }
+            let (mut stream, peer) = match self.listener.accept() {
+                Ok(c) => c,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
-                    eprintln!("client gateway: accept: {e}");
+                    // Out of file descriptors, typically: said once per interval, retried on the
+                    // next readiness.
+                    let now = Instant::now();
+                    if let Some(line) = clients.refusals.hit(|| format!("accept: {e}"), now) {
+                        eprintln!("{line}");
+                    }
                     break;
                 }
+            };
+            match clients.admission.admit(peer.ip(), clients.free.is_empty()) {
+                Admit::Take => {}
+                Admit::Evict(old) => {
+                    if let Some(s) = clients.sessions[old].as_mut() {
+                        s.evict();
+                    }
+                    clients.release(old, poll, fanout, outbox, base, stats);
+                    stats.evicted.fetch_add(1, Ordering::Relaxed);
+                }
+                Admit::Refuse => {
+                    // Every slot is held by an authenticated client: refuse rather than queue.
+                    stats.refused.fetch_add(1, Ordering::Relaxed);
+                    let n = clients.sessions.len();
+                    let line = clients.refusals.hit(
+                        || format!("all {n} connection slots hold authenticated clients"),
+                        Instant::now(),
+                    );
+                    if let Some(line) = line {
+                        eprintln!("{line}");
+                    }
+                    continue;
+                }
             }
+            let Some(i) = clients.free.pop() else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            if poll
+                .registry()
+                .register(&mut stream, Token(i), Interest::READABLE)
+                .is_err()
+            {
+                clients.free.push(i);
+                continue;
+            }
+            let consumer = base + i as u32;
+            clients.sessions[i] = Some(Session::new(stream, consumer, &self.shared.cfg));
+            clients.admission.taken(i, peer.ip());
+            stats.accepted.fetch_add(1, Ordering::Relaxed);
+            stats.open.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
+
+/// The IO thread's connection slots.
+struct Clients {
+    /// By slot (consumer id − `consumer_base`).
+    sessions: Vec<Option<Session>>,
+    /// Free slots.
+    free: Vec<usize>,
+    /// Which slots are not authenticated yet, and the budget for them.
+    admission: Admission,
+    /// Refused connections and accept errors, said at most once per interval.
+    refusals: RateLog,
+}
+
+impl Clients {
+    /// Frees slot `i`: its session is dropped and the router forgets its subscriptions.
+    fn release(
+        &mut self,
+        i: usize,
+        poll: &Poll,
+        fanout: &mut fanout::Fanout,
+        outbox: &mut VecDeque<Control>,
+        base: u32,
+        stats: &GatewayStats,
+    ) {
+        let Some(mut s) = self.sessions.get_mut(i).and_then(Option::take) else {
+            return;
+        };
+        s.deregister(poll);
+        for symbol in s.symbols() {
+            fanout.set(symbol, i, 0);
+        }
+        outbox.push_back(Control::UnsubscribeAll {
+            consumer: base + i as u32,
+        });
+        self.admission.settled(i);
+        self.free.push(i);
+        stats.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// At most one "connection refused" line per this interval (with the count).
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Most router deliveries fanned out before the sockets are looked at again.
 const MAX_DELIVERIES_PER_PASS: usize = 8192;

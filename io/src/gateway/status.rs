@@ -6,39 +6,71 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::{json, Value};
 
 use super::Shared;
-use crate::feed::{feed_state, upstream_state, FeedStatus};
+use std::sync::Mutex;
+
+use tickwire_engine::clock::rfc3339_utc;
+
+use crate::feed::{feed_state, upstream_state, FeedStatus, LastError};
 
 fn ld(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
 
+/// `last_error` (the message of an error no connect has cleared, or null), `last_error_at`, and
+/// `recovered_error` (the last error a connect cleared, with both times) into `v`.
+fn put_error(v: &mut Value, e: &Mutex<LastError>) {
+    let e = e.lock().map(|e| e.clone()).unwrap_or_default();
+    let time = |ns: i64| (ns > 0).then(|| rfc3339_utc(ns));
+    if e.holds() {
+        v["last_error"] = json!(e.message);
+        v["last_error_at"] = json!(time(e.at_ns));
+        v["recovered_error"] = Value::Null;
+    } else {
+        v["last_error"] = Value::Null;
+        v["last_error_at"] = Value::Null;
+        v["recovered_error"] = match e.message.is_empty() {
+            true => Value::Null,
+            false => json!({"message": e.message, "at": time(e.at_ns),
+                "recovered_at": time(e.cleared_ns)}),
+        };
+    }
+}
+
+fn since(ns: &std::sync::atomic::AtomicI64) -> Value {
+    let ns = ns.load(Ordering::Relaxed);
+    json!((ns > 0).then(|| rfc3339_utc(ns)))
+}
+
 /// One feed: its summary state, counters, and each connection.
 fn feed_json(broker: &str, f: &FeedStatus) -> Value {
-    let last_error = f.last_error.lock().map(|e| e.clone()).unwrap_or_default();
     let conns: Vec<Value> = f
         .used_conns()
         .iter()
         .map(|c| {
-            json!({
+            let mut v = json!({
                 "state": feed_state::name(c.state.load(Ordering::Relaxed)),
+                "since": since(&c.since_ns),
                 "attempts": ld(&c.attempts), "connects": ld(&c.connects),
                 "symbols": ld(&c.symbols),
-                "last_error": c.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
-            })
+            });
+            put_error(&mut v, &c.last_error);
+            v
         })
         .collect();
-    json!({
+    let mut v = json!({
         "broker": broker,
         "connected": f.connected.load(Ordering::Relaxed),
         "state": feed_state::name(f.feed_state()),
+        "since": since(&f.since_ns),
         "attempts": ld(&f.attempts),
         "connects": ld(&f.connects), "frames": ld(&f.frames), "ticks": ld(&f.ticks),
         "parse_errors": ld(&f.parse_errors), "broker_errors": ld(&f.broker_errors),
         "ring_waits": ld(&f.ring_waits), "resubscribes": ld(&f.resubscribes),
-        "last_error": last_error,
         "market": f.market.lock().map(|m| json!(*m)).unwrap_or_default(),
         "connections": conns,
-    })
+    });
+    put_error(&mut v, &f.last_error);
+    v
 }
 
 /// `GET /status`: feed health, client counts, and every symbol with upstream demand and its state
@@ -75,7 +107,8 @@ pub(super) fn status_json(shared: &Shared) -> String {
         "broker": shared.cfg.broker,
         "feed": feeds[0],
         "feeds": feeds,
-        "clients": {"open": ld(&c.open), "accepted": ld(&c.accepted), "messages": ld(&c.messages), "slow_skips": ld(&c.slow_skips), "conflated": ld(&c.conflated)},
+        "clients": {"open": ld(&c.open), "accepted": ld(&c.accepted), "messages": ld(&c.messages), "slow_skips": ld(&c.slow_skips), "conflated": ld(&c.conflated),
+            "refused": ld(&c.refused), "evicted": ld(&c.evicted)},
         "symbols": {"registered": shared.registry.len(), "subscribed": symbols},
     })
     .to_string()

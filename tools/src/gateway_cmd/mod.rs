@@ -84,6 +84,18 @@ pub struct EngineArgs {
     /// Keep every instrument of the master subscribed (depth mode) for shared-memory readers.
     #[arg(long)]
     pub subscribe_all: bool,
+    /// Browser origins allowed to open a client WebSocket (repeatable or comma-separated; `*`:
+    /// any). Default: any. Clients that send no `Origin` (OpenAlgo's SDKs and every non-browser
+    /// client) and the gateway's own origin are always allowed.
+    #[arg(long, value_delimiter = ',')]
+    pub allow_origin: Vec<String>,
+    /// Connections not yet authenticated, in total: past this the oldest pending connection is
+    /// dropped to make room, so idle connections cannot lock out clients with a key.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_pending: u32,
+    /// Connections not yet authenticated from one remote address.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_pending_per_addr: u32,
 }
 
 /// `--router`: the thread the router runs on.

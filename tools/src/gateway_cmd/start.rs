@@ -18,7 +18,7 @@ use tickwire_engine::router::{
 use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_io::brokers::{self, BrokerConfig, Listing};
 use tickwire_io::feed::{Feed, FeedConfig, FeedStatus, FeedThread};
-use tickwire_io::gateway::{FeedRef, Gateway, GatewayConfig, GatewayStats, Shared};
+use tickwire_io::gateway::{Budget, FeedRef, Gateway, GatewayConfig, GatewayStats, Shared};
 use tickwire_shm::{Writer, WriterConfig};
 
 use super::{EngineArgs, RouterPlacement};
@@ -161,6 +161,11 @@ pub fn start(
         api_keys,
         core: e.client_core,
         pinned,
+        allowed_origins: e.allow_origin.clone(),
+        pending: Budget {
+            total: e.max_pending as usize,
+            per_addr: e.max_pending_per_addr as usize,
+        },
         ..GatewayConfig::default()
     };
     let rcfg = RouterConfig {

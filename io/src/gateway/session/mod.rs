@@ -1,19 +1,20 @@
 //! One client connection: handshake, auth, requests, conflated market data, keepalive.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::io;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use serde_json::{json, Value};
+use tickwire_engine::last::LastValues;
 use tickwire_engine::router::{Control, ModeSet};
 use tickwire_engine::symbols::SymbolId;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::CloseFrame;
-use tungstenite::protocol::Role;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Message, WebSocket};
 
+mod handshake;
 mod market;
 mod requests;
 
@@ -21,11 +22,12 @@ pub use market::Counted;
 
 use super::{GatewayConfig, Shared};
 use crate::feed::upstream_state;
-use crate::http;
 
 enum Ws {
     /// Reading the HTTP request head: a WebSocket upgrade, or `GET /status` / `/health`.
     Head(TcpStream, Vec<u8>, WebSocketConfig),
+    /// Writing a plain HTTP response (bytes, how many went); the connection closes after it.
+    Respond(TcpStream, Vec<u8>, usize),
     Open(WebSocket<Counted>),
     Closed,
 }
@@ -68,6 +70,30 @@ pub struct Session {
     conflation_starts: u64,
     /// Subscription changes for the IO thread's fan-out index: (symbol, modes now held).
     sub_changes: Vec<(SymbolId, ModeSet)>,
+}
+
+/// Time to send a complete request head.
+const HEAD_DEADLINE: Duration = Duration::from_secs(5);
+/// Time to read a plain HTTP response (`/status` can be megabytes).
+const RESPOND_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Errors from a peer that broke the WebSocket framing rules (answered with close 1002), as
+/// opposed to the connection simply ending.
+fn protocol_violation(e: &tungstenite::error::ProtocolError) -> bool {
+    use tungstenite::error::ProtocolError as P;
+    matches!(
+        e,
+        P::UnmaskedFrameFromClient
+            | P::NonZeroReservedBits
+            | P::UnknownControlFrameType(_)
+            | P::UnknownDataFrameType(_)
+            | P::ControlFrameTooBig
+            | P::FragmentedControlFrame
+            | P::UnexpectedContinueFrame
+            | P::ExpectedFragment(_)
+            | P::InvalidCloseSequence
+            | P::InvalidOpcode(_)
+    )
 }
 
 fn would_block(e: &tungstenite::Error) -> bool {
@@ -130,24 +156,45 @@ impl Session {
         matches!(self.ws, Ws::Closed)
     }
 
+    /// True while the request head is still being read.
+    pub fn in_head(&self) -> bool {
+        matches!(self.ws, Ws::Head(..))
+    }
+
+    /// True once the client authenticated.
+    pub fn is_authed(&self) -> bool {
+        self.authed
+    }
+
     /// Adds write-space events to the socket's registration (after a flush met a full socket).
     pub fn want_write_events(&mut self, poll: &mio::Poll, token: mio::Token) {
         let i = mio::Interest::READABLE | mio::Interest::WRITABLE;
-        if let Ws::Open(ws) = &mut self.ws {
-            let _ = poll.registry().reregister(&mut ws.get_mut().tcp, token, i);
+        if let Some(tcp) = self.tcp() {
+            let _ = poll.registry().reregister(tcp, token, i);
         }
     }
 
     pub fn deregister(&mut self, poll: &mio::Poll) {
-        match &mut self.ws {
-            Ws::Open(ws) => {
-                let _ = poll.registry().deregister(&mut ws.get_mut().tcp);
-            }
-            Ws::Head(stream, ..) => {
-                let _ = poll.registry().deregister(stream);
-            }
-            Ws::Closed => {}
+        if let Some(tcp) = self.tcp() {
+            let _ = poll.registry().deregister(tcp);
         }
+    }
+
+    fn tcp(&mut self) -> Option<&mut TcpStream> {
+        match &mut self.ws {
+            Ws::Open(ws) => Some(&mut ws.get_mut().tcp),
+            Ws::Head(stream, ..) | Ws::Respond(stream, ..) => Some(stream),
+            Ws::Closed => None,
+        }
+    }
+
+    /// Makes room for another connection: a pending (unauthenticated) one is dropped, with a
+    /// close frame saying why if it is a WebSocket already.
+    pub fn evict(&mut self) {
+        self.close(
+            1013,
+            "server busy: too many unauthenticated connections; retry",
+        );
     }
 
     /// Subscription changes since the last call, for the IO thread's fan-out index.
@@ -180,29 +227,41 @@ impl Session {
     /// Socket readiness: finish the handshake, read requests, drain the send queue.
     /// `readable`: the event says there is something to read (a write-space-only event just
     /// flushes: no `read` syscall that would only say "would block").
-    pub fn on_event(&mut self, shared: &Shared, outbox: &mut VecDeque<Control>, readable: bool) {
+    pub fn on_event(
+        &mut self,
+        shared: &Shared,
+        last: &dyn LastValues,
+        outbox: &mut VecDeque<Control>,
+        readable: bool,
+    ) {
         self.poked = true;
         if let Ws::Head(..) = self.ws {
             self.read_head(shared);
         }
         if readable {
-            self.read_requests(shared, outbox);
+            self.read_requests(shared, last, outbox);
         }
         self.flush_socket();
+        self.write_response();
     }
 
     /// Reads and answers every request the socket holds.
-    fn read_requests(&mut self, shared: &Shared, outbox: &mut VecDeque<Control>) {
+    fn read_requests(
+        &mut self,
+        shared: &Shared,
+        last: &dyn LastValues,
+        outbox: &mut VecDeque<Control>,
+    ) {
         loop {
             let Ws::Open(ws) = &mut self.ws else { return };
             match ws.read() {
                 Ok(Message::Text(t)) => {
-                    let reply = self.request(t.as_bytes(), shared, outbox);
+                    let reply = self.request(t.as_bytes(), shared, last, outbox);
                     self.send(&reply.to_string());
                 }
                 Ok(Message::Binary(b)) => {
                     // OpenAlgo json.loads whatever arrives, so JSON in a binary frame works too.
-                    let reply = self.request(&b, shared, outbox);
+                    let reply = self.request(&b, shared, last, outbox);
                     self.send(&reply.to_string());
                 }
                 Ok(Message::Pong(_)) => self.ping_sent = None,
@@ -217,91 +276,21 @@ impl Session {
                     self.close(1009, "message too big");
                     return;
                 }
+                // RFC 6455 §8.1 and §7.4.1: say why before dropping the connection.
+                Err(tungstenite::Error::Utf8(_)) => {
+                    self.close(1007, "invalid UTF-8 in a text message");
+                    return;
+                }
+                Err(tungstenite::Error::Protocol(e)) if protocol_violation(&e) => {
+                    self.close(1002, &format!("protocol error: {e}"));
+                    return;
+                }
                 Err(_) => {
                     self.ws = Ws::Closed;
                     return;
                 }
             }
         }
-    }
-
-    /// Reads the request head without blocking; answers plain HTTP, or upgrades to WebSocket.
-    /// Any path is accepted for the upgrade, as OpenAlgo accepts any.
-    fn read_head(&mut self, shared: &Shared) {
-        let Ws::Head(stream, buf, _) = &mut self.ws else {
-            return;
-        };
-        let mut chunk = [0u8; 4096];
-        loop {
-            match stream.read(&mut chunk) {
-                Ok(0) => {
-                    self.ws = Ws::Closed;
-                    return;
-                }
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => {
-                    self.ws = Ws::Closed;
-                    return;
-                }
-            }
-            if buf.len() > http::MAX_HEAD {
-                break;
-            }
-        }
-        let (head, len) = match http::parse_head(buf) {
-            Ok(Some(h)) => h,
-            Ok(None) => return,
-            Err(e) => {
-                let _ = stream.write_all(
-                    http::response("400 Bad Request", "text/plain", &format!("{e}\n")).as_bytes(),
-                );
-                self.ws = Ws::Closed;
-                return;
-            }
-        };
-        let Ws::Head(mut stream, buf, wcfg) = std::mem::replace(&mut self.ws, Ws::Closed) else {
-            return;
-        };
-        let reply = match (
-            head.upgrade,
-            head.ws_key.as_deref(),
-            head.method.as_str(),
-            head.path.as_str(),
-        ) {
-            (true, Some(key), "GET", _) => {
-                // A fresh socket's send buffer takes the ~130-byte answer whole.
-                if stream
-                    .write_all(http::switching_protocols(key).as_bytes())
-                    .is_ok()
-                {
-                    let rest = buf[len..].to_vec();
-                    self.ws = Ws::Open(WebSocket::from_partially_read(
-                        Counted::new(stream),
-                        rest,
-                        Role::Server,
-                        Some(wcfg),
-                    ));
-                }
-                return;
-            }
-            (true, ..) => {
-                http::response("400 Bad Request", "text/plain", "bad WebSocket upgrade\n")
-            }
-            (false, _, "GET", "/health") => http::response("200 OK", "text/plain", "ok\n"),
-            (false, _, "HEAD", "/health") => http::response("200 OK", "text/plain", ""),
-            (false, _, "GET", "/status") => http::response(
-                "200 OK",
-                "application/json",
-                &super::status::status_json(shared),
-            ),
-            _ => http::response(
-                "404 Not Found",
-                "text/plain",
-                "not found: try a WebSocket upgrade, /status or /health\n",
-            ),
-        };
-        let _ = stream.write_all(reply.as_bytes());
     }
 
     /// Queues a reply or notice (flushed with the pass's other writes).
@@ -340,7 +329,13 @@ impl Session {
                     self.flush_socket();
                 }
             }
-            Ws::Head(..) if self.opened.elapsed() > Duration::from_secs(10) => {
+            // A request head, or a response the client does not read, gets a short deadline:
+            // connections that never get that far hold a slot for nothing.
+            Ws::Head(..) if self.opened.elapsed() > HEAD_DEADLINE => {
+                self.ws = Ws::Closed;
+                return;
+            }
+            Ws::Respond(..) if self.opened.elapsed() > RESPOND_DEADLINE => {
                 self.ws = Ws::Closed;
                 return;
             }

@@ -4,7 +4,8 @@
 use std::collections::VecDeque;
 
 use serde_json::{json, Map, Value};
-use tickwire_engine::clock::now_ns;
+use tickwire_engine::clock::{now_ns, rfc3339_utc};
+use tickwire_engine::last::LastValues;
 use tickwire_engine::router::{Control, Mode, ModeSet};
 use tickwire_engine::symbols::SymbolId;
 
@@ -22,6 +23,7 @@ impl Session {
         &mut self,
         raw: &[u8],
         shared: &Shared,
+        last: &dyn LastValues,
         outbox: &mut VecDeque<Control>,
     ) -> Value {
         let v: Value = match serde_json::from_slice(raw) {
@@ -99,7 +101,7 @@ impl Session {
                 };
                 json!({"type": v, "status": "success", "message": msg})
             }
-            Some("subscribe") => self.subscribe(&o, shared, outbox),
+            Some("subscribe") => self.subscribe(&o, shared, last, outbox),
             Some(_) if unsubscribe_all => self.unsubscribe_all(shared, outbox),
             Some("unsubscribe") => self.unsubscribe(&o, shared, outbox),
             other => {
@@ -173,6 +175,7 @@ impl Session {
         &mut self,
         o: &Map<String, Value>,
         shared: &Shared,
+        last: &dyn LastValues,
         outbox: &mut VecDeque<Control>,
     ) -> Value {
         let broker = shared.cfg.broker.as_str();
@@ -232,15 +235,25 @@ impl Session {
             sub.modes |= mode.bit();
             self.sub_changes.push((id, sub.modes));
             ok += 1;
-            let upstream = match shared.symbol_state(id) {
-                upstream_state::LIVE => "live",
-                upstream_state::REJECTED => "rejected",
+            let feed = shared.feed(id);
+            let down = feed.status.down_since(id);
+            let upstream = match (down, shared.symbol_state(id)) {
+                (_, upstream_state::REJECTED) => "rejected",
+                (Some(_), _) => "disconnected",
+                (None, upstream_state::LIVE) => "live",
                 _ => "pending",
             };
-            results.push(
-                json!({"symbol": symbol, "exchange": exchange, "status": "success",
-                "mode": label(mode), "depth": depth, "broker": shared.feed(id).broker, "upstream": upstream}),
-            );
+            let mut r = json!({"symbol": symbol, "exchange": exchange, "status": "success",
+                "mode": label(mode), "depth": depth, "broker": feed.broker, "upstream": upstream});
+            if let Some(since) = down {
+                // The snapshot that follows is the last value before the feed went down.
+                r["upstream_down_since"] = json!(rfc3339_utc(since));
+                let age = last
+                    .last_value(id)
+                    .map(|t| (now_ns() - t.recv_ts_ns).max(0) / 1_000_000);
+                r["snapshot_age_ms"] = json!(age);
+            }
+            results.push(r);
         }
         let status = overall(ok, bad);
         json!({"type": "subscribe", "status": status, "subscriptions": results,

@@ -1,0 +1,278 @@
+//! A connection's first bytes: the HTTP request head, answered with a WebSocket upgrade or a plain
+//! HTTP response (`/health`, `/status`).
+//!
+//! - The upgrade is checked by tungstenite's own server handshake (`create_response`): method,
+//!   version, `Connection`/`Upgrade` headers, the key, and `Sec-WebSocket-Version: 13` (anything
+//!   else gets `426 Upgrade Required` naming the version we speak, as RFC 6455 §4.4 asks).
+//! - An `Origin` allow-list, when configured, refuses other browser origins with 403; a request
+//!   without `Origin` (every non-browser client, OpenAlgo's included) and the gateway's own origin
+//!   are always allowed.
+//! - `/status` lists subscriptions and counters, so it needs an API key (`X-API-Key` or
+//!   `Authorization: Bearer`); `/health` does not.
+//! - A response is written as the socket drains, however large (`/status` with 20,000 instruments
+//!   is over a megabyte): never cut at the first full socket buffer.
+
+use std::io::{self, Read, Write};
+
+use tungstenite::error::ProtocolError;
+use tungstenite::handshake::server::{create_response, write_response, Request};
+use tungstenite::http;
+use tungstenite::protocol::Role;
+use tungstenite::WebSocket;
+
+use super::market::Counted;
+use super::{Session, Ws};
+use crate::gateway::{GatewayConfig, Shared};
+use crate::http::{parse_head, response, response_with, Head, MAX_HEAD};
+
+impl Session {
+    /// Reads the request head without blocking; once complete, upgrades or queues the answer.
+    /// Any path is accepted for the upgrade, as OpenAlgo accepts any.
+    pub(super) fn read_head(&mut self, shared: &Shared) {
+        let Ws::Head(stream, buf, _) = &mut self.ws else {
+            return;
+        };
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => {
+                    self.ws = Ws::Closed;
+                    return;
+                }
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.ws = Ws::Closed;
+                    return;
+                }
+            }
+            if buf.len() > MAX_HEAD {
+                break;
+            }
+        }
+        let (head, len) = match parse_head(buf) {
+            Ok(Some(h)) => h,
+            Ok(None) => return,
+            Err(e) => {
+                self.respond(response("400 Bad Request", "text/plain", &format!("{e}\n")));
+                return;
+            }
+        };
+        if head.upgrade {
+            self.upgrade(&head, len, &shared.cfg);
+            return;
+        }
+        let reply = match (head.method.as_str(), head.path.as_str()) {
+            ("GET", "/health") => response("200 OK", "text/plain", "ok\n"),
+            ("HEAD", "/health") => response("200 OK", "text/plain", ""),
+            ("GET", "/status") if !has_key(&head, &shared.cfg) => response_with(
+                "401 Unauthorized",
+                "WWW-Authenticate: Bearer\r\n",
+                "text/plain",
+                "/status needs an API key: send X-API-Key: KEY or Authorization: Bearer KEY\n",
+            ),
+            ("GET", "/status") => response(
+                "200 OK",
+                "application/json",
+                &crate::gateway::status::status_json(shared),
+            ),
+            _ => response(
+                "404 Not Found",
+                "text/plain",
+                "not found: try a WebSocket upgrade, /status or /health\n",
+            ),
+        };
+        self.respond(reply);
+    }
+
+    /// Answers an upgrade request: 101 and the WebSocket, or why not.
+    fn upgrade(&mut self, head: &Head, len: usize, cfg: &GatewayConfig) {
+        let checked = to_request(head).and_then(|r| {
+            create_response(&r).map_err(|e| match e {
+                tungstenite::Error::Protocol(ProtocolError::MissingSecWebSocketVersionHeader) => {
+                    Refusal::Version
+                }
+                e => Refusal::Bad(e.to_string()),
+            })
+        });
+        let answer = match checked {
+            Ok(_) if !origin_allowed(head, cfg) => response(
+                "403 Forbidden",
+                "text/plain",
+                "origin not allowed (see --allow-origin)\n",
+            ),
+            Ok(resp) => {
+                let Ws::Head(mut stream, buf, wcfg) = std::mem::replace(&mut self.ws, Ws::Closed)
+                else {
+                    return;
+                };
+                let mut bytes = Vec::with_capacity(160);
+                // A fresh socket's send buffer takes the ~130-byte answer whole.
+                if write_response(&mut bytes, &resp).is_ok() && stream.write_all(&bytes).is_ok() {
+                    let rest = buf[len..].to_vec();
+                    self.ws = Ws::Open(WebSocket::from_partially_read(
+                        Counted::new(stream),
+                        rest,
+                        Role::Server,
+                        Some(wcfg),
+                    ));
+                }
+                return;
+            }
+            Err(Refusal::Version) => response_with(
+                "426 Upgrade Required",
+                "Sec-WebSocket-Version: 13\r\n",
+                "text/plain",
+                "unsupported WebSocket version: this server speaks version 13 (RFC 6455)\n",
+            ),
+            Err(Refusal::Bad(why)) => response(
+                "400 Bad Request",
+                "text/plain",
+                &format!("bad WebSocket upgrade: {why}\n"),
+            ),
+        };
+        self.respond(answer);
+    }
+
+    /// Queues a complete HTTP response; it is written as the socket takes it, then the connection
+    /// closes.
+    fn respond(&mut self, reply: String) {
+        if let Ws::Head(stream, ..) = std::mem::replace(&mut self.ws, Ws::Closed) {
+            self.ws = Ws::Respond(stream, reply.into_bytes(), 0);
+        }
+    }
+
+    /// Writes what the socket takes of a queued response; closes once all of it went.
+    pub(super) fn write_response(&mut self) {
+        let Ws::Respond(stream, bytes, at) = &mut self.ws else {
+            return;
+        };
+        while *at < bytes.len() {
+            match stream.write(&bytes[*at..]) {
+                Ok(0) => break,
+                Ok(n) => *at += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.write_blocked = true;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        self.ws = Ws::Closed;
+    }
+}
+
+enum Refusal {
+    /// Not `Sec-WebSocket-Version: 13`.
+    Version,
+    /// Any other handshake error.
+    Bad(String),
+}
+
+/// The head as the `http` request tungstenite's handshake checks.
+fn to_request(head: &Head) -> Result<Request, Refusal> {
+    let version = match head.version {
+        0 => http::Version::HTTP_10,
+        _ => http::Version::HTTP_11,
+    };
+    let mut b = http::Request::builder()
+        .method(head.method.as_str())
+        .uri(head.path.as_str())
+        .version(version);
+    for (k, v) in &head.headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    b.body(()).map_err(|e| Refusal::Bad(e.to_string()))
+}
+
+/// True when the request carries one of the configured API keys.
+fn has_key(head: &Head, cfg: &GatewayConfig) -> bool {
+    let bearer = head.header("authorization").and_then(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+    });
+    [head.header("x-api-key"), bearer]
+        .into_iter()
+        .flatten()
+        .any(|k| cfg.api_keys.iter().any(|key| key == k.trim()))
+}
+
+/// True unless an allow-list is configured and a browser's `Origin` is neither on it nor the
+/// gateway's own (`http(s)://` + the request's `Host`).
+fn origin_allowed(head: &Head, cfg: &GatewayConfig) -> bool {
+    let Some(origin) = head.header("origin") else {
+        return true;
+    };
+    if cfg.allowed_origins.is_empty() {
+        return true;
+    }
+    let origin = origin.trim_end_matches('/');
+    let own = head.header("host").is_some_and(|host| {
+        ["http://", "https://"]
+            .iter()
+            .any(|s| origin.eq_ignore_ascii_case(&format!("{s}{host}")))
+    });
+    own || cfg
+        .allowed_origins
+        .iter()
+        .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(extra: &str) -> Head {
+        let raw = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1:8765\r\n{extra}\r\n");
+        parse_head(raw.as_bytes()).unwrap().unwrap().0
+    }
+
+    #[test]
+    fn origins() {
+        let mut cfg = GatewayConfig::default();
+        assert!(
+            origin_allowed(&head("Origin: https://evil.example\r\n"), &cfg),
+            "default: allow"
+        );
+        cfg.allowed_origins = vec!["https://desk.example/".into()];
+        assert!(origin_allowed(&head(""), &cfg), "no Origin: not a browser");
+        assert!(origin_allowed(
+            &head("Origin: https://DESK.example\r\n"),
+            &cfg
+        ));
+        assert!(!origin_allowed(
+            &head("Origin: https://evil.example\r\n"),
+            &cfg
+        ));
+        assert!(
+            origin_allowed(&head("Origin: http://127.0.0.1:8765\r\n"), &cfg),
+            "own origin"
+        );
+    }
+
+    #[test]
+    fn keys() {
+        let cfg = GatewayConfig {
+            api_keys: vec!["k1".into()],
+            ..GatewayConfig::default()
+        };
+        assert!(has_key(&head("X-API-Key: k1\r\n"), &cfg));
+        assert!(has_key(&head("Authorization: Bearer k1\r\n"), &cfg));
+        assert!(!has_key(&head("Authorization: Bearer k2\r\n"), &cfg));
+        assert!(!has_key(&head(""), &cfg));
+    }
+
+    #[test]
+    fn upgrade_checks_are_tungstenites() {
+        let up = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+        let ok = head(&format!("{up}Sec-WebSocket-Version: 13\r\n"));
+        assert!(to_request(&ok).is_ok_and(|r| create_response(&r).is_ok()));
+        let v8 = head(&format!("{up}Sec-WebSocket-Version: 8\r\n"));
+        let err = create_response(&to_request(&v8).ok().unwrap()).unwrap_err();
+        assert!(matches!(
+            err,
+            tungstenite::Error::Protocol(ProtocolError::MissingSecWebSocketVersionHeader)
+        ));
+    }
+}
