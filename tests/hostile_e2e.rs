@@ -332,3 +332,44 @@ fn try_authed(port: u16) -> Option<Ws> {
         _ => None,
     }
 }
+
+/// Flags out of range are refused at start with the range; a demo at the highest rate stays
+/// small and stops on Ctrl-C.
+#[test]
+fn absurd_rates_are_refused_and_ctrl_c_stops_the_demo_at_full_rate() {
+    for rate in ["4294967296", "1e12", "0"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tickwire"))
+            .args(["demo", "--port", "0", "--rate", rate])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "--rate {rate} accepted");
+        assert!(err.contains("--rate"), "--rate {rate}: {err}");
+    }
+    let d = start_demo(&["--rate", "10000000", "--symbols", "1000"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = d._proc.0.id();
+    let rss_kb = |pid: u32| -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or(0)
+    };
+    let rss = rss_kb(pid);
+    assert!(rss < 512 << 10, "RSS {rss} kB at 10 M updates/s");
+    let mut d = d;
+    Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(st) = d._proc.0.try_wait().unwrap() {
+            println!("stopped with {st} in under 15 s");
+            break;
+        }
+        assert!(Instant::now() < end, "the demo ignored Ctrl-C at full rate");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

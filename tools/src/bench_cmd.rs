@@ -26,8 +26,9 @@ use crate::mock::{BrokerKind, MockConfig};
 /// `tickwire bench e2e` flags.
 #[derive(Args, Debug, Clone)]
 pub struct E2eArgs {
-    /// Mock market updates per second.
-    #[arg(long, default_value_t = 100_000)]
+    /// Mock market updates per second (1 to 10,000,000).
+    #[arg(long, default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..=gateway_cmd::MAX_RATE))]
     pub rate: u64,
     /// Measurement length.
     #[arg(long, default_value_t = 10.0)]

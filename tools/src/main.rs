@@ -49,11 +49,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+        // A second Ctrl-C ends the process at once, whatever it is doing; the first asks for a
+        // clean stop.
+        let second = signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone());
+        if let Err(e) = second.and_then(|_| signal_hook::flag::register(sig, stop.clone())) {
             eprintln!("tickwire: cannot install signal handler: {e}");
             return ExitCode::FAILURE;
         }
     }
+    shutdown_watchdog(stop.clone());
     let res = match cli.cmd {
         Cmd::Shm(c) => shm_cmd::run(c, &stop),
         Cmd::Bench(BenchCmd::E2e(a)) => tickwire::bench_cmd::e2e(a, &stop),
@@ -69,4 +73,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A clean stop that takes longer than this ends the process anyway (a thread stuck in a write
+/// to a peer that never reads must not keep a Ctrl-C'd process alive).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn shutdown_watchdog(stop: Arc<AtomicBool>) {
+    let _ = std::thread::Builder::new()
+        .name("tickwire-shutdown".into())
+        .spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            std::thread::sleep(SHUTDOWN_GRACE);
+            eprintln!(
+                "tickwire: still stopping after {} s; exiting now",
+                SHUTDOWN_GRACE.as_secs()
+            );
+            std::process::exit(1);
+        });
 }

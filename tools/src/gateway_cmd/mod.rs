@@ -29,6 +29,12 @@ pub use start::{start, Running, Upstream};
 
 use crate::mock::{BrokerKind, MockBroker, MockConfig};
 
+/// Most mock market updates per second a flag accepts: far above what one mock thread produces
+/// (it falls behind rather than buffering), far below what would overflow anything.
+pub const MAX_RATE: u64 = 10_000_000;
+/// Most synthetic instruments a flag accepts.
+pub const MAX_SYMBOLS: i64 = 500_000;
+
 /// Flags shared by `serve` and `demo`.
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
@@ -194,11 +200,11 @@ pub struct DemoArgs {
     /// Client WebSocket port on 127.0.0.1.
     #[arg(long, default_value_t = 8765)]
     pub port: u16,
-    /// Synthetic instruments in the mock market besides the named ones.
-    #[arg(long, default_value_t = 20)]
+    /// Synthetic instruments in the mock market besides the named ones (at most 500,000).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=MAX_SYMBOLS))]
     pub symbols: u32,
-    /// Mock market updates per second (all instruments together).
-    #[arg(long, default_value_t = 1000)]
+    /// Mock market updates per second, all instruments together (1 to 10,000,000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=MAX_RATE))]
     pub rate: u64,
     /// The API key clients use (default: a fresh random one, printed).
     #[arg(long, env = "TICKWIRE_API_KEY", hide_env_values = true)]
@@ -225,11 +231,11 @@ pub struct MockArgs {
     /// Port on 127.0.0.1.
     #[arg(long)]
     pub port: u16,
-    /// Synthetic instruments besides the named ones.
-    #[arg(long, default_value_t = 100)]
+    /// Synthetic instruments besides the named ones (at most 500,000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=MAX_SYMBOLS))]
     pub symbols: u32,
-    /// Market updates per second.
-    #[arg(long, default_value_t = 1000)]
+    /// Market updates per second (1 to 10,000,000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=MAX_RATE))]
     pub rate: u64,
     /// Random-walk seed.
     #[arg(long, default_value_t = 1)]

@@ -212,6 +212,9 @@ fn tls_config(
     Ok(Arc::new(cfg))
 }
 
+/// Most updates one market step makes.
+const MAX_STEP: u64 = 20_000;
+
 fn market_loop(s: &Shared) {
     pin(s);
     let start = Instant::now();
@@ -220,7 +223,14 @@ fn market_loop(s: &Shared) {
     let mut picks: Vec<(usize, Repr)> = Vec::new();
     while !s.stop.load(Ordering::Relaxed) {
         let due = (start.elapsed().as_secs_f64() * s.cfg.rate as f64) as u64;
-        let n = due.saturating_sub(done).min(s.cfg.rate / 100 + 1);
+        // More than a second behind (a rate this thread cannot produce): drop the arrears rather
+        // than owe them forever.
+        done = done.max(due.saturating_sub(s.cfg.rate));
+        // Bounded steps: memory stays small and `stop` is seen within a step at any rate.
+        let n = due
+            .saturating_sub(done)
+            .min(s.cfg.rate / 100 + 1)
+            .min(MAX_STEP);
         if n == 0 {
             // Every update due since the last wake-up goes out in one frame, as Kite batches.
             thread::sleep(s.cfg.frame_interval);
