@@ -218,10 +218,40 @@ fn refused_credentials_stop_the_feed_instead_of_redialling() {
     );
 }
 
-/// Secrets can come from the environment, out of the process table; an empty API key is refused
+/// Secrets can come from the environment or a secrets file, out of the process table; an empty
+/// API key is refused
 /// at start-up instead of starting a gateway no client can use.
 #[test]
-fn secrets_come_from_the_environment_and_an_empty_api_key_is_refused() {
+fn secrets_come_from_the_environment_or_a_file_and_an_empty_api_key_is_refused() {
+    for from_file in [false, true] {
+        secrets_case(from_file);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("secrets");
+    std::fs::write(&bad, "TICKWIRE_KITE_TOKEN=x\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickwire"))
+        .args(["serve", "--secrets-file", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("line 1: unknown name \"TICKWIRE_KITE_TOKEN\""),
+        "{err}"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickwire"))
+        .args(["serve", "--api-key", "", "--port", "0"])
+        .args(["--kite-api-key", "a", "--kite-access-token", "b"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--api-key must not be empty"), "{err}");
+}
+
+/// `serve` with its API keys and Kite credentials from the environment or a secrets file.
+fn secrets_case(from_file: bool) {
     let bport = free_port();
     let _m = mock(bport);
     let port = free_port();
@@ -243,14 +273,24 @@ fn secrets_come_from_the_environment_and_an_empty_api_key_is_refused() {
         "--instruments",
         &inst,
     ];
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tickwire"))
-        .args(args)
-        .env("TICKWIRE_API_KEYS", "another-key,k1")
-        .env("TICKWIRE_KITE_API_KEY", "mock_api_key")
-        .env("TICKWIRE_KITE_ACCESS_TOKEN", "mock_access_token")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let secrets = [
+        ("TICKWIRE_API_KEYS", "another-key,k1"),
+        ("TICKWIRE_KITE_API_KEY", "mock_api_key"),
+        ("TICKWIRE_KITE_ACCESS_TOKEN", "mock_access_token"),
+    ];
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tickwire"));
+    cmd.args(args).stdout(std::process::Stdio::null());
+    if from_file {
+        let f = dir.path().join("secrets");
+        let lines: Vec<String> = secrets.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(&f, format!("# tickwire secrets\n{}", lines.concat())).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        cmd.arg("--secrets-file").arg(&f);
+    } else {
+        cmd.envs(secrets);
+    }
+    let child = cmd.spawn().unwrap();
     let p = Proc(child);
     let mut ws = authed(port);
     send(
@@ -265,13 +305,4 @@ fn secrets_come_from_the_environment_and_an_empty_api_key_is_refused() {
         !has(b"mock_access_token") && !has(b"another-key"),
         "secrets in the process table"
     );
-
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickwire"))
-        .args(["serve", "--api-key", "", "--port", "0"])
-        .args(["--kite-api-key", "a", "--kite-access-token", "b"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--api-key must not be empty"), "{err}");
 }

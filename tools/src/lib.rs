@@ -6,5 +6,6 @@ pub mod bench_fanout;
 pub mod gateway_cmd;
 pub mod json;
 pub mod mock;
+pub mod secrets;
 pub mod shm_cmd;
 pub mod synthetic;

@@ -46,6 +46,18 @@ enum BenchCmd {
 }
 
 fn main() -> ExitCode {
+    // Before parsing: the file supplies values of flags, required ones included.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(path) = tickwire::secrets::flag(&args) {
+        match tickwire::secrets::load(std::path::Path::new(&path)) {
+            Ok(None) => {}
+            Ok(Some(warning)) => eprintln!("tickwire: warning: {warning}"),
+            Err(e) => {
+                eprintln!("tickwire: error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let cli = Cli::parse();
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -121,9 +121,10 @@ pub enum RouterPlacement {
     fyers:  --fyers-access-token APPID:JWT [--fyers-url wss://socket.fyers.in/hsm/v1-5/prod] [--fyers-api-url https://api-t1.fyers.in] [--fyers-instruments URL,URL,...]\n\
 With one broker, --broker-url and --instruments may stand for its own URL and master flags.\n\
 Several brokers at once: --feed kite:NSE,BSE,NSE_INDEX,BSE_INDEX --feed upstox:NFO,BFO,CDS,MCX\n\
-Secrets can come from the environment instead of flags (kept out of the process table):\n  \
+Secrets can come from the environment or a file instead of flags (kept out of the process table):\n  \
 TICKWIRE_API_KEYS (comma-separated), TICKWIRE_KITE_API_KEY, TICKWIRE_KITE_ACCESS_TOKEN,\n  \
-TICKWIRE_UPSTOX_ACCESS_TOKEN, TICKWIRE_FYERS_ACCESS_TOKEN; a flag wins over its variable.")]
+TICKWIRE_UPSTOX_ACCESS_TOKEN, TICKWIRE_FYERS_ACCESS_TOKEN, as variables or as NAME=value lines\n  \
+of --secrets-file FILE; a flag wins over its variable, a variable over the file.")]
 pub struct ServeArgs {
     /// Client WebSocket port on 127.0.0.1 (OpenAlgo's 8765).
     #[arg(long, default_value_t = 8765)]
@@ -190,6 +191,9 @@ pub struct ServeArgs {
     /// Extra CA certificates (PEM) to trust for a wss:// broker URL, besides the Mozilla roots.
     #[arg(long)]
     pub broker_ca_file: Option<PathBuf>,
+    /// A file of `NAME=value` lines setting the secrets' variables (see below); keep it mode 600.
+    #[arg(long)]
+    pub secrets_file: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -209,6 +213,9 @@ pub struct DemoArgs {
     /// The API key clients use (default: a fresh random one, printed).
     #[arg(long, env = "TICKWIRE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// A file of `NAME=value` lines, e.g. `TICKWIRE_API_KEY=…` (kept out of the process table).
+    #[arg(long)]
+    pub secrets_file: Option<PathBuf>,
     /// Mock broker port (0 = any free port).
     #[arg(long, default_value_t = 0)]
     pub broker_port: u16,

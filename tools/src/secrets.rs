@@ -1,0 +1,128 @@
+//! `--secrets-file FILE`: API keys and broker tokens from a file, so they appear neither in the
+//! process table (`/proc/PID/cmdline`, as flags do) nor in the environment of every child process.
+//!
+//! The file holds `NAME=value` lines with the same names as the environment variables
+//! (`TICKWIRE_API_KEYS`, `TICKWIRE_KITE_ACCESS_TOKEN`, …; `#` starts a comment line), the format
+//! of systemd's `EnvironmentFile` and Docker's `--env-file`. A flag wins over the environment,
+//! which wins over the file. An unknown name is an error naming the line, so a typo cannot leave
+//! a token silently unset.
+
+use std::path::Path;
+
+/// The names a secrets file may set.
+pub const NAMES: [&str; 6] = [
+    "TICKWIRE_API_KEYS",
+    "TICKWIRE_API_KEY",
+    "TICKWIRE_KITE_API_KEY",
+    "TICKWIRE_KITE_ACCESS_TOKEN",
+    "TICKWIRE_UPSTOX_ACCESS_TOKEN",
+    "TICKWIRE_FYERS_ACCESS_TOKEN",
+];
+
+/// Parses a secrets file's text: `(name, value)` pairs, or the first bad line.
+pub fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((name, value)) = line.split_once('=') else {
+            return Err(format!("line {}: expected NAME=value", i + 1));
+        };
+        let name = name.trim();
+        if !NAMES.contains(&name) {
+            return Err(format!(
+                "line {}: unknown name {name:?} (known: {})",
+                i + 1,
+                NAMES.join(", ")
+            ));
+        }
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        out.push((name.to_string(), value.to_string()));
+    }
+    Ok(out)
+}
+
+/// The value of `--secrets-file` in `args`, if given (read before the flags are parsed, since
+/// the file supplies values of required flags).
+pub fn flag(args: &[String]) -> Option<String> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        if a == "--secrets-file" {
+            return it.next().cloned();
+        }
+        if let Some(v) = a.strip_prefix("--secrets-file=") {
+            return Some(v.to_string());
+        }
+    }
+    None
+}
+
+/// Loads `path` into the environment, keeping any variable already set. Call before any thread
+/// starts. Returns a warning to print when the file is readable by other users.
+pub fn load(path: &Path) -> Result<Option<String>, String> {
+    let what = || format!("secrets file {}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", what()))?;
+    let pairs = parse(&text).map_err(|e| format!("{}: {e}", what()))?;
+    for (name, value) in pairs {
+        if std::env::var_os(&name).is_none() {
+            std::env::set_var(name, value);
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
+    Ok((mode & 0o077 != 0).then(|| {
+        format!(
+            "{} is readable by other users (mode {:o}); chmod 600 it",
+            what(),
+            mode & 0o777
+        )
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_file_lines() {
+        let t = "# tokens\n\nTICKWIRE_API_KEYS=k1,k2\nexport TICKWIRE_KITE_ACCESS_TOKEN=\"a b\"\n";
+        assert_eq!(
+            parse(t).unwrap(),
+            vec![
+                ("TICKWIRE_API_KEYS".into(), "k1,k2".into()),
+                ("TICKWIRE_KITE_ACCESS_TOKEN".into(), "a b".into())
+            ]
+        );
+        let e = parse("TICKWIRE_KITE_TOKEN=x").unwrap_err();
+        assert!(
+            e.starts_with("line 1: unknown name \"TICKWIRE_KITE_TOKEN\""),
+            "{e}"
+        );
+        assert_eq!(
+            parse("\njust a token").unwrap_err(),
+            "line 2: expected NAME=value"
+        );
+    }
+
+    #[test]
+    fn the_flag_is_found_before_parsing() {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            flag(&a(&["serve", "--secrets-file", "/s"])),
+            Some("/s".into())
+        );
+        assert_eq!(flag(&a(&["serve", "--secrets-file=/t"])), Some("/t".into()));
+        assert_eq!(flag(&a(&["serve", "--", "--secrets-file", "/s"])), None);
+    }
+}
