@@ -219,8 +219,7 @@ fn refused_credentials_stop_the_feed_instead_of_redialling() {
 }
 
 /// Secrets can come from the environment or a secrets file, out of the process table; an empty
-/// API key is refused
-/// at start-up instead of starting a gateway no client can use.
+/// API key is refused at start-up instead of starting a gateway no client can use.
 #[test]
 fn secrets_come_from_the_environment_or_a_file_and_an_empty_api_key_is_refused() {
     for from_file in [false, true] {
@@ -305,4 +304,37 @@ fn secrets_case(from_file: bool) {
         !has(b"mock_access_token") && !has(b"another-key"),
         "secrets in the process table"
     );
+}
+
+/// With no subscriptions the feed thread sleeps until there is work: a few wake-ups a second (the
+/// router's heartbeat, the broker's), not one a millisecond.
+#[test]
+fn an_idle_gateway_sleeps() {
+    let bport = free_port();
+    let _m = mock(bport);
+    let url = format!("ws://127.0.0.1:{bport}");
+    let gw = start_serve(&url, &format!("http://127.0.0.1:{bport}/instruments"), &[]);
+    wait_feed_state(gw.port, "open", 10);
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = gw._proc.0.id();
+    let switches = || -> u64 {
+        let dir = format!("/proc/{pid}/task");
+        for t in std::fs::read_dir(&dir).unwrap().flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.starts_with("tickwire-feed") {
+                let st = std::fs::read_to_string(t.path().join("status")).unwrap();
+                return st
+                    .lines()
+                    .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap();
+            }
+        }
+        panic!("no feed thread in {dir}");
+    };
+    let before = switches();
+    std::thread::sleep(Duration::from_secs(3));
+    let n = switches() - before;
+    println!("feed thread: {n} wake-ups in 3 s idle");
+    assert!(n < 150, "{n} wake-ups in 3 s: the idle feed thread polls");
 }

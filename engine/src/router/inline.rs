@@ -2,7 +2,7 @@
 //! straight to the router's tick path.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Publish, Router};
 use crate::doorbell::Doorbell;
@@ -24,6 +24,9 @@ pub trait Inline: Send {
     /// True when a producer has pushed something the router has not taken yet: checked by the host
     /// after announcing a sleep on [`Inline::doorbell`].
     fn has_input(&self) -> bool;
+    /// How long the host may sleep before the router has timed work (its heartbeat, a throttle
+    /// flush, a retry into a full ring), absent new input.
+    fn wait(&self, now: Instant) -> Duration;
     /// The router's doorbell, which producers ring; the host announces its sleeps on it.
     fn doorbell(&self) -> Arc<Doorbell>;
     /// Sets how a ring of the doorbell wakes the host thread (once; later calls are ignored).
@@ -45,6 +48,9 @@ impl<P: Publish + Send> Inline for Router<P> {
     }
     fn has_input(&self) -> bool {
         Router::has_input(self)
+    }
+    fn wait(&self, now: Instant) -> Duration {
+        self.next_due(now)
     }
     fn doorbell(&self) -> Arc<Doorbell> {
         self.bell.clone()

@@ -38,6 +38,9 @@ pub use publish::{MemoryPublisher, Publish};
 pub use rings::{FeedEnds, RingEnds, RingSizes, RouterRings};
 pub use throttle::Throttle;
 
+/// How soon a router with deliveries or demand held back by a full ring looks again.
+const RETRY_WAIT: Duration = Duration::from_millis(1);
+
 use crate::dirty::DirtySet;
 use crate::doorbell::Doorbell;
 use crate::idle::{IdleStrategy, Idler};
@@ -140,6 +143,9 @@ pub struct Router<P> {
     delivery_bells: Vec<Arc<Doorbell>>,
     /// Delivery count when the delivery bells last rang.
     rung_at: u64,
+    upstream_bells: Vec<Arc<Doorbell>>,
+    /// Upstream command count when the upstream bells last rang.
+    up_rung_at: u64,
     bell: Arc<Doorbell>,
     wake: WakeSlot,
 }
@@ -190,6 +196,8 @@ impl<P: Publish> Router<P> {
             last_heartbeat: Instant::now(),
             delivery_bells: rings.delivery_bells,
             rung_at: 0,
+            upstream_bells: rings.upstream_bells,
+            up_rung_at: 0,
             bell,
             wake,
         }
@@ -203,6 +211,17 @@ impl<P: Publish> Router<P> {
 
     fn has_input(&self) -> bool {
         self.feeds.iter().any(|r| !r.is_empty()) || self.controls.iter().any(|r| !r.is_empty())
+    }
+
+    /// How long the router has no timed work: the next heartbeat, the next throttle flush with
+    /// symbols marked, or a millisecond while deliveries or demand wait for room in a full ring.
+    fn next_due(&self, now: Instant) -> Duration {
+        let hb = (self.last_heartbeat + self.core.cfg.heartbeat).saturating_duration_since(now);
+        let flush = self.core.throttle.wait(now).unwrap_or(hb);
+        let waiting = self.core.pending_out.iter().any(|d| d.len() > 0)
+            || self.core.pending_up.iter().any(|d| d.len() > 0);
+        let retry = if waiting { RETRY_WAIT } else { hb };
+        hb.min(flush).min(retry)
     }
 
     /// The shared counters.
@@ -266,6 +285,12 @@ impl<P: Publish> Router<P> {
         if self.core.counters.deliveries != self.rung_at {
             self.rung_at = self.core.counters.deliveries;
             for b in &self.delivery_bells {
+                b.ring();
+            }
+        }
+        if self.core.counters.upstream_cmds != self.up_rung_at {
+            self.up_rung_at = self.core.counters.upstream_cmds;
+            for b in &self.upstream_bells {
                 b.ring();
             }
         }

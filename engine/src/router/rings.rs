@@ -21,6 +21,9 @@ pub struct RouterRings {
     /// Rung after a pass that delivered anything, one per client IO thread (may be empty: the IO
     /// threads then find deliveries on their own schedule).
     pub delivery_bells: Vec<Arc<Doorbell>>,
+    /// Rung after a pass that pushed demand changes to the feeds, one per feed thread (may be
+    /// empty: the feed threads then look on their own schedule).
+    pub upstream_bells: Vec<Arc<Doorbell>>,
 }
 
 /// The other ends of [`RouterRings::one_each`]: what the feed thread and the client IO thread hold.
@@ -79,6 +82,7 @@ impl RouterRings {
             controls: vec![ctl_rx],
             deliveries: vec![del_tx],
             delivery_bells: vec![],
+            upstream_bells: vec![],
         };
         let ends = RingEnds {
             feed,

@@ -45,6 +45,11 @@ impl Throttle {
         self.dirty.len()
     }
 
+    /// How long until marked symbols are due (None: nothing marked).
+    pub fn wait(&self, now: Instant) -> Option<Duration> {
+        (self.dirty.len() > 0).then(|| self.next_flush.saturating_duration_since(now))
+    }
+
     /// True when the flush interval has passed.
     #[inline]
     pub fn due(&self, now: Instant) -> bool {

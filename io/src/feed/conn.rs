@@ -100,13 +100,20 @@ impl Conn {
         matches!(self.sock, Sock::Open(_))
     }
 
-    /// How long the machine may sleep; a socket in progress is looked at every millisecond.
+    /// How long the connection may sleep: until its machine's next deadline (keepalive, dead
+    /// line, backoff), or a millisecond while a dial is in progress (the dial helper answers
+    /// over a channel) or the protocol has work finishing off the thread.
     pub fn wait(&self, now: Instant) -> std::time::Duration {
-        let cap = match self.sock {
-            Sock::None => std::time::Duration::from_millis(5),
-            _ => std::time::Duration::from_millis(1),
+        let busy = match self.sock {
+            Sock::Preparing(_) | Sock::Connecting(..) | Sock::Handshaking(_) => true,
+            Sock::Open(_) => self.protocol.has_work(),
+            Sock::None => false,
         };
-        self.machine.wait(now).min(cap)
+        let w = self.machine.wait(now);
+        match busy {
+            true => w.min(std::time::Duration::from_millis(1)),
+            false => w,
+        }
     }
 
     /// One pass: send demand changes, do what the machine says is due, move the socket on. An open

@@ -34,4 +34,4 @@ pub use pool::{Feed, ProtocolFactory};
 pub use protocol::BrokerProtocol;
 pub use sink::TickSink;
 pub use status::{feed_state, upstream_state, FeedStatus, LastError};
-pub use thread::{FeedConfig, FeedThread};
+pub use thread::{FeedConfig, FeedPoller, FeedThread};

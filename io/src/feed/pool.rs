@@ -113,7 +113,11 @@ impl Pool {
 
     /// The longest the thread may sleep for this pool's sake.
     pub fn wait(&self, now: Instant) -> Duration {
-        let mut w = Duration::from_millis(5);
+        // Subscriptions awaiting confirmation are checked on the retry schedule's tick.
+        let mut w = match self.retries.is_empty() {
+            true => Duration::MAX,
+            false => self.next_retry_check.saturating_duration_since(now),
+        };
         for c in &self.conns {
             w = w.min(c.wait(now));
         }

@@ -141,12 +141,19 @@ pub trait BrokerProtocol: Send {
         out: &mut Vec<Message>,
     ) -> Result<(), FeedError>;
 
-    /// Called on every pass of the feed thread while the connection is open (about every
-    /// millisecond, after the messages that arrived have been handled): a protocol with work finished off the feed thread
-    /// (Fyers resolves symbols to topics over HTTP on a helper thread) sends what is now ready.
-    /// Most brokers have nothing to do.
+    /// Called on every pass of the feed thread while the connection is open (after the messages
+    /// that arrived have been handled): a protocol with work finished off the feed thread (Fyers
+    /// resolves symbols to topics over HTTP on a helper thread) sends what is now ready. Most
+    /// brokers have nothing to do.
     fn poll(&mut self, _out: &mut Vec<Message>) -> Result<(), FeedError> {
         Ok(())
+    }
+
+    /// True while work off the feed thread may finish ([`BrokerProtocol::poll`] has something to
+    /// collect): the thread then passes every millisecond instead of sleeping until a socket or
+    /// timer wakes it.
+    fn has_work(&self) -> bool {
+        false
     }
 
     /// Classifies a failed WebSocket upgrade (default: [`super::error::classify_handshake`]).

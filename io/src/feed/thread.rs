@@ -10,6 +10,12 @@
 //! once per frame) or, when the router runs inline on this thread, straight into the router's tick
 //! path, with a router pass after every frame and every wake-up; the router's doorbell then wakes
 //! this thread's poller (`WAKE`).
+//!
+//! Idle, the thread sleeps in its poller until a socket is ready, the router pushes a demand change
+//! (it rings this thread's [`FeedPoller::doorbell`]), or the next timed work is due: a connection's
+//! keepalive, dead-line or backoff, a subscription awaiting confirmation, the inline router's
+//! heartbeat. Only a connection in progress (dialing, handshaking) or a protocol with work off the
+//! thread is looked at every millisecond.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,16 +23,20 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Poll, Token};
+use mio::{Events, Poll, Token, Waker};
+use tickwire_engine::doorbell::Doorbell;
 use tickwire_engine::router::Inline;
 
 use super::assign::MAX_CONNECTIONS;
 use super::machine::MachineConfig;
 use super::pool::{Feed, Pool};
 
-/// The inline router's doorbell wakes the poller through this token; connection tokens start
-/// after it.
+/// The inline router's doorbell and the feed doorbell wake the poller through this token;
+/// connection tokens start after it.
 const WAKE: Token = Token(0);
+
+/// The longest sleep with nothing timed to do (a safety net, not a poll: once a second).
+const MAX_SLEEP: Duration = Duration::from_secs(1);
 
 /// Feed settings the broker does not decide.
 #[derive(Clone, Debug)]
@@ -66,8 +76,37 @@ impl Default for FeedConfig {
     }
 }
 
+/// A feed thread's poller, made before the thread so that the router can be given its doorbell.
+pub struct FeedPoller {
+    poll: Poll,
+    waker: Arc<Waker>,
+    bell: Arc<Doorbell>,
+}
+
+impl FeedPoller {
+    /// A poller with its waker (mio allows one per poller: the inline router's wake-ups and this
+    /// doorbell share it).
+    pub fn new() -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        let w = waker.clone();
+        let bell = Arc::new(Doorbell::new(move || {
+            let _ = w.wake();
+        }));
+        Ok(Self { poll, waker, bell })
+    }
+
+    /// Rung by the router after it pushed demand changes to this thread's feeds
+    /// (`RouterRings::upstream_bells`).
+    pub fn doorbell(&self) -> Arc<Doorbell> {
+        self.bell.clone()
+    }
+}
+
 /// What a feed IO thread runs: its feeds and, if it runs inline, the router.
 pub struct FeedThread {
+    /// Its poller ([`FeedPoller::new`]).
+    pub poller: FeedPoller,
     /// The feeds (brokers) multiplexed on this thread.
     pub feeds: Vec<Feed>,
     /// The router, when it runs on this thread ([`Inline`]): a pass runs after every frame and
@@ -96,12 +135,15 @@ impl FeedThread {
     }
 
     fn run(self, stop: &AtomicBool) -> io::Result<()> {
-        let mut poll = Poll::new()?;
+        let FeedPoller {
+            mut poll,
+            waker,
+            bell,
+        } = self.poller;
         let mut events = Events::with_capacity(64);
         let mut inline_router = self.inline_router;
         let inline_bell = match &inline_router {
             Some(r) => {
-                let waker = mio::Waker::new(poll.registry(), WAKE)?;
                 r.set_wake(Box::new(move || {
                     let _ = waker.wake();
                 }));
@@ -118,23 +160,36 @@ impl FeedThread {
         let mut fired = vec![0u64; pools.len()];
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
-            let timeout = pools
+            let mut timeout = pools
                 .iter()
                 .map(|p| p.wait(now))
                 .min()
-                .unwrap_or(Duration::from_millis(5));
-            match (&inline_router, &inline_bell) {
-                (Some(router), Some(bell)) => {
-                    // Announce the sleep, then look once more (see `Doorbell`): a control pushed
-                    // before the announcement is seen here, one pushed after it wakes the poller.
-                    bell.will_sleep();
-                    let busy = router.has_input() || pools.iter().any(|p| p.has_input());
-                    let t = if busy { Duration::ZERO } else { timeout };
-                    let r = poll.poll(&mut events, Some(t));
-                    bell.awake();
-                    r?;
-                }
-                _ => poll.poll(&mut events, Some(timeout))?,
+                .unwrap_or(MAX_SLEEP)
+                .min(MAX_SLEEP);
+            if let Some(r) = &inline_router {
+                timeout = timeout.min(r.wait(now));
+            }
+            // Announce the sleep, then look once more (see `Doorbell`): input pushed before the
+            // announcement is seen here, input pushed after it wakes the poller.
+            bell.will_sleep();
+            if let Some(b) = &inline_bell {
+                b.will_sleep();
+            }
+            let busy = inline_router.as_ref().is_some_and(|r| r.has_input())
+                || pools.iter().any(|p| p.has_input());
+            let r = poll.poll(
+                &mut events,
+                Some(if busy { Duration::ZERO } else { timeout }),
+            );
+            bell.awake();
+            if let Some(b) = &inline_bell {
+                b.awake();
+            }
+            // A signal (a debugger attaching, SIGCHLD, Ctrl-C before `stop` is seen) interrupts
+            // epoll_wait whatever SA_RESTART says: that is an empty wake-up, not an error.
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => events.clear(),
+                r => r?,
             }
             fired.fill(0);
             for ev in events.iter() {

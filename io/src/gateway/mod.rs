@@ -297,7 +297,11 @@ impl Gateway {
                     Duration::ZERO
                 }
             };
-            poll.poll(&mut events, Some(timeout))?;
+            // A signal interrupting epoll_wait is an empty wake-up, not an error.
+            match poll.poll(&mut events, Some(timeout)) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => events.clear(),
+                r => r?,
+            }
             self.bell.awake();
             let mut work = false;
             for ev in events.iter() {

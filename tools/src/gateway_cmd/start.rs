@@ -17,7 +17,7 @@ use tickwire_engine::router::{
 };
 use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_io::brokers::{self, BrokerConfig, Listing};
-use tickwire_io::feed::{Feed, FeedConfig, FeedStatus, FeedThread};
+use tickwire_io::feed::{Feed, FeedConfig, FeedPoller, FeedStatus, FeedThread};
 use tickwire_io::gateway::{Budget, FeedRef, Gateway, GatewayConfig, GatewayStats, Shared};
 use tickwire_shm::{Writer, WriterConfig};
 
@@ -195,12 +195,18 @@ pub fn start(
     let addr = gateway.local_addr().map_err(|e| e.to_string())?;
     let clients = gateway.stats();
     rings.delivery_bells.push(gateway.doorbell());
+    // Feeds over feed threads, round robin; the router inline only when there is one thread.
+    // Each thread's poller exists before the router, which rings it after demand changes.
+    let threads_n = e.feed_threads.clamp(1, ups.len());
+    let mut pollers = (0..threads_n)
+        .map(|_| FeedPoller::new())
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| format!("feed thread poller: {e}"))?;
+    rings.upstream_bells = pollers.iter().map(FeedPoller::doorbell).collect();
     let router = Router::new(rcfg, rings, writer, feed_of);
     let router_stats = router.stats();
     let router_bell = router.doorbell();
 
-    // Feeds over feed threads, round robin; the router inline only when there is one thread.
-    let threads_n = e.feed_threads.clamp(1, ups.len());
     let inline = threads_n == 1 && e.router == RouterPlacement::Inline;
     let (router_thread, mut inline_router) = if inline {
         if e.router_core.is_some() || e.idle != IdleStrategy::default() {
@@ -233,8 +239,9 @@ pub fn start(
         names[i % threads_n].push(up.broker.name());
     }
     let mut threads = Vec::new();
-    for (k, feeds) in groups.into_iter().enumerate() {
+    for (k, (feeds, poller)) in groups.into_iter().zip(pollers.drain(..)).enumerate() {
         let t = FeedThread {
+            poller,
             feeds,
             inline_router: inline_router.take(),
             core: e.feed_core.get(k).copied(),

@@ -470,6 +470,10 @@ impl BrokerProtocol for Fyers {
         })
     }
 
+    fn has_work(&self) -> bool {
+        !self.in_flight.is_empty() || !self.conn.rejects.is_empty() || self.conn.error.is_some()
+    }
+
     fn poll(&mut self, out: &mut Vec<Message>) -> Result<(), FeedError> {
         let mut rejected = std::mem::take(&mut self.conn.rejects);
         let mut err = self.conn.error.take();
