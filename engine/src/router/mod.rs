@@ -218,8 +218,8 @@ impl<P: Publish> Router<P> {
     fn next_due(&self, now: Instant) -> Duration {
         let hb = (self.last_heartbeat + self.core.cfg.heartbeat).saturating_duration_since(now);
         let flush = self.core.throttle.wait(now).unwrap_or(hb);
-        let waiting = self.core.pending_out.iter().any(|d| d.len() > 0)
-            || self.core.pending_up.iter().any(|d| d.len() > 0);
+        let waiting = self.core.pending_out.iter().any(|d| !d.is_empty())
+            || self.core.pending_up.iter().any(|d| !d.is_empty());
         let retry = if waiting { RETRY_WAIT } else { hb };
         hb.min(flush).min(retry)
     }

@@ -47,7 +47,7 @@ impl Throttle {
 
     /// How long until marked symbols are due (None: nothing marked).
     pub fn wait(&self, now: Instant) -> Option<Duration> {
-        (self.dirty.len() > 0).then(|| self.next_flush.saturating_duration_since(now))
+        (!self.dirty.is_empty()).then(|| self.next_flush.saturating_duration_since(now))
     }
 
     /// True when the flush interval has passed.
