@@ -204,11 +204,30 @@ fn refused_credentials_stop_the_feed_instead_of_redialling() {
     let bport = free_port();
     let mut m = mock_with(bport, &["--access-token", "another_token"]);
     wait_line(&mut m, "mock Kite broker");
-    let url = format!("ws://127.0.0.1:{bport}");
-    let gw = start_serve(&url, &format!("http://127.0.0.1:{bport}/instruments"), &[]);
-    wait_feed_state(gw.port, "stopped", 15);
+    let (port, dir) = (free_port(), tempfile::tempdir().unwrap());
+    let log = dir.path().join("stderr");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_tickwire"))
+        .args(["serve", "--port", &port.to_string(), "--api-key", "k1"])
+        .args(["--shm", dir.path().join("ticks").to_str().unwrap()])
+        .args(["--broker-url", &format!("ws://127.0.0.1:{bport}")])
+        .args([
+            "--instruments",
+            &format!("http://127.0.0.1:{bport}/instruments"),
+        ])
+        .args(["--kite-api-key", "mock_api_key", "--kite-access-token", "t"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _gw = Proc(child);
+    wait_feed_state(port, "stopped", 15);
     std::thread::sleep(Duration::from_secs(2));
-    let f = feed_status(gw.port);
+    // Said at once on stderr, once, not only in /status.
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    let said: Vec<&str> = stderr.lines().filter(|l| l.contains("HTTP 403")).collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(said[0].contains("stopped, not retrying"), "{stderr}");
+    let f = feed_status(port);
     assert_eq!(f["attempts"], 1, "{f}");
     assert_eq!(f["connected"], false);
     let err = f["last_error"].as_str().unwrap();

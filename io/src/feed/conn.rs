@@ -68,6 +68,9 @@ pub(super) struct Conn {
     protocol: Box<dyn BrokerProtocol>,
     keepalive: Option<Vec<Message>>,
     out: Vec<Message>,
+    /// Failures to (re)connect: the first is said at once, repeats once a minute with a count,
+    /// so a broker that is down for hours neither goes unmentioned nor fills the log.
+    dial_failures: crate::ratelog::RateLog,
 }
 
 impl Conn {
@@ -92,6 +95,10 @@ impl Conn {
             protocol,
             keepalive: live.keepalive.map(|(_, m)| m),
             out: Vec::new(),
+            dial_failures: crate::ratelog::RateLog::new(
+                "feed: cannot connect",
+                std::time::Duration::from_secs(60),
+            ),
         }
     }
 
@@ -290,11 +297,19 @@ impl Conn {
             Some(_) => {
                 if was_open {
                     eprintln!("{name} feed (connection {c}): disconnected: {e}");
+                } else if let Some(line) = self
+                    .dial_failures
+                    .hit(|| format!("{name} (connection {c}): {e}"), Instant::now())
+                {
+                    eprintln!("{line}; retrying with backoff");
                 }
                 ctx.status.set_conn_state(c, feed_state::BACKOFF);
             }
             None => {
-                eprintln!("{name} feed (connection {c}): stopped: {e}");
+                eprintln!(
+                    "{name} feed (connection {c}): stopped, not retrying: {e} \
+                     (fix the credentials and restart)"
+                );
                 ctx.status.set_conn_state(c, feed_state::STOPPED);
             }
         }
