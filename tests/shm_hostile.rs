@@ -150,12 +150,7 @@ fn a_failure_after_the_temporary_file_exists_removes_it() {
 #[test]
 fn fifos_and_directories_get_one_sentence_and_never_block() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("fifo");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    let fifo = mkfifo(dir.path());
     for (path, kind) in [(&fifo, "a FIFO"), (&dir.path().to_owned(), "a directory")] {
         let want = format!(
             "tickwire: error: {} is {kind}, not a tickwire shm file\n",
@@ -378,12 +373,7 @@ fn a_reader_in_another_pid_namespace_sees_the_writer_live_and_then_gone() {
 fn the_python_reader_names_bad_files_and_judges_liveness_by_the_lock() {
     let py = python::python();
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("fifo");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
+    let fifo = mkfifo(dir.path());
     let path = dir.path().join("ticks");
     assert!(shm(
         &["write-synthetic", "--seconds", "0.2", "--symbols", "2"],
@@ -453,4 +443,12 @@ fn the_python_reader_names_bad_files_and_judges_liveness_by_the_lock() {
         )
     );
     w.wait().unwrap();
+}
+
+/// A FIFO named `fifo` in `dir`.
+fn mkfifo(dir: &Path) -> PathBuf {
+    let fifo = dir.join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    fifo
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
-use tickwire_engine::clock::now_ns;
+use tickwire_engine::clock::{now_ns, rfc3339_utc as utc};
 use tickwire_engine::idle::{IdleStrategy, Idler};
 use tickwire_engine::symbols::split_key;
 use tickwire_engine::Px;
@@ -417,44 +417,4 @@ fn rm(a: RmArgs) -> Result<(), String> {
         Err(e) => return Err(e.to_string()),
     }
     Ok(())
-}
-
-/// `ns` since the epoch as RFC 3339 UTC, to the millisecond: `2026-01-31T09:15:00.123Z`.
-fn utc(ns: i64) -> String {
-    let ms = ns.div_euclid(1_000_000);
-    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Days since 1970-01-01 → civil date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let s = ms_of_day / 1000;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        s / 3600,
-        s / 60 % 60,
-        s % 60,
-        ms_of_day % 1000
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_formats_civil_dates() {
-        assert_eq!(super::utc(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            super::utc(951_782_400_123_456_789),
-            "2000-02-29T00:00:00.123Z"
-        );
-        assert_eq!(
-            super::utc(1_785_000_000_999_000_000),
-            "2026-07-25T17:20:00.999Z"
-        );
-    }
 }
