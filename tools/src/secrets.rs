@@ -10,13 +10,22 @@
 use std::path::Path;
 
 /// The names a secrets file may set.
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 15] = [
     "TICKWIRE_API_KEYS",
     "TICKWIRE_API_KEY",
     "TICKWIRE_KITE_API_KEY",
     "TICKWIRE_KITE_ACCESS_TOKEN",
     "TICKWIRE_UPSTOX_ACCESS_TOKEN",
     "TICKWIRE_FYERS_ACCESS_TOKEN",
+    "TICKWIRE_ANGEL_API_KEY",
+    "TICKWIRE_ANGEL_CLIENT_CODE",
+    "TICKWIRE_ANGEL_JWT",
+    "TICKWIRE_ANGEL_FEED_TOKEN",
+    "TICKWIRE_DHAN_CLIENT_ID",
+    "TICKWIRE_DHAN_ACCESS_TOKEN",
+    "TICKWIRE_NOREN_USER",
+    "TICKWIRE_NOREN_ACCOUNT",
+    "TICKWIRE_NOREN_TOKEN",
 ];
 
 /// Parses a secrets file's text: `(name, value)` pairs, or the first bad line.

@@ -4,11 +4,17 @@
 //! - [`kite`]: Zerodha Kite Connect's ticker (binary, big-endian).
 //! - [`upstox`]: Upstox Market Data Feed V3 (protobuf).
 //! - [`fyers`]: Fyers API v3 data socket (binary, stateful topics).
+//! - [`angel`]: Angel One SmartAPI WebSocket 2.0 (binary, little-endian).
+//! - [`dhan`]: Dhan live market feed v2 (binary, little-endian).
+//! - [`noren`]: Noren (Shoonya, Flattrade, …): JSON text with partial updates.
 //! - [`master`]: fetching a master (URL or file, gzip or plain).
 
+pub mod angel;
+pub mod dhan;
 pub mod fyers;
 pub mod kite;
 pub mod master;
+pub mod noren;
 pub mod upstox;
 
 use std::sync::Arc;
@@ -53,6 +59,12 @@ pub enum BrokerConfig {
     Upstox(upstox::UpstoxConfig),
     /// Fyers.
     Fyers(fyers::FyersConfig),
+    /// Angel One SmartAPI.
+    Angel(angel::AngelConfig),
+    /// Dhan.
+    Dhan(dhan::DhanConfig),
+    /// A Noren broker (Shoonya, Flattrade).
+    Noren(noren::NorenConfig),
 }
 
 impl BrokerConfig {
@@ -62,6 +74,9 @@ impl BrokerConfig {
             BrokerConfig::Kite(_) => "kite",
             BrokerConfig::Upstox(_) => "upstox",
             BrokerConfig::Fyers(_) => "fyers",
+            BrokerConfig::Angel(_) => "angel",
+            BrokerConfig::Dhan(_) => "dhan",
+            BrokerConfig::Noren(c) => c.broker,
         }
     }
 
@@ -104,6 +119,9 @@ impl BrokerConfig {
                     })
                 })
                 .collect()),
+            BrokerConfig::Angel(_) => angel::listings(source),
+            BrokerConfig::Dhan(_) => dhan::listings(source),
+            BrokerConfig::Noren(_) => noren::listings(source),
         }
     }
 
@@ -162,8 +180,25 @@ impl BrokerConfig {
                         as Box<dyn BrokerProtocol>
                 })
             }
+            BrokerConfig::Angel(cfg) => angel::factory(cfg, keys_by_id(listings, reg)),
+            BrokerConfig::Dhan(cfg) => dhan::factory(cfg, keys_by_id(listings, reg)),
+            BrokerConfig::Noren(cfg) => noren::factory(cfg, keys_by_id(listings, reg)),
         }
     }
+}
+
+/// Each registered symbol's broker key by symbol id (`""`: the broker does not list it); the first
+/// listing of a name wins, as in the registry. A broker builds its own lookup tables from this.
+pub fn keys_by_id(listings: &[Listing], reg: &SymbolRegistry) -> Arc<Vec<Box<str>>> {
+    let mut keys = vec![Box::<str>::from(""); reg.len()];
+    for l in listings {
+        if let Some(id) = reg.lookup(&l.exchange, &l.symbol) {
+            if keys[id as usize].is_empty() {
+                keys[id as usize] = l.key.as_str().into();
+            }
+        }
+    }
+    Arc::new(keys)
 }
 
 /// Registers listings in `reg` (the first listing of a name wins; a name the registry refuses is

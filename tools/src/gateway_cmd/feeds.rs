@@ -3,7 +3,12 @@
 
 use std::str::FromStr;
 
+use clap::ValueEnum;
+
+use tickwire_io::brokers::angel::AngelConfig;
+use tickwire_io::brokers::dhan::DhanConfig;
 use tickwire_io::brokers::fyers::FyersConfig;
+use tickwire_io::brokers::noren::{self, NorenConfig};
 use tickwire_io::brokers::upstox::UpstoxConfig;
 use tickwire_io::brokers::{BrokerConfig, EXCHANGES};
 use tickwire_io::feed::FeedConfig;
@@ -28,16 +33,21 @@ impl FromStr for FeedSpec {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let (b, xs) = s.split_once(':').unwrap_or((s, ""));
-        let broker = match b {
-            "kite" | "zerodha" => BrokerKind::Kite,
-            "upstox" => BrokerKind::Upstox,
-            "fyers" => BrokerKind::Fyers,
-            _ => {
-                return Err(format!(
-                    "unknown broker {b:?} (expected kite, upstox or fyers)"
-                ))
-            }
+        let b = if b.eq_ignore_ascii_case("zerodha") {
+            "kite"
+        } else {
+            b
         };
+        let broker = <BrokerKind as clap::ValueEnum>::from_str(b, true).map_err(|_| {
+            let names: Vec<_> = BrokerKind::value_variants()
+                .iter()
+                .map(|k| k.name())
+                .collect();
+            format!(
+                "unknown broker {b:?} (expected one of {})",
+                names.join(", ")
+            )
+        })?;
         let mut exchanges = Vec::new();
         for x in xs.split(',').map(str::trim).filter(|x| !x.is_empty()) {
             let x = x.to_ascii_uppercase();
@@ -65,6 +75,19 @@ fn default_master(b: BrokerKind) -> String {
             .map(|m| format!("https://public.fyers.in/sym_details/{m}.csv"))
             .collect::<Vec<_>>()
             .join(","),
+        BrokerKind::Angel => {
+            "https://margincalculator.angelbroking.com/OpenAPI_File/files/OpenAPIScripMaster.json"
+                .into()
+        }
+        BrokerKind::Dhan => "https://images.dhan.co/api-data/api-scrip-master.csv".into(),
+        // Noren tokens are the exchanges' own: Shoonya's public masters serve every Noren broker.
+        BrokerKind::Shoonya | BrokerKind::Flattrade | BrokerKind::Noren => {
+            ["NSE", "NFO", "CDS", "MCX", "BSE", "BFO"]
+                .iter()
+                .map(|x| format!("https://api.shoonya.com/{x}_symbols.txt.zip"))
+                .collect::<Vec<_>>()
+                .join(",")
+        }
     }
 }
 
@@ -91,6 +114,16 @@ pub fn upstreams(a: &ServeArgs) -> Result<Vec<Upstream>, String> {
                 "--feed {} twice: one feed per broker (list all its exchanges in one --feed)",
                 s.broker.name()
             ));
+        }
+        if s.broker.is_noren() {
+            if let Some(o) = specs[..i].iter().find(|o| o.broker.is_noren()) {
+                return Err(format!(
+                    "--feed {} and --feed {}: the Noren flags (--noren-user, --noren-token) \
+                     serve one Noren broker at a time",
+                    o.broker.name(),
+                    s.broker.name()
+                ));
+            }
         }
         for x in &s.exchanges {
             if let Some(o) = specs[..i].iter().find(|o| o.exchanges.contains(x)) {
@@ -129,6 +162,11 @@ pub fn upstreams(a: &ServeArgs) -> Result<Vec<Upstream>, String> {
                 BrokerKind::Kite => (&a.kite_url, &a.kite_instruments),
                 BrokerKind::Upstox => (&a.upstox_url, &a.upstox_instruments),
                 BrokerKind::Fyers => (&a.fyers_url, &a.fyers_instruments),
+                BrokerKind::Angel => (&a.angel_url, &a.angel_instruments),
+                BrokerKind::Dhan => (&a.dhan_url, &a.dhan_instruments),
+                BrokerKind::Shoonya => (&a.shoonya_url, &a.noren_instruments),
+                BrokerKind::Flattrade => (&a.flattrade_url, &a.noren_instruments),
+                BrokerKind::Noren => (&a.noren_url, &a.noren_instruments),
             };
             let url = pick(url, &a.broker_url);
             let broker = match b {
@@ -146,6 +184,34 @@ pub fn upstreams(a: &ServeArgs) -> Result<Vec<Upstream>, String> {
                     ws_url: url.unwrap_or_else(|| FyersConfig::default().ws_url),
                     api_base: a.fyers_api_url.clone(),
                 }),
+                BrokerKind::Angel => BrokerConfig::Angel(AngelConfig {
+                    url: url.unwrap_or_else(|| AngelConfig::default().url),
+                    api_key: need(&a.angel_api_key, "--angel-api-key")?,
+                    client_code: need(&a.angel_client_code, "--angel-client-code")?,
+                    jwt: need(&a.angel_jwt, "--angel-jwt")?,
+                    feed_token: need(&a.angel_feed_token, "--angel-feed-token")?,
+                }),
+                BrokerKind::Dhan => BrokerConfig::Dhan(DhanConfig {
+                    url: url.unwrap_or_else(|| DhanConfig::default().url),
+                    client_id: need(&a.dhan_client_id, "--dhan-client-id")?,
+                    access_token: need(&a.dhan_access_token, "--dhan-access-token")?,
+                }),
+                BrokerKind::Shoonya | BrokerKind::Flattrade | BrokerKind::Noren => {
+                    let url = match (url, b) {
+                        (Some(u), _) => u,
+                        (None, BrokerKind::Shoonya) => noren::SHOONYA_URL.into(),
+                        (None, BrokerKind::Flattrade) => noren::FLATTRADE_URL.into(),
+                        (None, _) => need(&None, "--noren-url")?,
+                    };
+                    let user = need(&a.noren_user, "--noren-user")?;
+                    BrokerConfig::Noren(NorenConfig {
+                        broker: b.name(),
+                        url,
+                        account: a.noren_account.clone().unwrap_or_else(|| user.clone()),
+                        user,
+                        token: need(&a.noren_token, "--noren-token")?,
+                    })
+                }
             };
             Ok(Upstream {
                 broker,
@@ -168,7 +234,15 @@ mod tests {
         assert_eq!(f.exchanges, vec!["NFO", "BFO"]);
         let f: FeedSpec = "kite".parse().unwrap();
         assert!(f.exchanges.is_empty());
-        assert!("angel:NSE"
+        assert_eq!(
+            "shoonya:MCX".parse::<FeedSpec>().unwrap().broker,
+            BrokerKind::Shoonya
+        );
+        assert_eq!(
+            "zerodha".parse::<FeedSpec>().unwrap().broker,
+            BrokerKind::Kite
+        );
+        assert!("sharekhan:NSE"
             .parse::<FeedSpec>()
             .unwrap_err()
             .contains("unknown broker"));

@@ -18,11 +18,7 @@ use std::time::Duration;
 
 use clap::Args;
 use tickwire_engine::idle::IdleStrategy;
-use tickwire_io::brokers::fyers::FyersConfig;
-use tickwire_io::brokers::upstox::UpstoxConfig;
-use tickwire_io::brokers::BrokerConfig;
 use tickwire_io::feed::FeedConfig;
-use tickwire_io::kite::KiteConfig;
 
 pub use feeds::FeedSpec;
 pub use start::{start, Running, Upstream};
@@ -188,6 +184,59 @@ pub struct ServeArgs {
     /// Fyers REST base, where symbols are resolved to topics (`/data/symbol-token`).
     #[arg(long, default_value = "https://api-t1.fyers.in")]
     pub fyers_api_url: String,
+    /// Angel One SmartAPI WebSocket URL (default `wss://smartapisocket.angelone.in/smart-stream`).
+    #[arg(long)]
+    pub angel_url: Option<String>,
+    /// Angel One scrip master (JSON), URL or file (default: Angel's published
+    /// `OpenAPIScripMaster.json`).
+    #[arg(long)]
+    pub angel_instruments: Option<String>,
+    /// Angel One SmartAPI app key (`x-api-key`).
+    #[arg(long, env = "TICKWIRE_ANGEL_API_KEY", hide_env_values = true)]
+    pub angel_api_key: Option<String>,
+    /// Angel One client code (`x-client-code`).
+    #[arg(long, env = "TICKWIRE_ANGEL_CLIENT_CODE", hide_env_values = true)]
+    pub angel_client_code: Option<String>,
+    /// Angel One JWT from the login (`Authorization`; Angel rolls it daily).
+    #[arg(long, env = "TICKWIRE_ANGEL_JWT", hide_env_values = true)]
+    pub angel_jwt: Option<String>,
+    /// Angel One feed token from the login (`x-feed-token`).
+    #[arg(long, env = "TICKWIRE_ANGEL_FEED_TOKEN", hide_env_values = true)]
+    pub angel_feed_token: Option<String>,
+    /// Dhan feed URL, without its query (default `wss://api-feed.dhan.co`).
+    #[arg(long)]
+    pub dhan_url: Option<String>,
+    /// Dhan scrip master (CSV), URL or file (default: Dhan's published `api-scrip-master.csv`).
+    #[arg(long)]
+    pub dhan_instruments: Option<String>,
+    /// Dhan client id.
+    #[arg(long, env = "TICKWIRE_DHAN_CLIENT_ID", hide_env_values = true)]
+    pub dhan_client_id: Option<String>,
+    /// Dhan access token.
+    #[arg(long, env = "TICKWIRE_DHAN_ACCESS_TOKEN", hide_env_values = true)]
+    pub dhan_access_token: Option<String>,
+    /// Shoonya's Noren WebSocket URL (default `wss://api.shoonya.com/NorenWSTP/`).
+    #[arg(long)]
+    pub shoonya_url: Option<String>,
+    /// Flattrade's Noren WebSocket URL (default `wss://piconnect.flattrade.in/PiConnectWSTp/`).
+    #[arg(long)]
+    pub flattrade_url: Option<String>,
+    /// Another Noren broker's WebSocket URL (needed with `--broker noren`).
+    #[arg(long)]
+    pub noren_url: Option<String>,
+    /// Noren symbol masters (zip or text), URLs or files, comma-separated (default: the masters
+    /// Shoonya publishes; Noren tokens are the exchanges' own, the same at every Noren broker).
+    #[arg(long)]
+    pub noren_instruments: Option<String>,
+    /// Noren user id (`uid`) for Shoonya, Flattrade or another Noren broker.
+    #[arg(long, env = "TICKWIRE_NOREN_USER", hide_env_values = true)]
+    pub noren_user: Option<String>,
+    /// Noren account id (`actid`; default: the user id).
+    #[arg(long, env = "TICKWIRE_NOREN_ACCOUNT", hide_env_values = true)]
+    pub noren_account: Option<String>,
+    /// Noren session token from the login (`susertoken`; rolled daily).
+    #[arg(long, env = "TICKWIRE_NOREN_TOKEN", hide_env_values = true)]
+    pub noren_token: Option<String>,
     /// Extra CA certificates (PEM) to trust for a wss:// broker URL, besides the Mozilla roots.
     #[arg(long)]
     pub broker_ca_file: Option<PathBuf>,
@@ -317,36 +366,7 @@ pub fn start_with_mock(
     engine: &EngineArgs,
 ) -> Result<(MockBroker, Running), String> {
     let mock = MockBroker::start(mcfg.clone()).map_err(|e| format!("mock broker: {e}"))?;
-    let base = mock.addr();
-    let (broker, instruments) = match mcfg.broker {
-        BrokerKind::Kite => (
-            BrokerConfig::Kite(KiteConfig {
-                url: format!("ws://{base}"),
-                api_key: mcfg.api_key,
-                access_token: mcfg.access_token,
-            }),
-            format!("http://{base}/instruments"),
-        ),
-        BrokerKind::Upstox => (
-            BrokerConfig::Upstox(UpstoxConfig {
-                api_base: format!("http://{base}"),
-                access_token: mcfg.access_token,
-            }),
-            format!("http://{base}{}", crate::mock::upstox::MASTER),
-        ),
-        BrokerKind::Fyers => (
-            BrokerConfig::Fyers(FyersConfig {
-                access_token: crate::mock::fyers::token_for(&mcfg.access_token),
-                ws_url: format!("ws://{base}{}", crate::mock::fyers::FEED),
-                api_base: format!("http://{base}"),
-            }),
-            crate::mock::fyers::MASTERS
-                .iter()
-                .map(|p| format!("http://{base}{p}"))
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-    };
+    let (broker, instruments) = mcfg.broker.gateway(mock.addr(), &mcfg);
     let up = Upstream {
         broker,
         feed: FeedConfig::default(),
@@ -377,7 +397,7 @@ pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
     engine.subscribe_all = true;
     let (mock, run) = start_with_mock(mcfg, a.port, vec![key.clone()], &engine)?;
     let base = mock.addr();
-    println!("tickwire demo: mock {} broker + gateway", title(a.broker));
+    println!("tickwire demo: mock {} broker + gateway", a.broker.title());
     println!("  WebSocket (OpenAlgo protocol): ws://{}", run.addr);
     println!("  API key:                       {key}");
     println!(
@@ -386,7 +406,7 @@ pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
     );
     println!(
         "  mock broker ({} protocol): ws://{base}  ({} instruments, {} updates/s)",
-        title(a.broker),
+        a.broker.title(),
         run.registry.len(),
         a.rate
     );
@@ -399,18 +419,8 @@ pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
     Ok(())
 }
 
-/// `Kite`, `Upstox`: for messages.
-fn title(b: BrokerKind) -> &'static str {
-    match b {
-        BrokerKind::Kite => "Kite",
-        BrokerKind::Upstox => "Upstox",
-        BrokerKind::Fyers => "Fyers",
-    }
-}
-
 /// `tickwire mock-broker`.
 pub fn mock_broker(a: MockArgs, stop: &AtomicBool) -> Result<(), String> {
-    let access_token = a.access_token.clone();
     let cfg = MockConfig {
         broker: a.broker,
         port: a.port,
@@ -433,26 +443,10 @@ pub fn mock_broker(a: MockArgs, stop: &AtomicBool) -> Result<(), String> {
     } else {
         ("ws", "http")
     };
+    let mcfg = cfg.clone();
     let mock = MockBroker::start(cfg).map_err(|e| format!("mock broker: {e}"))?;
     let addr = mock.addr();
-    match a.broker {
-        BrokerKind::Kite => println!(
-            "mock Kite broker on {ws}://{addr} (instruments: {http}://{addr}/instruments)"
-        ),
-        BrokerKind::Upstox => println!(
-            "mock Upstox broker on {http}://{addr} (feed: {ws}://{addr}{}, authorize: {http}://{addr}{}, instruments: {http}://{addr}{})",
-            crate::mock::upstox::FEED,
-            crate::mock::upstox::AUTHORIZE,
-            crate::mock::upstox::MASTER
-        ),
-        BrokerKind::Fyers => println!(
-            "mock Fyers broker on {http}://{addr} (feed: {ws}://{addr}{}, symbol-token: {http}://{addr}{}, instruments: {http}://{addr}{}, access token: {})",
-            crate::mock::fyers::FEED,
-            crate::mock::fyers::SYMBOL_TOKEN,
-            crate::mock::fyers::MASTERS[0],
-            crate::mock::fyers::token_for(&access_token)
-        ),
-    }
+    println!("{}", a.broker.describe(ws, http, addr, &mcfg));
     wait(stop);
     mock.stop();
     Ok(())

@@ -75,6 +75,9 @@ fn openalgo_broker_name(b: &BrokerConfig) -> &'static str {
         BrokerConfig::Kite(_) => "zerodha",
         BrokerConfig::Upstox(_) => "upstox",
         BrokerConfig::Fyers(_) => "fyers",
+        BrokerConfig::Angel(_) => "angel",
+        BrokerConfig::Dhan(_) => "dhan",
+        BrokerConfig::Noren(c) => c.broker,
     }
 }
 

@@ -8,13 +8,16 @@
 //! | `config.rs` | settings, the broker spoken, counters |
 //! | `server.rs` | listener, HTTP, WebSocket sessions, fan-out (one for every broker) |
 //! | `dialect.rs` | the trait a broker's dialect implements |
-//! | `kite.rs`, `upstox.rs`, `fyers.rs` | the dialects |
+//! | `kite.rs`, `upstox.rs`, `fyers.rs`, `angel.rs`, `dhan.rs`, `noren.rs` | the dialects |
 
+pub mod angel;
 pub mod config;
+pub mod dhan;
 pub mod dialect;
 pub mod fyers;
 pub mod kite;
 pub mod market;
+pub mod noren;
 pub mod server;
 mod side;
 pub mod upstox;
