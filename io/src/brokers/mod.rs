@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use tickwire_engine::symbols::SymbolRegistry;
 
-use crate::feed::{BrokerProtocol, ProtocolFactory};
+use crate::feed::ProtocolFactory;
 
 /// OpenAlgo's exchange names: what a listing's `exchange` is, and what a feed may be told to serve.
 pub const EXCHANGES: &[&str] = &[
@@ -83,42 +83,9 @@ impl BrokerConfig {
     /// Loads the broker's instrument master from `source` (URL or file) as OpenAlgo listings.
     pub fn listings(&self, source: &str) -> Result<Vec<Listing>, String> {
         match self {
-            BrokerConfig::Kite(_) => Ok(kite::instruments::load(source)
-                .map_err(|e| e.to_string())?
-                .iter()
-                .map(|r| {
-                    let (exchange, symbol) = kite::instruments::openalgo_name(r);
-                    Listing {
-                        exchange,
-                        symbol,
-                        key: r.token.to_string(),
-                    }
-                })
-                .collect()),
-            BrokerConfig::Upstox(_) => Ok(upstox::instruments::load(source)
-                .map_err(|e| e.to_string())?
-                .iter()
-                .filter_map(|r| {
-                    let (exchange, symbol) = upstox::instruments::openalgo_name(r)?;
-                    Some(Listing {
-                        exchange: exchange.to_string(),
-                        symbol,
-                        key: r.instrument_key.clone(),
-                    })
-                })
-                .collect()),
-            BrokerConfig::Fyers(_) => Ok(fyers::instruments::load(source)
-                .map_err(|e| e.to_string())?
-                .iter()
-                .filter_map(|r| {
-                    let (exchange, symbol) = fyers::instruments::openalgo_name(r)?;
-                    Some(Listing {
-                        exchange: exchange.to_string(),
-                        symbol,
-                        key: r.ticker.clone(),
-                    })
-                })
-                .collect()),
+            BrokerConfig::Kite(_) => kite::listings(source),
+            BrokerConfig::Upstox(_) => upstox::listings(source),
+            BrokerConfig::Fyers(_) => fyers::listings(source),
             BrokerConfig::Angel(_) => angel::listings(source),
             BrokerConfig::Dhan(_) => dhan::listings(source),
             BrokerConfig::Noren(_) => noren::listings(source),
@@ -129,60 +96,14 @@ impl BrokerConfig {
     /// the registry is skipped), one instance per call of the factory (per connection); the
     /// instrument tables are built once and shared.
     pub fn protocol(&self, listings: &[Listing], reg: &SymbolRegistry) -> ProtocolFactory {
-        let ids = listings
-            .iter()
-            .filter_map(|l| Some((reg.lookup(&l.exchange, &l.symbol)?, l.key.as_str())));
+        let keys = keys_by_id(listings, reg);
         match self {
-            BrokerConfig::Kite(cfg) => {
-                let mut tokens = kite::TokenMap::default();
-                let mut token_of = vec![0u32; reg.len()];
-                for (id, key) in ids {
-                    if let Ok(t) = key.parse::<u32>() {
-                        // The first listing of a name wins, as in the registry.
-                        if token_of[id as usize] == 0 {
-                            token_of[id as usize] = t;
-                            tokens.insert(t, id);
-                        }
-                    }
-                }
-                let (cfg, tokens, token_of) = (cfg.clone(), Arc::new(tokens), Arc::new(token_of));
-                Box::new(move || {
-                    Box::new(kite::Kite::new(
-                        cfg.clone(),
-                        tokens.clone(),
-                        token_of.clone(),
-                    )) as Box<dyn BrokerProtocol>
-                })
-            }
-            BrokerConfig::Upstox(cfg) => {
-                let mut keys = upstox::Keys::default();
-                for (id, key) in ids {
-                    if keys.of_id.get(id as usize).is_none_or(|k| k.is_empty()) {
-                        keys.insert(id, key);
-                    }
-                }
-                let (cfg, keys) = (cfg.clone(), Arc::new(keys));
-                Box::new(move || {
-                    Box::new(upstox::Upstox::new(cfg.clone(), keys.clone()))
-                        as Box<dyn BrokerProtocol>
-                })
-            }
-            BrokerConfig::Fyers(cfg) => {
-                let mut tickers = vec![Box::<str>::from(""); reg.len()];
-                for (id, key) in ids {
-                    if tickers[id as usize].is_empty() {
-                        tickers[id as usize] = key.into();
-                    }
-                }
-                let (cfg, tickers) = (cfg.clone(), Arc::new(tickers));
-                Box::new(move || {
-                    Box::new(fyers::Fyers::new(cfg.clone(), tickers.clone()))
-                        as Box<dyn BrokerProtocol>
-                })
-            }
-            BrokerConfig::Angel(cfg) => angel::factory(cfg, keys_by_id(listings, reg)),
-            BrokerConfig::Dhan(cfg) => dhan::factory(cfg, keys_by_id(listings, reg)),
-            BrokerConfig::Noren(cfg) => noren::factory(cfg, keys_by_id(listings, reg)),
+            BrokerConfig::Kite(cfg) => kite::factory(cfg, keys),
+            BrokerConfig::Upstox(cfg) => upstox::factory(cfg, keys),
+            BrokerConfig::Fyers(cfg) => fyers::factory(cfg, keys),
+            BrokerConfig::Angel(cfg) => angel::factory(cfg, keys),
+            BrokerConfig::Dhan(cfg) => dhan::factory(cfg, keys),
+            BrokerConfig::Noren(cfg) => noren::factory(cfg, keys),
         }
     }
 }

@@ -144,3 +144,31 @@ pub enum ParseError {
     #[error("malformed {0}")]
     Malformed(&'static str),
 }
+
+/// Loads Fyers' symbol masters (URLs or files, comma-separated) as OpenAlgo listings (key: the
+/// Fyers ticker, `NSE:SBIN-EQ`).
+pub fn listings(source: &str) -> Result<Vec<super::Listing>, String> {
+    Ok(instruments::load(source)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter_map(|r| {
+            let (exchange, symbol) = instruments::openalgo_name(r)?;
+            Some(super::Listing {
+                exchange: exchange.to_string(),
+                symbol,
+                key: r.ticker.clone(),
+            })
+        })
+        .collect())
+}
+
+/// One [`Fyers`] per connection over the tickers by symbol id (shared).
+pub fn factory(
+    cfg: &FyersConfig,
+    tickers: std::sync::Arc<Vec<Box<str>>>,
+) -> crate::feed::ProtocolFactory {
+    let cfg = cfg.clone();
+    Box::new(move || {
+        Box::new(Fyers::new(cfg.clone(), tickers.clone())) as Box<dyn crate::feed::BrokerProtocol>
+    })
+}

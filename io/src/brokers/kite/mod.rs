@@ -185,3 +185,43 @@ pub fn mode_message(mode: Mode, tokens: &[u32]) -> String {
         list.join(",")
     )
 }
+
+/// Loads Kite's instrument master (URL or file) as OpenAlgo listings (key: the instrument token).
+pub fn listings(source: &str) -> Result<Vec<super::Listing>, String> {
+    Ok(instruments::load(source)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|r| {
+            let (exchange, symbol) = instruments::openalgo_name(r);
+            super::Listing {
+                exchange,
+                symbol,
+                key: r.token.to_string(),
+            }
+        })
+        .collect())
+}
+
+/// One [`Kite`] per connection over the instrument tokens by symbol id (built once, shared).
+pub fn factory(
+    cfg: &KiteConfig,
+    keys: std::sync::Arc<Vec<Box<str>>>,
+) -> crate::feed::ProtocolFactory {
+    let mut tokens = TokenMap::default();
+    let mut token_of = vec![0u32; keys.len()];
+    for (id, key) in keys.iter().enumerate() {
+        if let Ok(t) = key.parse::<u32>() {
+            token_of[id] = t;
+            tokens.insert(t, id as SymbolId);
+        }
+    }
+    let (cfg, tokens, token_of) = (
+        cfg.clone(),
+        std::sync::Arc::new(tokens),
+        std::sync::Arc::new(token_of),
+    );
+    Box::new(move || {
+        Box::new(Kite::new(cfg.clone(), tokens.clone(), token_of.clone()))
+            as Box<dyn crate::feed::BrokerProtocol>
+    })
+}

@@ -25,3 +25,35 @@ pub use protocol::{Keys, Upstox, UpstoxConfig};
 pub mod pb {
     include!("proto.rs");
 }
+
+/// Loads Upstox's instrument master (URL or file) as OpenAlgo listings (key: the instrument key);
+/// segments the gateway does not serve are dropped.
+pub fn listings(source: &str) -> Result<Vec<super::Listing>, String> {
+    Ok(instruments::load(source)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter_map(|r| {
+            let (exchange, symbol) = instruments::openalgo_name(r)?;
+            Some(super::Listing {
+                exchange: exchange.to_string(),
+                symbol,
+                key: r.instrument_key.clone(),
+            })
+        })
+        .collect())
+}
+
+/// One [`Upstox`] per connection over the instrument keys by symbol id (built once, shared).
+pub fn factory(
+    cfg: &UpstoxConfig,
+    ids: std::sync::Arc<Vec<Box<str>>>,
+) -> crate::feed::ProtocolFactory {
+    let mut keys = Keys::default();
+    for (id, key) in ids.iter().enumerate().filter(|(_, k)| !k.is_empty()) {
+        keys.insert(id as u32, key);
+    }
+    let (cfg, keys) = (cfg.clone(), std::sync::Arc::new(keys));
+    Box::new(move || {
+        Box::new(Upstox::new(cfg.clone(), keys.clone())) as Box<dyn crate::feed::BrokerProtocol>
+    })
+}
