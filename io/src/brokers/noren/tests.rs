@@ -349,3 +349,31 @@ fn mutated_messages_never_panic() {
         let _ = n;
     }
 }
+
+/// Parse cost on `on_text` (simd-json tape, merge, tick), for a quick figure without the
+/// workspace's bench harness: `cargo test --release -p tickwire-io --lib noren_parse_cost --
+/// --ignored --nocapture`. `benches/parse.rs` has the project's table.
+#[test]
+#[ignore]
+fn noren_parse_cost() {
+    let (mut p, mut out) = ready(&[0, 1], Mode::Depth);
+    feed(&mut p, TK, &mut out);
+    feed(&mut p, DK, &mut out);
+    for (name, msg) in [
+        ("tk touchline (whole)", TK),
+        ("tf (1 field)", TF2),
+        ("df", DF),
+        ("dk", DK),
+    ] {
+        let n = 200_000u32;
+        let mut ticks = 0u64;
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            p.on_text(msg.as_bytes(), 1, &mut out, |r| ticks += r.is_ok() as u64)
+                .unwrap();
+        }
+        let ns = t0.elapsed().as_nanos() as f64 / n as f64;
+        assert_eq!(ticks, n as u64);
+        println!("noren {name}: {ns:.0} ns/message ({} bytes)", msg.len());
+    }
+}
