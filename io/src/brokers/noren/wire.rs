@@ -162,7 +162,9 @@ impl Update {
     }
 }
 
-/// One parsed server message.
+/// One parsed server message. Lives on the stack and is handed on by value: boxing the large
+/// variant would allocate per message, which the data path may not.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Message {
     /// `ck`: the connect ack; `ok` when `s` is `OK`.
