@@ -106,8 +106,10 @@ impl Noren {
         self.authed
     }
 
-    /// Moves `symbols` to feed `to` (or off every feed), sending the unsubscribes first.
-    fn move_to(&mut self, symbols: &[SymbolId], to: u8, out: &mut Vec<Message>) {
+    /// Moves `symbols` to feed `to` (or off every feed), sending the unsubscribes first. `again`:
+    /// a symbol already on `to` is subscribed again (the feed's retry of a symbol that never got
+    /// data asks with a fresh subscribe, which brings a fresh snapshot).
+    fn move_to(&mut self, symbols: &[SymbolId], to: u8, again: bool, out: &mut Vec<Message>) {
         let (mut u, mut ud, mut t, mut d) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for &s in symbols {
             let Some(key) = self.keys.key(s) else {
@@ -117,6 +119,11 @@ impl Noren {
                 continue;
             };
             if *old == to {
+                match to {
+                    TOUCHLINE if again => t.push(key),
+                    DEPTH if again => d.push(key),
+                    _ => {}
+                }
                 continue;
             }
             match *old {
@@ -272,9 +279,10 @@ impl BrokerProtocol for Noren {
                 } else {
                     TOUCHLINE
                 };
-                self.move_to(symbols, to, out)
+                let again = matches!(req, Request::Subscribe { .. });
+                self.move_to(symbols, to, again, out)
             }
-            Request::Unsubscribe { symbols } => self.move_to(symbols, NONE, out),
+            Request::Unsubscribe { symbols } => self.move_to(symbols, NONE, false, out),
         }
     }
 

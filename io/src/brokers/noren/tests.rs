@@ -176,6 +176,16 @@ fn requests_wait_for_the_ack_and_batch_keys() {
     feed(&mut p, r#"{"t":"ck","s":"OK","uid":"FA1234"}"#, &mut out);
     assert_eq!(texts(&out), [r#"{"t":"t","k":"NSE|11630#CDS|1048998"}"#]);
     out.clear();
+    // The feed's retry of an unconfirmed symbol is a subscribe again: it goes out again.
+    p.encode(
+        Request::Subscribe {
+            mode: Mode::Quote,
+            symbols: &[3],
+        },
+        &mut out,
+    );
+    assert_eq!(texts(&out), [r#"{"t":"t","k":"CDS|1048998"}"#]);
+    out.clear();
     // Quote rides the touchline too: no message. Depth: off the touchline, onto depth.
     p.encode(
         Request::ChangeMode {
