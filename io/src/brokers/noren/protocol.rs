@@ -177,7 +177,9 @@ impl Noren {
                 Err(e) => return on(Err(e)),
             };
             let Some(symbol) = keys.symbol(u.exchange, u.token) else {
-                let e = super::keys::EXCHANGES[(u.exchange - 1) as usize];
+                let e = super::keys::EXCHANGES
+                    .get((u.exchange as usize).wrapping_sub(1))
+                    .unwrap_or(&"?");
                 return on(Err(ParseError::UnknownToken {
                     exchange: Excerpt::of(e.as_bytes()),
                     token: u.token,
