@@ -188,7 +188,7 @@ impl Noren {
             let Some(st) = states.get_mut(symbol) else {
                 return on(Err(ParseError::NotSubscribed(u.token)));
             };
-            if !st.merge(&u) {
+            if !st.merge(u) {
                 return on(Err(ParseError::UpdateBeforeSnapshot(u.token)));
             }
             let mut t = Tick::new(symbol);

@@ -79,10 +79,11 @@ const fn px(rupees: i64, paise: i64) -> i64 {
 fn the_documented_touchline_parses_field_by_field() {
     let mut parser = Parser::default();
     let mut got = Vec::new();
-    parser.parse(TK.as_bytes(), |r| got.push(r.unwrap()));
-    let [Wire::Data(u)] = got[..] else {
-        panic!("{got:?}")
-    };
+    parser.parse(TK.as_bytes(), |r| match r.unwrap() {
+        Wire::Data(u) => got.push(*u),
+        other => panic!("{other:?}"),
+    });
+    let [u] = got[..] else { panic!("{got:?}") };
     assert_eq!((u.kind, u.exchange, u.token), (Kind::Tk, 1, 11630));
     assert_eq!(u.get(field::LP), Some(px(118, 55)));
     assert_eq!(u.get(field::H), Some(px(118, 65)));
@@ -95,6 +96,40 @@ fn the_documented_touchline_parses_field_by_field() {
     assert_eq!(u.get(field::SQ), Some(6325));
     assert_eq!(u.get(field::O), None, "not in the message");
     assert_eq!(u.set.count_ones(), 9);
+}
+
+#[test]
+fn decimals_parse_exactly_as_the_engine_does() {
+    use super::wire::decimal;
+    for t in [
+        "118.55",
+        "0.05",
+        "-0.5",
+        "+3",
+        "84.2525",
+        "83.2512345",
+        "0",
+        "7.",
+        ".5",
+        "922337203685",
+        "",
+        "-",
+        ".",
+        "1.12345678",
+        "1..2",
+        "1e5",
+        "12a",
+        " 1",
+        "999999999999999999",
+        "9223372036854775807",
+        "00000000000000000001",
+    ] {
+        assert_eq!(
+            decimal(t.as_bytes()),
+            tickwire_engine::price::parse(t),
+            "{t:?}"
+        );
+    }
 }
 
 #[test]
@@ -369,6 +404,43 @@ fn noren_parse_cost() {
     let (mut p, mut out) = ready(&[0, 1], Mode::Depth);
     feed(&mut p, TK, &mut out);
     feed(&mut p, DK, &mut out);
+    {
+        let n = 200_000u32;
+        let mut buf = TK.as_bytes().to_vec();
+        let len = buf.len();
+        buf.resize(len + simd_json::INPUT_PADDING, 0);
+        let mut buffers = simd_json::Buffers::new(2048);
+        let mut tape = simd_json::Tape::null();
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            let mut b = buf.clone();
+            let mut t = tape.reset();
+            simd_json::fill_tape_padded(&mut b, len, &mut buffers, &mut t).unwrap();
+            tape = t.reset();
+        }
+        let ns = t0.elapsed().as_nanos() as f64 / n as f64;
+        println!(
+            "simd-json fill_tape_padded alone (+ a clone): {ns:.0} ns ({:?})",
+            simd_json::Deserializer::algorithm()
+        );
+        let mut parser = Parser::default();
+        let t0 = std::time::Instant::now();
+        let mut k = 0;
+        for _ in 0..n {
+            parser.parse(TK.as_bytes(), |r| k += r.is_ok() as u32);
+        }
+        let ns = t0.elapsed().as_nanos() as f64 / n as f64;
+        println!("Parser::parse tk: {ns:.0} ns");
+        let t0 = std::time::Instant::now();
+        for _ in 0..n {
+            for v in ["118.55", "118.65", "118.10", "118.39", "118.45", "118.50"] {
+                k += std::hint::black_box(tickwire_engine::price::parse(std::hint::black_box(v)))
+                    .is_some() as u32;
+            }
+        }
+        let ns = t0.elapsed().as_nanos() as f64 / n as f64;
+        println!("6 x price::parse: {ns:.0} ns {k}");
+    }
     for (name, msg) in [
         ("tk touchline (whole)", TK),
         ("tf (1 field)", TF2),
