@@ -21,7 +21,7 @@
 //!   message (100 keys, ~1.5 KB): the SDK sends whatever list it is given in one message.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tickwire_engine::router::Mode;
 use tickwire_engine::symbols::SymbolId;
@@ -39,6 +39,8 @@ use crate::feed::{FeedError, TickSink};
 
 /// The heartbeat: the payload of the WebSocket PING the SDK sends every 3 s.
 pub const HEARTBEAT: &[u8] = br#"{"t":"h"}"#;
+/// How long the connect ack may take.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most instruments on the one connection (see the module docs).
 pub const PER_CONNECTION: usize = 100;
 
@@ -84,6 +86,8 @@ pub struct Noren {
     authed: bool,
     /// Requests made before that.
     held: Vec<Message>,
+    /// When the connect message went out, while its ack is awaited.
+    awaiting_ack: Option<Instant>,
 }
 
 impl Noren {
@@ -98,6 +102,7 @@ impl Noren {
             feed_of: vec![NONE; n],
             authed: false,
             held: Vec::new(),
+            awaiting_ack: None,
         }
     }
 
@@ -204,6 +209,7 @@ impl Noren {
         match ack {
             Some(true) => {
                 self.authed = true;
+                self.awaiting_ack = None;
                 out.append(&mut self.held);
                 Ok(())
             }
@@ -260,6 +266,7 @@ impl BrokerProtocol for Noren {
 
     fn reset(&mut self) {
         self.authed = false;
+        self.awaiting_ack = None;
         self.held.clear();
         self.states.clear();
         self.feed_of.fill(NONE);
@@ -267,6 +274,23 @@ impl BrokerProtocol for Noren {
 
     fn on_open(&mut self, out: &mut Vec<Message>) {
         out.push(Message::Text(connect_message(&self.cfg).into()));
+        self.awaiting_ack = Some(Instant::now());
+    }
+
+    /// A server that never acknowledges the connect message would hold every subscription
+    /// forever: after [`ACK_TIMEOUT`] the connection is dropped and dialled again.
+    fn poll(&mut self, _out: &mut Vec<Message>) -> Result<(), FeedError> {
+        match self.awaiting_ack {
+            Some(t) if t.elapsed() > ACK_TIMEOUT => {
+                self.awaiting_ack = None;
+                Err(FeedError::retry(format!(
+                    "{}: no connect ack (ck) within {} s",
+                    self.cfg.broker,
+                    ACK_TIMEOUT.as_secs()
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn knows(&self, symbol: SymbolId) -> bool {
