@@ -1,4 +1,4 @@
-//! cargo +nightly fuzz run noren_instruments
+//! cargo +nightly fuzz run noren_instruments fuzz/seeds/noren_instruments
 //! Any bytes as a Noren symbol master (zip or CSV text): an error or rows, never a panic; every row
 //! maps to an OpenAlgo name or is skipped.
 #![no_main]
