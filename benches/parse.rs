@@ -22,6 +22,17 @@ const BATCH: usize = 1000;
 
 /// Times `protocol.on_message` over `messages` (cycled) and prints one table row.
 fn case(name: &str, protocol: &mut dyn BrokerProtocol, messages: &[Vec<u8>], samples: usize) {
+    case_as(name, protocol, messages, samples, false)
+}
+
+/// [`case`] for binary messages, or for text ones (`text`: each message is UTF-8).
+fn case_as(
+    name: &str,
+    protocol: &mut dyn BrokerProtocol,
+    messages: &[Vec<u8>],
+    samples: usize,
+    text: bool,
+) {
     let mut ticks: Vec<Tick> = Vec::with_capacity(1 << 16);
     let mut out = Vec::new();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
@@ -32,8 +43,12 @@ fn case(name: &str, protocol: &mut dyn BrokerProtocol, messages: &[Vec<u8>], sam
         for i in 0..BATCH {
             let m = &messages[(s * BATCH + i) % messages.len()];
             let mut sink = TickSink::collect(&mut ticks);
+            let msg = match text {
+                true => Incoming::Text(std::str::from_utf8(m).expect("text")),
+                false => Incoming::Binary(m),
+            };
             protocol
-                .on_message(Incoming::Binary(m), 1, &mut sink, &mut out)
+                .on_message(msg, 1, &mut sink, &mut out)
                 .expect("clean input");
         }
         let dt = t0.elapsed().as_nanos() as u64;
@@ -295,5 +310,107 @@ fn main() {
         &mut fy,
         &thirteen,
         samples,
+    );
+
+    noren(samples);
+}
+
+/// Noren: acked, 100 tokens subscribed (touchline and depth), snapshots merged; then the
+/// documented message shapes: a whole `tk` touchline (what the issue's 500 ns target is about), a
+/// `tf` with three changed fields, and a `df` depth update with ten.
+fn noren(samples: usize) {
+    use tickwire_io::brokers::noren;
+    let keys: Vec<Box<str>> = (0..100)
+        .map(|i| format!("NSE|{}", 1000 + i).into())
+        .collect();
+    let cfg = noren::NorenConfig {
+        user: "U".into(),
+        token: "T".into(),
+        ..noren::NorenConfig::default()
+    };
+    let mut nr = noren::Noren::new(cfg, Arc::new(noren::Keys::new(&keys)));
+    let (mut out, mut ticks) = (Vec::new(), Vec::new());
+    let touch: Vec<u32> = (0..50).collect();
+    let depth: Vec<u32> = (50..100).collect();
+    for (mode, symbols) in [
+        (tickwire_engine::router::Mode::Quote, &touch),
+        (tickwire_engine::router::Mode::Depth, &depth),
+    ] {
+        nr.encode(Request::Subscribe { mode, symbols }, &mut out);
+    }
+    let tk = |i: u32, p: u32| {
+        format!(
+            r#"{{"t":"tk","e":"NSE","tk":"{}","ts":"SYM{i}-EQ","pp":"2","ls":"1","ti":"0.05","lp":"{}.{:02}","pc":"0.52","v":"162220","o":"118.00","h":"119.65","l":"117.10","c":"117.90","ap":"118.39","bp1":"118.45","sp1":"118.50","bq1":"26","sq1":"6325"}}"#,
+            1000 + i,
+            100 + p % 50,
+            p % 100
+        )
+        .into_bytes()
+    };
+    let mut feed = |nr: &mut noren::Noren, m: &[u8]| {
+        let t = std::str::from_utf8(m).expect("text");
+        nr.on_message(
+            Incoming::Text(t),
+            1,
+            &mut TickSink::collect(&mut ticks),
+            &mut out,
+        )
+        .expect("clean input");
+    };
+    feed(&mut nr, br#"{"t":"ck","s":"OK","uid":"U"}"#);
+    for i in 0..50 {
+        feed(&mut nr, &tk(i, i));
+    }
+    for i in 50..100 {
+        let dk = String::from_utf8(tk(i, i))
+            .expect("utf8")
+            .replace(r#""t":"tk""#, r#""t":"dk""#);
+        feed(&mut nr, dk.as_bytes());
+    }
+    let tks: Vec<Vec<u8>> = (0..64).map(|k| tk(k % 50, k)).collect();
+    let tfs: Vec<Vec<u8>> = (0..64)
+        .map(|k| {
+            format!(
+                r#"{{"t":"tf","e":"NSE","tk":"{}","lp":"118.{:02}","v":"{}","ap":"118.40"}}"#,
+                1000 + k % 50,
+                k,
+                166_637 + k
+            )
+            .into_bytes()
+        })
+        .collect();
+    let dfs: Vec<Vec<u8>> = (0..64)
+        .map(|k| {
+            format!(
+                r#"{{"t":"df","e":"NSE","tk":"{}","lp":"118.{:02}","v":"{}","ltq":"5","tbq":"1200","tsq":"1300","bp1":"118.45","bq1":"{}","sp1":"118.50","sq1":"30","ft":"{}"}}"#,
+                1050 + k % 50,
+                k,
+                166_637 + k,
+                10 + k,
+                1_700_000_000 + k
+            )
+            .into_bytes()
+        })
+        .collect();
+    case_as(
+        "noren tk touchline JSON (whole)",
+        &mut nr,
+        &tks,
+        samples,
+        true,
+    );
+    case_as(
+        "noren tf touchline JSON (3 fields)",
+        &mut nr,
+        &tfs,
+        samples,
+        true,
+    );
+    case_as(
+        "noren df depth JSON (10 fields)",
+        &mut nr,
+        &dfs,
+        samples,
+        true,
     );
 }

@@ -210,7 +210,12 @@ fn the_tick_path_allocates_nothing_once_warm() {
 
 /// An unmasked server → client binary WebSocket frame around `payload`.
 fn ws_frame(payload: &[u8], out: &mut Vec<u8>) {
-    out.push(0x82); // FIN + binary
+    ws_frame_op(0x82, payload, out); // FIN + binary
+}
+
+/// The same, with first byte `op` (0x81: FIN + text).
+fn ws_frame_op(op: u8, payload: &[u8], out: &mut Vec<u8>) {
+    out.push(op);
     if payload.len() < 126 {
         out.push(payload.len() as u8);
     } else {
@@ -351,12 +356,15 @@ fn broker_path_allocs(
     let mut out = Vec::new();
     let (mut ticks, mut delivered) = (0u64, 0u64);
     let mut step = || {
-        let Ok(Message::Binary(frame)) = ws.read() else {
-            panic!("expected a binary frame");
-        };
+        let msg = ws.read();
         let mut sink = TickSink::inline(&mut *router, &status);
+        let incoming = match &msg {
+            Ok(Message::Binary(frame)) => Incoming::Binary(frame),
+            Ok(Message::Text(text)) => Incoming::Text(text.as_str()),
+            other => panic!("expected a data frame, got {other:?}"),
+        };
         protocol
-            .on_message(Incoming::Binary(&frame), 1, &mut sink, &mut out)
+            .on_message(incoming, 1, &mut sink, &mut out)
             .unwrap();
         ticks += u64::from(sink.ticks());
         router.pass();
@@ -482,6 +490,65 @@ fn every_broker_parses_without_allocating() {
     // A longer warm-up: with 2,000 frames of ~700 bytes one allocation (tungstenite's read buffer
     // growing once more) still fell inside the measured window; after it, none.
     broker_path_allocs("fyers", Box::new(fy), fy_wire, (4 * WARM, MEASURED), 6);
+
+    // Noren: acked, 3 symbols subscribed in Depth, `dk` snapshots merged; then text frames of
+    // `df` and `tf` updates carrying only changed fields (simd-json parses each in the protocol's
+    // reused buffer and tape).
+    use tickwire_io::brokers::noren;
+    let keys: Vec<Box<str>> = ["NSE|22", "NSE|2885", "NFO|35001"]
+        .iter()
+        .map(|&k| k.into())
+        .collect();
+    let cfg = noren::NorenConfig {
+        user: "U".into(),
+        token: "T".into(),
+        ..noren::NorenConfig::default()
+    };
+    let mut nr = noren::Noren::new(cfg, std::sync::Arc::new(noren::Keys::new(&keys)));
+    let (mut out, mut sink_ticks) = (Vec::new(), Vec::new());
+    nr.encode(
+        Request::Subscribe {
+            mode: Mode::Depth,
+            symbols: &[0, 1, 2],
+        },
+        &mut out,
+    );
+    let mut feed = |nr: &mut noren::Noren, t: &str| {
+        nr.on_message(
+            Incoming::Text(t),
+            1,
+            &mut TickSink::collect(&mut sink_ticks),
+            &mut out,
+        )
+        .unwrap();
+    };
+    feed(&mut nr, r#"{"t":"ck","s":"OK","uid":"U"}"#);
+    for k in &keys {
+        let (e, tk) = k.split_once('|').unwrap();
+        feed(
+            &mut nr,
+            &format!(
+                r#"{{"t":"dk","e":"{e}","tk":"{tk}","lp":"800.05","v":"10","o":"799.00","h":"801.00","l":"798.50","c":"799.95","ap":"800.01","ltq":"5","tbq":"100","tsq":"120","bp1":"800.00","bq1":"10","bo1":"2","sp1":"800.10","sq1":"12","so1":"3","ft":"1700000000"}}"#
+            ),
+        );
+    }
+    assert_eq!(sink_ticks.len(), 3, "snapshots merged");
+    let mut nr_wire = Vec::new();
+    for f in 0..(4 * WARM + MEASURED) {
+        let (e, tk) = keys[f as usize % 3].split_once('|').unwrap();
+        let t = if f % 2 == 0 { "df" } else { "tf" };
+        let msg = format!(
+            r#"{{"t":"{t}","e":"{e}","tk":"{tk}","lp":"{}.{:02}","v":"{}","bq1":"{}","ft":"{}"}}"#,
+            800 + f % 7,
+            f % 100,
+            10 + f,
+            1 + f % 50,
+            1_700_000_000 + f
+        );
+        ws_frame_op(0x81, msg.as_bytes(), &mut nr_wire);
+    }
+    // The same longer warm-up as Fyers' (tungstenite's read buffer grows once more late).
+    broker_path_allocs("noren", Box::new(nr), nr_wire, (4 * WARM, MEASURED), 1);
 }
 
 /// Runs `step` `warm` times, then counts the allocations of `measured` more runs.
