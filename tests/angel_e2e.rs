@@ -34,9 +34,8 @@ fn dial(bport: u16, auth: Option<&str>, key: &str, feed: &str) -> Result<Ws, tun
 
 fn next_msg(ws: &mut Ws) -> Message {
     loop {
-        match ws.read().unwrap() {
-            m @ (Message::Binary(_) | Message::Text(_)) => return m,
-            _ => {}
+        if let m @ (Message::Binary(_) | Message::Text(_)) = ws.read().unwrap() {
+            return m;
         }
     }
 }

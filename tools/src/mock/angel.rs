@@ -217,8 +217,11 @@ fn error(out: &mut Vec<Message>, corr: &str, code: &str, msg: &str) {
     out.push(Message::Text(j.to_string().into()));
 }
 
-/// `(action, mode, [(exchange type, token)])` of a request, `None` if malformed.
-fn request(v: &serde_json::Value) -> Option<(u64, u8, Vec<(u8, u64)>)> {
+/// (exchange type, token) pairs a request names.
+type TokenList = Vec<(u8, u64)>;
+
+/// `(action, mode, tokens)` of a request, `None` if malformed.
+fn request(v: &serde_json::Value) -> Option<(u64, u8, TokenList)> {
     let action = v.get("action")?.as_u64().filter(|a| *a <= 1)?;
     let p = v.get("params")?;
     let mode = p.get("mode")?.as_u64().filter(|m| (1..=3).contains(m))? as u8;

@@ -84,8 +84,8 @@ pub fn tables(keys: &[Box<str>]) -> (KeyMap, Vec<(u8, u64)>) {
         };
         if let Some(packed) = packet::key(e, t) {
             // The first symbol of a key wins, as in the registry.
-            if !map.contains_key(&packed) {
-                map.insert(packed, id as u32);
+            if let std::collections::hash_map::Entry::Vacant(v) = map.entry(packed) {
+                v.insert(id as u32);
                 of_id[id] = (e, t);
             }
         }

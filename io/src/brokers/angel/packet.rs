@@ -28,7 +28,7 @@ pub mod at {
     pub const MODE: usize = 0;
     /// u8 exchange type.
     pub const EXCHANGE: usize = 1;
-    /// char[25] token, NUL-terminated.
+    /// `char[25]` token, NUL-terminated.
     pub const TOKEN: usize = 2;
     /// Token field length.
     pub const TOKEN_LEN: usize = 25;

@@ -242,7 +242,7 @@ impl Rng {
 fn fuzz_like_mutations_never_panic() {
     let m = map();
     let mut p = protocol();
-    let mut rng = Rng(0x5eed_a46e_1);
+    let mut rng = Rng(0x0005_eeda_46e1);
     let seeds: [&[u8]; 4] = [&LTP, &QUOTE, &SNAP, &CDS_LTP];
     for case in 0..100_000u32 {
         let mut b = seeds[case as usize % 4].to_vec();
