@@ -133,6 +133,45 @@ fn the_mock_speaks_smartapi_2() {
         .map(|e| u16::from_le_bytes([b[147 + e * 20], b[148 + e * 20]]))
         .collect();
     assert_eq!(flags.iter().filter(|&&f| f == 1).count(), 5, "{flags:?}");
+    // Angel holds a token per mode: SBIN in LTP too gets a packet in each mode; after the
+    // SnapQuote subscription ends and a Quote one starts, LTP and Quote only.
+    let req = |action: u8, mode: u8| {
+        json!({"correlationID": "m", "action": action,
+            "params": {"mode": mode, "tokenList": [{"exchangeType": 1, "tokens": ["3045"]}]}})
+        .to_string()
+    };
+    // Sizes of the binary messages that arrive within `ms` (live updates included).
+    let sizes = |ws: &mut Ws, ms: u64| {
+        let mut v = std::collections::BTreeSet::new();
+        let end = Instant::now() + Duration::from_millis(ms);
+        while Instant::now() < end {
+            match ws.read() {
+                Ok(Message::Binary(b)) => {
+                    v.insert(b.len());
+                }
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        v.into_iter().collect::<Vec<_>>()
+    };
+    if let tungstenite::stream::MaybeTlsStream::Plain(t) = ws.get_mut() {
+        t.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    }
+    ws.send(Message::Text(req(1, 1).into())).unwrap();
+    assert_eq!(sizes(&mut ws, 500), vec![51, 379]);
+    ws.send(Message::Text(req(0, 3).into())).unwrap();
+    ws.send(Message::Text(req(1, 2).into())).unwrap();
+    sizes(&mut ws, 200); // what was on the way
+    ws.send(Message::Text(req(1, 2).into())).unwrap(); // a fresh snapshot in the modes held now
+    assert_eq!(sizes(&mut ws, 1000), vec![51, 123]);
+    ws.send(Message::Text(req(0, 1).into())).unwrap();
+    ws.send(Message::Text(req(0, 2).into())).unwrap();
+    sizes(&mut ws, 200);
+    if let tungstenite::stream::MaybeTlsStream::Plain(t) = ws.get_mut() {
+        // From here a missing reply fails the test instead of hanging it.
+        t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
     // A malformed request: E1001 in Angel's error shape, the connection stays.
     ws.send(Message::Text("{}".into())).unwrap();
     loop {
@@ -143,7 +182,8 @@ fn the_mock_speaks_smartapi_2() {
         }
     }
     // Past 1,000 tokens on one connection: E1002 names the request, nothing of it is applied.
-    let many: Vec<String> = (0..1000).map(|i| (200_000 + i).to_string()).collect();
+    let mut many: Vec<String> = (0..1000).map(|i| (200_000 + i).to_string()).collect();
+    many.push("3045".into());
     let sub = json!({"correlationID": "toomany001", "action": 1,
         "params": {"mode": 1, "tokenList": [{"exchangeType": 1, "tokens": many}]}});
     ws.send(Message::Text(sub.to_string().into())).unwrap();
