@@ -216,14 +216,23 @@ pub fn parse(b: &[u8], recv_ts_ns: i64, keys: &KeyMap) -> Result<Tick, ParseErro
     let Some(&mode) = b.first() else {
         return Err(ParseError::Length { mode: 0, len: 0 });
     };
-    let want = len_of(mode).ok_or(ParseError::UnknownMode(mode))?;
-    if b.len() != want {
-        return Err(ParseError::Length {
-            mode,
-            len: b.len().min(u32::MAX as usize) as u32,
-        });
+    let len_err = || ParseError::Length {
+        mode,
+        len: b.len().min(u32::MAX as usize) as u32,
+    };
+    // A fixed-size array per mode: every field offset below is then a constant inside the
+    // array, so the reads compile without bounds checks.
+    match mode {
+        1 => fill::<LTP_LEN>(b.try_into().map_err(|_| len_err())?, recv_ts_ns, keys),
+        2 => fill::<QUOTE_LEN>(b.try_into().map_err(|_| len_err())?, recv_ts_ns, keys),
+        3 => fill::<SNAP_LEN>(b.try_into().map_err(|_| len_err())?, recv_ts_ns, keys),
+        m => Err(ParseError::UnknownMode(m)),
     }
-    // From here every offset below `want` is in bounds.
+}
+
+/// The fields of an `N`-byte packet (51: LTP, 123: + Quote, 379: + OI and best five).
+#[inline(always)]
+fn fill<const N: usize>(b: &[u8; N], recv_ts_ns: i64, keys: &KeyMap) -> Result<Tick, ParseError> {
     let exch = b[at::EXCHANGE];
     let tok = token(b)?;
     let id =
@@ -253,7 +262,7 @@ pub fn parse(b: &[u8], recv_ts_ns: i64, keys: &KeyMap) -> Result<Tick, ParseErro
     t.exchange_ts_ns = i64_at(b, at::EXCHANGE_TS)
         .checked_mul(1_000_000)
         .ok_or(ParseError::BadPrice)?;
-    if mode >= 2 {
+    if N >= QUOTE_LEN {
         t.valid |= valid::QUOTE;
         t.last_qty = qty(at::LAST_QTY)?;
         t.avg_price = px(at::AVG_PRICE)?;
@@ -265,7 +274,7 @@ pub fn parse(b: &[u8], recv_ts_ns: i64, keys: &KeyMap) -> Result<Tick, ParseErro
         t.low = px(at::LOW)?;
         t.close = px(at::CLOSE)?;
     }
-    if mode == 3 {
+    if N >= SNAP_LEN {
         t.valid |= valid::OI | valid::DEPTH;
         t.oi = qty(at::OI)?;
         let (mut nb, mut na) = (0, 0);
