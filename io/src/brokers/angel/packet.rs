@@ -242,8 +242,10 @@ fn fill<const N: usize>(b: &[u8; N], recv_ts_ns: i64, keys: &KeyMap) -> Result<T
                 exchange: exch,
                 token: tok,
             })?;
-    let div = divisor(exch);
-    let px = |at: usize| price::from_divided(i64_at(b, at), div).ok_or(ParseError::BadPrice);
+    // Raw units → 10^-7 rupee: one multiply per price (`price::from_divided` would divide the
+    // scale by the divisor at every call, the divisor not being a constant here).
+    let mul = price::PRICE_SCALE / divisor(exch);
+    let px = |at: usize| i64_at(b, at).checked_mul(mul).ok_or(ParseError::BadPrice);
     let qty = |at: usize| u64::try_from(i64_at(b, at)).map_err(|_| ParseError::BadQty);
     let fqty = |at: usize| {
         let v = f64::from_le_bytes(i64_at(b, at).to_le_bytes());
@@ -286,7 +288,7 @@ fn fill<const N: usize>(b: &[u8; N], recv_ts_ns: i64, keys: &KeyMap) -> Result<T
                 return Err(ParseError::BadQty);
             }
             let level = DepthLevel {
-                price: price::from_divided(i64_at(b, o + 10), div).ok_or(ParseError::BadPrice)?,
+                price: px(o + 10)?,
                 // Per-level quantities fit u32 in practice; a larger one saturates.
                 qty: q.min(u32::MAX as i64) as u32,
                 orders: u16_at(b, o + 18) as u32,
