@@ -5,6 +5,7 @@
 //! Strikes and tick sizes are in paise (÷100), currency derivatives (`CDS`) in 10^-7 rupee, as the
 //! feed's prices are.
 
+use serde::Deserialize;
 use serde_json::Value;
 use tickwire_engine::price;
 
@@ -34,42 +35,62 @@ pub struct Row {
     pub tick_size: String,
 }
 
-fn text(v: &Value, k: &str) -> String {
-    match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
+/// A value the master writes as a string; a number or null is taken too (as text / empty), so one
+/// odd row does not refuse the whole file.
+fn lenient<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => s,
+        Value::Number(n) => n.to_string(),
         _ => String::new(),
-    }
+    })
+}
+
+/// The row as it is read: straight from the JSON text into strings (the published file has
+/// ~200k rows; a `Value` tree of it would take several times the memory).
+#[derive(serde::Deserialize)]
+struct Raw {
+    #[serde(default, deserialize_with = "lenient")]
+    token: String,
+    #[serde(default, deserialize_with = "lenient")]
+    symbol: String,
+    #[serde(default, deserialize_with = "lenient")]
+    name: String,
+    #[serde(default, deserialize_with = "lenient")]
+    expiry: String,
+    #[serde(default, deserialize_with = "lenient")]
+    strike: String,
+    #[serde(default, deserialize_with = "lenient")]
+    lotsize: String,
+    #[serde(default, deserialize_with = "lenient")]
+    instrumenttype: String,
+    #[serde(default, deserialize_with = "lenient")]
+    exch_seg: String,
+    #[serde(default, deserialize_with = "lenient")]
+    tick_size: String,
 }
 
 /// Parses the master's JSON text (`source` names it in errors).
 pub fn parse(source: &str, json: &[u8]) -> Result<Vec<Row>, MasterError> {
-    let v: Value = serde_json::from_slice(json)
-        .map_err(|e| MasterError::format(source, format!("not JSON: {e}")))?;
-    let Value::Array(items) = v else {
-        return Err(MasterError::format(source, "not a JSON array"));
-    };
-    let mut rows = Vec::with_capacity(items.len());
-    for (i, it) in items.iter().enumerate() {
-        if !it.is_object() {
-            return Err(MasterError::format(
-                source,
-                format!("entry {i} is not an object"),
-            ));
-        }
-        rows.push(Row {
-            token: text(it, "token"),
-            symbol: text(it, "symbol"),
-            name: text(it, "name"),
-            expiry: text(it, "expiry"),
-            strike: text(it, "strike"),
-            lotsize: text(it, "lotsize"),
-            instrumenttype: text(it, "instrumenttype"),
-            exch_seg: text(it, "exch_seg"),
-            tick_size: text(it, "tick_size"),
-        });
-    }
-    Ok(rows)
+    let raw: Vec<Raw> = serde_json::from_slice(json).map_err(|e| {
+        MasterError::format(
+            source,
+            format!("not Angel's scrip master (a JSON array of objects): {e}"),
+        )
+    })?;
+    Ok(raw
+        .into_iter()
+        .map(|r| Row {
+            token: r.token,
+            symbol: r.symbol,
+            name: r.name,
+            expiry: r.expiry,
+            strike: r.strike,
+            lotsize: r.lotsize,
+            instrumenttype: r.instrumenttype,
+            exch_seg: r.exch_seg,
+            tick_size: r.tick_size,
+        })
+        .collect())
 }
 
 /// Loads the master from a URL or a file.
