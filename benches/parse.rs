@@ -176,6 +176,51 @@ fn upstox_message(keys: &[String], ltpc_only: bool) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// Angel packets of `mode` (1 LTP, 2 Quote, 3 SnapQuote), one per listed token (`1|2000`…), so the
+/// key lookups are not one cached entry.
+fn angel_packets(mode: u8, n: u64) -> Vec<Vec<u8>> {
+    use tickwire_io::brokers::angel::packet::Fields;
+    (0..n as i64)
+        .map(|i| {
+            let mut best5 = [(0u16, 0i64, 0i64, 0u16); 10];
+            for (k, e) in best5.iter_mut().enumerate() {
+                let side = k % 2 == 0;
+                let off = (k / 2) as i64 * 5;
+                *e = (
+                    side as u16,
+                    100 + k as i64,
+                    if side { 80_000 - off } else { 80_005 + off },
+                    3,
+                );
+            }
+            let mut b = Vec::new();
+            Fields {
+                mode,
+                exchange: 1,
+                token: 2000 + i as u64,
+                sequence: i,
+                exchange_ts_ms: 1_735_000_000_000 + i,
+                ltp: 80_000 + i,
+                last_qty: 5,
+                avg_price: 79_990,
+                volume: 1_000_000 + i,
+                buy_qty: 50_000.0,
+                sell_qty: 60_000.0,
+                open: 79_500,
+                high: 80_500,
+                low: 79_000,
+                close: 79_800,
+                last_trade_ts: 1_735_000_000_000,
+                oi: 0,
+                best5,
+                ..Default::default()
+            }
+            .emit(&mut b);
+            b
+        })
+        .collect()
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let samples = if full { 2_000 } else { 20 };
@@ -311,6 +356,23 @@ fn main() {
         &thirteen,
         samples,
     );
+
+    // Angel: one packet per binary message, 100 listed tokens cycled.
+    use tickwire_io::brokers::angel;
+    let keys: Vec<Box<str>> = (0..100).map(|i| format!("1|{}", 2000 + i).into()).collect();
+    let mut an = angel::factory(&angel::AngelConfig::default(), Arc::new(keys))();
+    for (mode, label) in [
+        (1, "LTP, 51 B"),
+        (2, "Quote, 123 B"),
+        (3, "SnapQuote, 379 B"),
+    ] {
+        case(
+            &format!("angel packet, {label}"),
+            &mut *an,
+            &angel_packets(mode, 100),
+            samples,
+        );
+    }
 
     noren(samples);
 }

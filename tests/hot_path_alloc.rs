@@ -549,6 +549,42 @@ fn every_broker_parses_without_allocating() {
     }
     // The same longer warm-up as Fyers' (tungstenite's read buffer grows once more late).
     broker_path_allocs("noren", Box::new(nr), nr_wire, (4 * WARM, MEASURED), 1);
+    // Angel: one packet per binary message, the three modes in turn over three symbols.
+    use tickwire_io::brokers::angel;
+    let keys: Vec<Box<str>> = vec!["1|3045".into(), "1|2885".into(), "2|35003".into()];
+    let an = angel::factory(&angel::AngelConfig::default(), std::sync::Arc::new(keys))();
+    let mut an_wire = Vec::new();
+    for f in 0..(WARM + MEASURED) as i64 {
+        let (exchange, token) = [(1, 3045), (1, 2885), (2, 35003)][f as usize % 3];
+        let mut best5 = [(0u16, 0i64, 0i64, 0u16); 10];
+        for (k, e) in best5.iter_mut().enumerate() {
+            *e = ((k % 2 == 0) as u16, 10 + k as i64, 80_000 + k as i64, 1);
+        }
+        let mut p = Vec::new();
+        angel::packet::Fields {
+            mode: (f % 3 + 1) as u8,
+            exchange,
+            token,
+            sequence: f,
+            exchange_ts_ms: 1_735_000_000_000 + f,
+            ltp: 80_000 + f % 100,
+            last_qty: 1,
+            avg_price: 80_000,
+            volume: 1_000 + f,
+            buy_qty: 5.0,
+            sell_qty: 6.0,
+            open: 80_000,
+            high: 80_100,
+            low: 79_900,
+            close: 80_000,
+            oi: 7,
+            best5,
+            ..Default::default()
+        }
+        .emit(&mut p);
+        ws_frame(&p, &mut an_wire);
+    }
+    broker_path_allocs("angel", an, an_wire, (WARM, MEASURED), 1);
 }
 
 /// Runs `step` `warm` times, then counts the allocations of `measured` more runs.

@@ -1,10 +1,27 @@
-//! Angel One SmartAPI WebSocket 2.0: binary little-endian packets (51 / 123 / 379 bytes), JSON
-//! text requests, text `ping` / `pong` heartbeat. (Skeleton: being filled in.)
+//! Angel One SmartAPI WebSocket 2.0: binary little-endian packets (51 / 123 / 379 bytes, one per
+//! message) parsed straight into ticks, JSON text requests, text `ping` / `pong` heartbeat, and the
+//! OpenAPI scrip master (JSON) mapped to OpenAlgo names.
+//!
+//! - [`packet`]: the packet layout and parser (no allocation).
+//! - [`protocol`]: the broker seam (headers, requests, heartbeat, errors).
+//! - [`instruments`]: the scrip master.
+//!
+//! `docs/brokers.md` (Angel section) describes the wire format; `tests.rs` holds golden packets
+//! written out byte by byte.
+
+pub mod instruments;
+pub mod packet;
+pub mod protocol;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
 use super::Listing;
-use crate::feed::ProtocolFactory;
+use crate::feed::{BrokerProtocol, ProtocolFactory};
+
+pub use packet::{KeyMap, ParseError};
+pub use protocol::Angel;
 
 /// Angel One credentials and URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,11 +51,53 @@ impl Default for AngelConfig {
 }
 
 /// Loads Angel's scrip master (URL or file) as OpenAlgo listings.
-pub fn listings(_source: &str) -> Result<Vec<Listing>, String> {
-    Err("the angel feed is not implemented yet".into())
+pub fn listings(source: &str) -> Result<Vec<Listing>, String> {
+    Ok(instruments::load(source)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter_map(|r| {
+            let (exchange, symbol) = instruments::openalgo_name(r)?;
+            Some(Listing {
+                exchange: exchange.to_string(),
+                symbol,
+                key: instruments::listing_key(r)?,
+            })
+        })
+        .collect())
+}
+
+/// `"<exchangeType>|<token>"` back to its parts.
+pub fn parse_key(key: &str) -> Option<(u8, u64)> {
+    let (e, t) = key.split_once('|')?;
+    let (e, t) = (e.parse::<u8>().ok()?, t.parse::<u64>().ok()?);
+    packet::key(e, t)?;
+    (e != 0).then_some((e, t))
+}
+
+/// The shared tables: packed key → symbol id, and symbol id → (exchange type, token).
+pub fn tables(keys: &[Box<str>]) -> (KeyMap, Vec<(u8, u64)>) {
+    let mut map = KeyMap::default();
+    let mut of_id = vec![(0u8, 0u64); keys.len()];
+    for (id, k) in keys.iter().enumerate() {
+        let Some((e, t)) = parse_key(k) else {
+            continue;
+        };
+        if let Some(packed) = packet::key(e, t) {
+            // The first symbol of a key wins, as in the registry.
+            if let std::collections::hash_map::Entry::Vacant(v) = map.entry(packed) {
+                v.insert(id as u32);
+                of_id[id] = (e, t);
+            }
+        }
+    }
+    (map, of_id)
 }
 
 /// One protocol value per connection over the broker keys by symbol id.
-pub fn factory(_cfg: &AngelConfig, _keys: Arc<Vec<Box<str>>>) -> ProtocolFactory {
-    todo!("angel protocol")
+pub fn factory(cfg: &AngelConfig, keys: Arc<Vec<Box<str>>>) -> ProtocolFactory {
+    let (map, of_id) = tables(&keys);
+    let (cfg, map, of_id) = (cfg.clone(), Arc::new(map), Arc::new(of_id));
+    Box::new(move || {
+        Box::new(Angel::new(cfg.clone(), map.clone(), of_id.clone())) as Box<dyn BrokerProtocol>
+    })
 }
