@@ -197,9 +197,16 @@ impl BrokerProtocol for Dhan {
         let c = self.cfg.clone();
         Box::new(move || {
             let sep = if c.url.contains('?') { '&' } else { '?' };
+            // `wss://api-feed.dhan.co?version=2…` as Dhan documents it has an empty path; the
+            // request line needs `/` (what a browser or the SDK's websockets library sends).
+            let host_only = c
+                .url
+                .split_once("://")
+                .is_some_and(|(_, rest)| !rest.contains(['/', '?']));
+            let slash = if host_only { "/" } else { "" };
             Ok(ConnectRequest {
                 url: format!(
-                    "{}{sep}version=2&token={}&clientId={}&authType=2",
+                    "{}{slash}{sep}version=2&token={}&clientId={}&authType=2",
                     c.url, c.access_token, c.client_id
                 ),
                 headers: Vec::new(),

@@ -366,7 +366,7 @@ fn connects_with_the_credentials_in_the_query() {
     let req = dhan().connect_job()().unwrap();
     assert_eq!(
         req.url,
-        "ws://127.0.0.1:1?version=2&token=tok&clientId=1000000001&authType=2"
+        "ws://127.0.0.1:1/?version=2&token=tok&clientId=1000000001&authType=2"
     );
     assert!(req.headers.is_empty());
     let l = dhan().limits();
