@@ -270,9 +270,17 @@ fn dhan_reconnects_after_the_broker_restarts_with_modes_restored() {
     assert_eq!(s["mode"], 1);
     let f = feed_status(gw.port);
     assert!(f["connects"].as_u64().unwrap() >= 2, "{f}");
-    // The new mock carries each symbol in one code only: nothing left over from a mode change.
+    // One connection to the new mock, carrying exactly the two symbols.
     let conns = mock_connections(bport);
     assert_eq!(conns.len(), 1, "{conns:?}");
+    let mut syms: Vec<&str> = conns[0]["symbols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    syms.sort();
+    assert_eq!(syms, ["NSE:SBIN", "NSE:TCS"]);
     drop(m2);
 }
 

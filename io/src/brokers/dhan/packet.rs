@@ -527,6 +527,11 @@ pub fn parse_message(
             }
         };
         match res {
+            // One packet per message, as Dhan sends them: hand it on at once, marked last.
+            Ok(Some(t)) if rest.is_empty() && held.is_none() => {
+                on(Ok((t, true)));
+                return said;
+            }
             Ok(Some(t)) => {
                 if let Some(prev) = held.replace(t) {
                     on(Ok((prev, false)));
