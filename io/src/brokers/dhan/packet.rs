@@ -602,7 +602,7 @@ pub mod emit {
         out.extend_from_slice(&security_id.to_le_bytes());
     }
 
-    fn put(out: &mut Vec<u8>, at: core::ops::Range<usize>, bytes: &[u8]) {
+    fn put(out: &mut [u8], at: core::ops::Range<usize>, bytes: &[u8]) {
         out[at].copy_from_slice(bytes);
     }
 
@@ -632,7 +632,7 @@ pub mod emit {
         out.extend_from_slice(&reason.to_le_bytes());
     }
 
-    fn quote_fields(out: &mut Vec<u8>, base: usize, q: &Quote) {
+    fn quote_fields(out: &mut [u8], base: usize, q: &Quote) {
         let b = base;
         let f = |r: core::ops::Range<usize>| b + r.start..b + r.end;
         put(out, f(field::LTP), &q.ltp.to_le_bytes());
