@@ -9,10 +9,15 @@ use tickwire_io::brokers::dhan::table;
 
 fuzz_target!(|data: &[u8]| {
     // The instruments of the golden frames, so mutated packets reach the field decoding.
-    let keys: Vec<Box<str>> = ["NSE_EQ|3045|500000", "NSE_FNO|35005|1000000", "NSE_CURRENCY|8080|25000", "IDX_I|13|0"]
-        .iter()
-        .map(|&k| k.into())
-        .collect();
+    let keys: Vec<Box<str>> = [
+        "NSE_EQ|3045|500000",
+        "NSE_FNO|35005|1000000",
+        "NSE_CURRENCY|8080|25000",
+        "IDX_I|13|0",
+    ]
+    .iter()
+    .map(|&k| k.into())
+    .collect();
     let t = table(&keys);
     let mut st = vec![SymState::default(); t.of_id.len()];
     // The input twice: the second pass runs on the state the first one left.
