@@ -324,3 +324,32 @@ fn the_official_dhan_sdk_reads_the_mock() {
         );
     }
 }
+
+/// Five connections already open for the client id: the gateway's is told 805 and backs off for
+/// minutes (reason in `/status`), rather than redialling at once or stopping.
+#[test]
+fn dhan_805_backs_off_long_and_says_why() {
+    let bport = free_port();
+    let _m = mock_of("dhan", bport, &[]);
+    let five: Vec<_> = (0..5)
+        .map(|_| dial(bport, "mock_access_token", "mock_api_key"))
+        .collect();
+    let gw = serve_dhan(bport, "mock_access_token");
+    drop(connect(gw.port)); // the gateway is listening
+    let f = wait_until(15, "an 805 in /status", || {
+        let f = feed_status(gw.port);
+        f["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("805"))
+            .then_some(f)
+    });
+    assert!(
+        f["last_error"].as_str().unwrap().contains("too many"),
+        "{f}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let f = feed_status(gw.port);
+    assert_eq!(f["attempts"], 1, "no redial within the back-off: {f}");
+    assert_ne!(f["state"], "stopped", "805 is not a credentials error: {f}");
+    drop(five);
+}
