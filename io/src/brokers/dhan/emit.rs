@@ -1,5 +1,5 @@
 //! Writers of every Dhan packet, for the mock broker and tests (field values as they go on the
-//! wire), from the same offsets as the parser ([`super::field`]).
+//! wire), from the same offsets as the parser ([`crate::brokers::dhan::packet::field`]).
 
 use super::{code, field, FULL_LEN, QUOTE_LEN};
 
