@@ -221,6 +221,52 @@ fn angel_packets(mode: u8, n: u64) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Dhan: one packet per message (as Dhan sends them), cycled over 100 instruments so the lookups
+/// are not one cached entry; ticker (16 bytes), quote (50) and full (162) packets.
+fn dhan_cases(samples: usize) {
+    use tickwire_io::brokers::dhan::{self, packet::emit};
+    let keys: Vec<Box<str>> = (0..100)
+        .map(|i| format!("NSE_EQ|{}|500000", 1000 + i).into())
+        .collect();
+    let mut dh = dhan::Dhan::new(dhan::DhanConfig::default(), Arc::new(dhan::table(&keys)));
+    let q = |i: u32| emit::Quote {
+        ltp: 800.0 + i as f32 * 0.05,
+        ltq: 5,
+        ltt: 1_700_000_000,
+        avg: 799.5,
+        volume: 10_000 + i,
+        sell_qty: 100,
+        buy_qty: 120,
+        open: 798.0,
+        close: 797.0,
+        high: 805.0,
+        low: 795.0,
+    };
+    let level = |i: u32| emit::Level {
+        bid_qty: 10,
+        ask_qty: 12,
+        bid_orders: 1,
+        ask_orders: 2,
+        bid: 799.95 + i as f32 * 0.05,
+        ask: 800.05 + i as f32 * 0.05,
+    };
+    let make = |f: &dyn Fn(&mut Vec<u8>, u32)| -> Vec<Vec<u8>> {
+        (0..100u32)
+            .map(|i| {
+                let mut p = Vec::new();
+                f(&mut p, i);
+                p
+            })
+            .collect()
+    };
+    let ticker = make(&|p, i| emit::ticker(p, 1, 1000 + i, q(i).ltp, 1_700_000_000));
+    let quote = make(&|p, i| emit::quote(p, 1, 1000 + i, &q(i)));
+    let full = make(&|p, i| emit::full(p, 1, 1000 + i, &q(i), [0; 3], &[level(i); 5]));
+    case("dhan ticker packet", &mut dh, &ticker, samples);
+    case("dhan quote packet", &mut dh, &quote, samples);
+    case("dhan full packet (5 levels)", &mut dh, &full, samples);
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let samples = if full { 2_000 } else { 20 };
@@ -375,6 +421,7 @@ fn main() {
     }
 
     noren(samples);
+    dhan_cases(samples);
 }
 
 /// Noren: acked, 100 tokens subscribed (touchline and depth), snapshots merged; then the

@@ -585,6 +585,50 @@ fn every_broker_parses_without_allocating() {
         ws_frame(&p, &mut an_wire);
     }
     broker_path_allocs("angel", an, an_wire, (WARM, MEASURED), 1);
+    // Dhan: one packet per message, rotating ticker, quote and full over three NSE equities.
+    use tickwire_io::brokers::dhan::{self, packet::emit};
+    let keys: Vec<Box<str>> = (0..3)
+        .map(|i| format!("NSE_EQ|{}|500000", 3045 + i).into())
+        .collect();
+    let dh = dhan::Dhan::new(
+        dhan::DhanConfig::default(),
+        std::sync::Arc::new(dhan::table(&keys)),
+    );
+    let mut dh_wire = Vec::new();
+    let mut p = Vec::new();
+    for f in 0..4 * WARM + MEASURED {
+        let (id, ltp) = (3045 + f % 3, 500.0 + (f % 100) as f32 * 0.05);
+        let q = emit::Quote {
+            ltp,
+            ltq: 5,
+            ltt: 1_700_000_000 + f,
+            avg: ltp,
+            volume: 1000 + f,
+            sell_qty: 10,
+            buy_qty: 12,
+            open: 498.0,
+            close: 499.0,
+            high: 510.0,
+            low: 490.0,
+        };
+        let level = emit::Level {
+            bid_qty: 10,
+            ask_qty: 12,
+            bid_orders: 1,
+            ask_orders: 2,
+            bid: ltp - 0.05,
+            ask: ltp + 0.05,
+        };
+        p.clear();
+        match f % 3 {
+            0 => emit::ticker(&mut p, 1, id, ltp, q.ltt),
+            1 => emit::quote(&mut p, 1, id, &q),
+            _ => emit::full(&mut p, 1, id, &q, [0; 3], &[level; 5]),
+        }
+        ws_frame(&p, &mut dh_wire);
+    }
+    // The longer warm-up, as for Fyers: tungstenite's read buffer grows once more after 2,000.
+    broker_path_allocs("dhan", Box::new(dh), dh_wire, (4 * WARM, MEASURED), 1);
 }
 
 /// Runs `step` `warm` times, then counts the allocations of `measured` more runs.

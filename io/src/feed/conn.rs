@@ -271,8 +271,12 @@ impl Conn {
         let res = send_all(&mut ws, &mut self.out);
         self.sock = Sock::Open(ws);
         if let Err(e) = res {
-            self.fail(ctx, FeedError::retry(format!("subscribe: {e}")));
+            return self.fail(ctx, FeedError::retry(format!("subscribe: {e}")));
         }
+        // Read once now: what the broker sent right behind its 101 (Dhan's disconnect packet for
+        // a refused token, Upstox's market_info) may already sit in the WebSocket's buffer, read
+        // with the handshake, and the edge-triggered poller will not report it again.
+        self.advance(ctx);
     }
 
     /// Drops the socket, records why, and lets the machine decide what next.

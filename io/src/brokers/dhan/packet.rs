@@ -1,0 +1,552 @@
+//! Dhan's binary response packets (live market feed v2): a checked reader over borrowed bytes (the
+//! parser) and writers producing the same bytes (the mock broker's encoder). Offsets come from the
+//! official SDK's `struct` formats (`dhanhq/marketfeed.py`), once, in [`field`]; golden frames in
+//! `tests.rs` pin them from outside.
+//!
+//! Every packet starts with the 8-byte header `<BHBI`: response code, message length, exchange
+//! segment (a number, [`segment`]), security id. All little-endian; prices f32 rupees, times u32
+//! epoch seconds.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use tickwire_engine::price::PRICE_SCALE;
+use tickwire_engine::symbols::SymbolId;
+use tickwire_engine::tick::{valid, DepthLevel, DEPTH_LEVELS};
+use tickwire_engine::Tick;
+
+/// Response codes (byte 0).
+pub mod code {
+    /// LTP and last trade time.
+    pub const TICKER: u8 = 2;
+    /// LTP and a 5-level book (the v1 depth packet).
+    pub const DEPTH: u8 = 3;
+    /// The quote packet.
+    pub const QUOTE: u8 = 4;
+    /// Open interest.
+    pub const OI: u8 = 5;
+    /// Previous close and previous OI, sent after a subscribe.
+    pub const PREV_CLOSE: u8 = 6;
+    /// Market status (header only).
+    pub const STATUS: u8 = 7;
+    /// The full packet: quote, OI and a 5-level book.
+    pub const FULL: u8 = 8;
+    /// The server is closing the connection; a u16 reason follows the header.
+    pub const DISCONNECT: u8 = 50;
+}
+
+/// Dhan's exchange segments: the numbers in the packet header and the names in requests.
+pub mod segment {
+    /// Indices.
+    pub const IDX_I: u8 = 0;
+    /// NSE cash.
+    pub const NSE_EQ: u8 = 1;
+    /// NSE futures and options.
+    pub const NSE_FNO: u8 = 2;
+    /// NSE currency derivatives.
+    pub const NSE_CURRENCY: u8 = 3;
+    /// BSE cash.
+    pub const BSE_EQ: u8 = 4;
+    /// MCX commodities.
+    pub const MCX_COMM: u8 = 5;
+    /// BSE currency derivatives.
+    pub const BSE_CURRENCY: u8 = 7;
+    /// BSE futures and options.
+    pub const BSE_FNO: u8 = 8;
+
+    const NAMES: [(u8, &str); 8] = [
+        (IDX_I, "IDX_I"),
+        (NSE_EQ, "NSE_EQ"),
+        (NSE_FNO, "NSE_FNO"),
+        (NSE_CURRENCY, "NSE_CURRENCY"),
+        (BSE_EQ, "BSE_EQ"),
+        (MCX_COMM, "MCX_COMM"),
+        (BSE_CURRENCY, "BSE_CURRENCY"),
+        (BSE_FNO, "BSE_FNO"),
+    ];
+
+    /// `NSE_EQ` → 1.
+    pub fn code(name: &str) -> Option<u8> {
+        NAMES.iter().find(|(_, n)| *n == name).map(|(c, _)| *c)
+    }
+
+    /// 1 → `NSE_EQ`.
+    pub fn name(code: u8) -> Option<&'static str> {
+        NAMES.iter().find(|(c, _)| *c == code).map(|(_, n)| *n)
+    }
+}
+
+type Field = core::ops::Range<usize>;
+
+/// Byte ranges of every field (little-endian), from the SDK's `struct` formats.
+pub mod field {
+    use super::Field;
+    pub const CODE: usize = 0;
+    pub const LENGTH: Field = 1..3;
+    pub const SEGMENT: usize = 3;
+    pub const SECURITY_ID: Field = 4..8;
+    /// Ticker `<BHBIfI>`, prev close `<BHBIfI>` (close, prev OI), depth `<BHBIf100s>`.
+    pub const LTP: Field = 8..12;
+    pub const TICKER_LTT: Field = 12..16;
+    pub const PREV_OI: Field = 12..16;
+    pub const DEPTH_BOOK: usize = 12;
+    /// OI `<BHBII>`.
+    pub const OI_VALUE: Field = 8..12;
+    /// Disconnect `<BHBIH>`.
+    pub const REASON: Field = 8..10;
+    /// Quote `<BHBIfHIfIIIffff>` and full `<BHBIfHIfIIIIIIffff100s>` share these.
+    pub const LTQ: Field = 12..14;
+    pub const LTT: Field = 14..18;
+    pub const AVG_PRICE: Field = 18..22;
+    pub const VOLUME: Field = 22..26;
+    pub const SELL_QTY: Field = 26..30;
+    pub const BUY_QTY: Field = 30..34;
+    /// Quote only.
+    pub const Q_OPEN: Field = 34..38;
+    pub const Q_CLOSE: Field = 38..42;
+    pub const Q_HIGH: Field = 42..46;
+    pub const Q_LOW: Field = 46..50;
+    /// Full only.
+    pub const F_OI: Field = 34..38;
+    pub const F_OI_HIGH: Field = 38..42;
+    pub const F_OI_LOW: Field = 42..46;
+    pub const F_OPEN: Field = 46..50;
+    pub const F_CLOSE: Field = 50..54;
+    pub const F_HIGH: Field = 54..58;
+    pub const F_LOW: Field = 58..62;
+    pub const F_BOOK: usize = 62;
+    /// One book level `<IIHHff>`: bid qty, ask qty, bid orders, ask orders, bid price, ask price.
+    pub const LEVEL: usize = 20;
+}
+
+/// Ticker packet length.
+pub const TICKER_LEN: usize = 16;
+/// Depth packet length.
+pub const DEPTH_LEN: usize = field::DEPTH_BOOK + 5 * field::LEVEL;
+/// Quote packet length.
+pub const QUOTE_LEN: usize = field::Q_LOW.end;
+/// OI packet length.
+pub const OI_LEN: usize = field::OI_VALUE.end;
+/// Previous close packet length.
+pub const PREV_CLOSE_LEN: usize = field::PREV_OI.end;
+/// Market status packet length.
+pub const STATUS_LEN: usize = 8;
+/// Full packet length.
+pub const FULL_LEN: usize = field::F_BOOK + 5 * field::LEVEL;
+/// Disconnect packet length.
+pub const DISCONNECT_LEN: usize = field::REASON.end;
+
+const _: () = assert!(DEPTH_LEN == 112 && QUOTE_LEN == 50 && FULL_LEN == 162);
+const _: () = assert!(OI_LEN == 12 && PREV_CLOSE_LEN == 16 && DISCONNECT_LEN == 10);
+
+/// The length of a packet with response code `code` (`None`: unknown code).
+pub fn packet_len(code: u8) -> Option<usize> {
+    Some(match code {
+        code::TICKER => TICKER_LEN,
+        code::DEPTH => DEPTH_LEN,
+        code::QUOTE => QUOTE_LEN,
+        code::OI => OI_LEN,
+        code::PREV_CLOSE => PREV_CLOSE_LEN,
+        code::STATUS => STATUS_LEN,
+        code::FULL => FULL_LEN,
+        code::DISCONNECT => DISCONNECT_LEN,
+        _ => return None,
+    })
+}
+
+/// Why a packet was rejected. Small and `Copy`: counted and logged by the feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// A response code this parser does not know.
+    #[error("unknown response code {0}")]
+    UnknownCode(u8),
+    /// Fewer bytes than the packet's code needs.
+    #[error("packet code {code} needs {need} bytes, {have} left in the message")]
+    Short {
+        /// Response code.
+        code: u8,
+        /// Bytes the packet needs.
+        need: u16,
+        /// Bytes present.
+        have: u16,
+    },
+    /// A price that is NaN, infinite or out of range.
+    #[error("price out of range")]
+    BadPrice,
+    /// An instrument not in the scrip master.
+    #[error("unknown instrument: segment {segment}, security id {security_id}")]
+    UnknownInstrument {
+        /// Segment number.
+        segment: u8,
+        /// Security id.
+        security_id: u32,
+    },
+}
+
+/// A hasher for `(segment, security id)` keys: one multiply. The keys come from the broker's own
+/// master, so SipHash's DoS resistance buys nothing here.
+#[derive(Default)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// The map key of an instrument.
+#[inline]
+pub fn key(segment: u8, security_id: u32) -> u64 {
+    (segment as u64) << 32 | security_id as u64
+}
+
+/// The price step used when the master gives no tick size (indices): one paisa.
+pub const DEFAULT_TICK: i64 = PRICE_SCALE / 100;
+
+/// One instrument as the feed addresses it, and the grid its prices lie on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Entry {
+    /// Segment number.
+    pub segment: u8,
+    /// Security id (0: the symbol is not a Dhan instrument).
+    pub security_id: u32,
+    /// Tick size in price units (10^-7 rupee), never 0.
+    pub tick: i64,
+    /// `PRICE_SCALE / tick`, so the hot path multiplies instead of dividing.
+    pub per_tick: f64,
+    /// The step of averages (VWAP is not on the tick grid): one paisa, or 0.0001 rupee for
+    /// instruments whose tick is finer than a paisa (currency).
+    pub fine: i64,
+    /// `PRICE_SCALE / fine`.
+    pub per_fine: f64,
+}
+
+impl Entry {
+    /// An entry with `tick` price units (0 or negative: [`DEFAULT_TICK`]).
+    pub fn new(segment: u8, security_id: u32, tick: i64) -> Self {
+        let tick = if tick > 0 { tick } else { DEFAULT_TICK };
+        let fine = if tick < DEFAULT_TICK {
+            PRICE_SCALE / 10_000
+        } else {
+            DEFAULT_TICK
+        };
+        Self {
+            segment,
+            security_id,
+            tick,
+            per_tick: PRICE_SCALE as f64 / tick as f64,
+            fine,
+            per_fine: PRICE_SCALE as f64 / fine as f64,
+        }
+    }
+}
+
+/// Every listed instrument: `(segment, security id)` → symbol id, and each symbol id's entry.
+/// Built once per feed and shared by its connections.
+#[derive(Clone, Debug, Default)]
+pub struct Instruments {
+    by_key: HashMap<u64, SymbolId, BuildHasherDefault<KeyHasher>>,
+    /// By symbol id (`security_id` 0: not listed).
+    pub of_id: Vec<Entry>,
+}
+
+impl Instruments {
+    /// An empty table for `symbols` symbol ids.
+    pub fn with_symbols(symbols: usize) -> Self {
+        Self {
+            by_key: HashMap::default(),
+            of_id: vec![Entry::new(0, 0, 0); symbols],
+        }
+    }
+
+    /// Lists `id` as `entry` (the first listing of an instrument key wins).
+    pub fn insert(&mut self, id: SymbolId, entry: Entry) {
+        if let Some(e) = self.of_id.get_mut(id as usize) {
+            *e = entry;
+            self.by_key
+                .entry(key(entry.segment, entry.security_id))
+                .or_insert(id);
+        }
+    }
+
+    /// The symbol id of an instrument.
+    #[inline]
+    pub fn lookup(&self, segment: u8, security_id: u32) -> Option<SymbolId> {
+        self.by_key.get(&key(segment, security_id)).copied()
+    }
+
+    /// The entry of a listed symbol id.
+    pub fn entry(&self, id: SymbolId) -> Option<&Entry> {
+        self.of_id.get(id as usize).filter(|e| e.security_id != 0)
+    }
+}
+
+/// What one connection remembers per symbol between packets: the previous close (packet 6) and the
+/// open interest (packet 5, or the last full packet), so that quote and full ticks carry them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SymState {
+    /// Previous session's close, price units (valid when `HAS_CLOSE`).
+    pub prev_close: i64,
+    /// Open interest.
+    pub oi: u64,
+    /// Day high of OI (from the last full packet; 0 until one came).
+    pub oi_high: u64,
+    /// Day low of OI (likewise).
+    pub oi_low: u64,
+    /// `HAS_CLOSE`, `HAS_OI`.
+    pub flags: u8,
+    /// The mode this connection subscribed the symbol in (0: none; 1 ticker, 2 quote, 3 full).
+    pub mode: u8,
+}
+
+/// `SymState::flags`: a previous close arrived.
+pub const HAS_CLOSE: u8 = 1;
+/// `SymState::flags`: an open interest arrived.
+pub const HAS_OI: u8 = 2;
+
+/// What a message said besides ticks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Said {
+    /// Market data (or nothing) only.
+    Data,
+    /// Disconnect packet 50 with this reason code.
+    Disconnect(u16),
+}
+
+#[inline]
+fn u16_at(b: &[u8], f: Field) -> u16 {
+    let mut a = [0u8; 2];
+    a.copy_from_slice(&b[f]);
+    u16::from_le_bytes(a)
+}
+
+#[inline]
+fn u32_at(b: &[u8], f: Field) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[f]);
+    u32::from_le_bytes(a)
+}
+
+#[inline]
+fn f32_at(b: &[u8], f: Field) -> f32 {
+    f32::from_bits(u32_at(b, f))
+}
+
+/// An f32 rupee price as the nearest multiple of the instrument's tick, in price units.
+///
+/// Why: an f32 carries ~7 significant digits, so `1424.05` arrives as `1424.0500488…`; rounding to
+/// the nearest 10^-7 would keep that noise. Every traded price lies on the tick grid, and the f32
+/// error (half a unit in the last place: ≤ 0.004 rupee below 65,536, ≤ 0.008 below 131,072) is far
+/// below half a tick (0.025 for a 0.05 tick), so the nearest grid point is the exact price.
+#[inline]
+pub fn grid_price(raw: f32, e: &Entry) -> Option<i64> {
+    on_grid(raw, e.tick, e.per_tick)
+}
+
+/// An average price (not on the tick grid) to the nearest [`Entry::fine`] step.
+#[inline]
+pub fn fine_price(raw: f32, e: &Entry) -> Option<i64> {
+    on_grid(raw, e.fine, e.per_fine)
+}
+
+#[inline]
+fn on_grid(raw: f32, step: i64, per_step: f64) -> Option<i64> {
+    let steps = raw as f64 * per_step;
+    // Half away from zero by adding ±0.5 and truncating (`f64::round` is a libm call on baseline
+    // x86-64). The range check also refuses NaN and infinities.
+    if steps.abs() < 9.0e15 {
+        ((steps + 0.5f64.copysign(steps)) as i64).checked_mul(step)
+    } else {
+        None
+    }
+}
+
+#[inline]
+fn level(b: &[u8], at: usize, e: &Entry) -> Result<(DepthLevel, DepthLevel), ParseError> {
+    let r = |o: usize, n: usize| at + o..at + o + n;
+    let bid = DepthLevel {
+        price: grid_price(f32_at(b, r(12, 4)), e).ok_or(ParseError::BadPrice)?,
+        qty: u32_at(b, r(0, 4)),
+        orders: u16_at(b, r(8, 2)) as u32,
+    };
+    let ask = DepthLevel {
+        price: grid_price(f32_at(b, r(16, 4)), e).ok_or(ParseError::BadPrice)?,
+        qty: u32_at(b, r(4, 4)),
+        orders: u16_at(b, r(10, 2)) as u32,
+    };
+    Ok((bid, ask))
+}
+
+#[inline]
+fn book(b: &[u8], at: usize, e: &Entry, t: &mut Tick) -> Result<(), ParseError> {
+    for k in 0..DEPTH_LEVELS {
+        let (bid, ask) = level(b, at + k * field::LEVEL, e)?;
+        t.bids[k] = bid;
+        t.asks[k] = ask;
+    }
+    Ok(())
+}
+
+/// Parses one packet `p` (exactly its code's length) into `t` (already holding its symbol id and
+/// receive time). `Ok(true)`: `t` is a tick to hand on; `Ok(false)`: the packet only updated `st`.
+#[inline]
+fn fill(p: &[u8], e: &Entry, st: &mut SymState, t: &mut Tick) -> Result<bool, ParseError> {
+    let px = |f: Field| grid_price(f32_at(p, f), e).ok_or(ParseError::BadPrice);
+    let secs = |f: Field| u32_at(p, f) as i64 * 1_000_000_000;
+    match p[field::CODE] {
+        code::TICKER => {
+            t.ltp = px(field::LTP)?;
+            t.exchange_ts_ns = secs(field::TICKER_LTT);
+            t.valid = valid::LTP;
+        }
+        code::DEPTH => {
+            t.ltp = px(field::LTP)?;
+            book(p, field::DEPTH_BOOK, e, t)?;
+            t.valid = valid::LTP | valid::DEPTH;
+        }
+        c @ (code::QUOTE | code::FULL) => {
+            t.ltp = px(field::LTP)?;
+            t.last_qty = u16_at(p, field::LTQ) as u64;
+            t.exchange_ts_ns = secs(field::LTT);
+            t.avg_price = fine_price(f32_at(p, field::AVG_PRICE), e).ok_or(ParseError::BadPrice)?;
+            t.volume = u32_at(p, field::VOLUME) as u64;
+            t.total_sell_qty = u32_at(p, field::SELL_QTY) as u64;
+            t.total_buy_qty = u32_at(p, field::BUY_QTY) as u64;
+            let (o, c_, h, l) = if c == code::QUOTE {
+                (field::Q_OPEN, field::Q_CLOSE, field::Q_HIGH, field::Q_LOW)
+            } else {
+                (field::F_OPEN, field::F_CLOSE, field::F_HIGH, field::F_LOW)
+            };
+            t.open = px(o)?;
+            t.high = px(h)?;
+            t.low = px(l)?;
+            // The packet's close is the day's close (Dhan fills it after the session); the tick's
+            // `close` is the previous session's, which packet 6 brings.
+            t.close = if st.flags & HAS_CLOSE != 0 {
+                st.prev_close
+            } else {
+                px(c_)?
+            };
+            t.valid = valid::LTP | valid::QUOTE;
+            if c == code::FULL {
+                book(p, field::F_BOOK, e, t)?;
+                st.oi = u32_at(p, field::F_OI) as u64;
+                st.oi_high = u32_at(p, field::F_OI_HIGH) as u64;
+                st.oi_low = u32_at(p, field::F_OI_LOW) as u64;
+                st.flags |= HAS_OI;
+                t.valid |= valid::DEPTH;
+            }
+            if st.flags & HAS_OI != 0 {
+                t.oi = st.oi;
+                t.oi_day_high = st.oi_high;
+                t.oi_day_low = st.oi_low;
+                t.valid |= valid::OI;
+            }
+        }
+        code::OI => {
+            st.oi = u32_at(p, field::OI_VALUE) as u64;
+            st.flags |= HAS_OI;
+            return Ok(false);
+        }
+        code::PREV_CLOSE => {
+            st.prev_close = px(field::LTP)?;
+            st.flags |= HAS_CLOSE;
+            return Ok(false);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Parses one WebSocket message: normally one packet (as Dhan sends it), but packets placed back to
+/// back are parsed too, each by its code's length. Ticks go to `on(Ok((tick, last)))`, `last` true
+/// for the message's final tick; bad packets to `on(Err(_))` (a packet whose length cannot be known
+/// ends the message). A disconnect packet is returned, not parsed past.
+#[inline]
+pub fn parse_message(
+    msg: &[u8],
+    recv_ts_ns: i64,
+    table: &Instruments,
+    state: &mut [SymState],
+    mut on: impl FnMut(Result<(Tick, bool), ParseError>),
+) -> Said {
+    let mut rest = msg;
+    let mut held: Option<Tick> = None;
+    let mut said = Said::Data;
+    while !rest.is_empty() {
+        let c = rest[0];
+        let Some(need) = packet_len(c) else {
+            on(Err(ParseError::UnknownCode(c)));
+            break;
+        };
+        if rest.len() < need {
+            on(Err(ParseError::Short {
+                code: c,
+                need: need as u16,
+                have: rest.len().min(u16::MAX as usize) as u16,
+            }));
+            break;
+        }
+        let (p, next) = rest.split_at(need);
+        rest = next;
+        match c {
+            code::DISCONNECT => {
+                said = Said::Disconnect(u16_at(p, field::REASON));
+                break;
+            }
+            code::STATUS => continue,
+            _ => {}
+        }
+        let (seg, sid) = (p[field::SEGMENT], u32_at(p, field::SECURITY_ID));
+        let res = match table.lookup(seg, sid) {
+            None => Err(ParseError::UnknownInstrument {
+                segment: seg,
+                security_id: sid,
+            }),
+            Some(id) => {
+                let i = id as usize;
+                match (table.of_id.get(i), state.get_mut(i)) {
+                    (Some(e), Some(st)) => {
+                        let mut t = Tick::new(id);
+                        t.recv_ts_ns = recv_ts_ns;
+                        fill(p, e, st, &mut t).map(|emit| emit.then_some(t))
+                    }
+                    _ => Err(ParseError::UnknownInstrument {
+                        segment: seg,
+                        security_id: sid,
+                    }),
+                }
+            }
+        };
+        match res {
+            // One packet per message, as Dhan sends them: hand it on at once, marked last.
+            Ok(Some(t)) if rest.is_empty() && held.is_none() => {
+                on(Ok((t, true)));
+                return said;
+            }
+            Ok(Some(t)) => {
+                if let Some(prev) = held.replace(t) {
+                    on(Ok((prev, false)));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => on(Err(e)),
+        }
+    }
+    if let Some(t) = held {
+        on(Ok((t, true)));
+    }
+    said
+}
+
+/// Writers of every packet, for the mock broker and tests.
+#[path = "emit.rs"]
+pub mod emit;
