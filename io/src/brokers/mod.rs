@@ -8,12 +8,16 @@
 //! - [`dhan`]: Dhan live market feed v2 (binary, little-endian).
 //! - [`noren`]: Noren (Shoonya, Flattrade, …): JSON text with partial updates.
 //! - [`master`]: fetching a master (URL or file, gzip or plain).
+//! - [`naming`]: OpenAlgo's symbol names, shared by every broker's master mapping.
+//! - [`keymap`]: broker key → symbol id, the one map type every parser looks up in.
 
 pub mod angel;
 pub mod dhan;
 pub mod fyers;
+pub mod keymap;
 pub mod kite;
 pub mod master;
+pub mod naming;
 pub mod noren;
 pub mod upstox;
 

@@ -8,11 +8,7 @@
 //! Nothing here allocates: the token's digits are read into a `u64` and looked up in a map built at
 //! start, keyed by exchange type and token number.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use tickwire_engine::price;
-use tickwire_engine::symbols::SymbolId;
 use tickwire_engine::tick::{valid, DepthLevel, Tick, DEPTH_LEVELS};
 
 /// Packet sizes by mode (1 LTP, 2 Quote, 3 SnapQuote).
@@ -142,26 +138,8 @@ pub fn key(exchange_type: u8, token: u64) -> Option<u64> {
     (token < 1 << 56).then_some((exchange_type as u64) << 56 | token)
 }
 
-/// One multiply: keys come from the broker's own master, not from an adversary.
-#[derive(Default)]
-pub struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (n ^ n >> 29).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
 /// Packed key ([`key`]) → symbol id.
-pub type KeyMap = HashMap<u64, SymbolId, BuildHasherDefault<KeyHasher>>;
+pub type KeyMap = crate::brokers::keymap::KeyMap<u64>;
 
 #[inline]
 fn i64_at(b: &[u8], at: usize) -> i64 {

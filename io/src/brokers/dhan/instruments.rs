@@ -14,6 +14,7 @@
 use tickwire_engine::price;
 
 use super::packet::segment;
+use crate::brokers::naming;
 
 /// The header Dhan publishes.
 pub const HEADER: &str = "SEM_EXM_EXCH_ID,SEM_SEGMENT,SEM_SMST_SECURITY_ID,SEM_INSTRUMENT_NAME,SEM_EXPIRY_CODE,SEM_TRADING_SYMBOL,SEM_LOT_UNITS,SEM_CUSTOM_SYMBOL,SEM_EXPIRY_DATE,SEM_STRIKE_PRICE,SEM_OPTION_TYPE,SEM_TICK_SIZE,SEM_EXPIRY_FLAG,SEM_EXCH_INSTRUMENT_TYPE,SEM_SERIES,SM_SYMBOL_NAME";
@@ -220,44 +221,6 @@ pub fn tick_units(r: &Row) -> i64 {
     }
 }
 
-const MONTHS: [&str; 12] = [
-    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-];
-
-/// `2026-12-29 14:30:00` → `29DEC26`.
-fn openalgo_date(expiry: &str) -> Option<String> {
-    let date = expiry.split([' ', 'T']).next()?;
-    let mut it = date.split('-');
-    let (y, m, d) = (it.next()?, it.next()?, it.next()?);
-    let digits = |x: &str, n: usize| x.len() == n && x.bytes().all(|b| b.is_ascii_digit());
-    if !(digits(y, 4) && digits(m, 2) && digits(d, 2)) || it.next().is_some() {
-        return None;
-    }
-    let month = MONTHS.get(m.parse::<usize>().ok()?.checked_sub(1)?)?;
-    Some(format!("{d}{month}{}", &y[2..]))
-}
-
-/// OpenAlgo's index names where they differ from Dhan's.
-fn index_name(s: &str) -> String {
-    match s {
-        "NIFTY 50" => "NIFTY".into(),
-        "NIFTY BANK" => "BANKNIFTY".into(),
-        "NIFTY FIN SERVICE" => "FINNIFTY".into(),
-        "NIFTY MID SELECT" => "MIDCPNIFTY".into(),
-        "INDIA VIX" => "INDIAVIX".into(),
-        other => other.replace(' ', ""),
-    }
-}
-
-/// `24000.00000` → `24000`, `82.25000` → `82.25`.
-fn strike_text(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
-}
-
 /// The OpenAlgo `(exchange, symbol)` for a row; `None` for a segment the feed does not carry.
 pub fn openalgo_name(r: &Row) -> Option<(&'static str, String)> {
     let seg = feed_segment(r)?;
@@ -268,7 +231,7 @@ pub fn openalgo_name(r: &Row) -> Option<(&'static str, String)> {
             "MCX" => "MCX_INDEX",
             _ => return None,
         };
-        return Some((exch, index_name(&r.trading_symbol)));
+        return Some((exch, naming::index_name(&r.trading_symbol)));
     }
     let exch = match seg {
         segment::NSE_EQ => "NSE",
@@ -283,19 +246,15 @@ pub fn openalgo_name(r: &Row) -> Option<(&'static str, String)> {
         return Some((exch, r.trading_symbol.clone()));
     }
     let under = r.trading_symbol.split('-').next().unwrap_or("");
-    let sym = match openalgo_date(&r.expiry) {
-        Some(d) if !under.is_empty() && r.instrument.starts_with("FUT") => {
-            format!("{under}{d}FUT")
-        }
-        Some(d)
-            if !under.is_empty()
-                && r.instrument.starts_with("OPT")
-                && matches!(r.option_type.as_str(), "CE" | "PE") =>
-        {
-            format!("{under}{d}{}{}", strike_text(&r.strike), r.option_type)
-        }
-        _ => r.trading_symbol.clone(),
+    let kind = match (r.instrument.get(..3), r.option_type.as_str()) {
+        (Some("FUT"), _) => "FUT",
+        (Some("OPT"), t @ ("CE" | "PE")) => t,
+        _ => "",
     };
+    let sym = naming::iso_date_code(&r.expiry)
+        .filter(|_| !under.is_empty())
+        .and_then(|d| naming::derivative(under, &d, kind, &r.strike))
+        .unwrap_or_else(|| r.trading_symbol.clone());
     Some((exch, sym))
 }
 

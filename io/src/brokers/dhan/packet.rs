@@ -8,7 +8,6 @@
 //! epoch seconds.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use tickwire_engine::price::PRICE_SCALE;
 use tickwire_engine::symbols::SymbolId;
@@ -183,25 +182,6 @@ pub enum ParseError {
     },
 }
 
-/// A hasher for `(segment, security id)` keys: one multiply. The keys come from the broker's own
-/// master, so SipHash's DoS resistance buys nothing here.
-#[derive(Default)]
-pub struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
 /// The map key of an instrument.
 #[inline]
 pub fn key(segment: u8, security_id: u32) -> u64 {
@@ -253,7 +233,7 @@ impl Entry {
 /// Built once per feed and shared by its connections.
 #[derive(Clone, Debug, Default)]
 pub struct Instruments {
-    by_key: HashMap<u64, SymbolId, BuildHasherDefault<KeyHasher>>,
+    by_key: crate::brokers::keymap::KeyMap<u64>,
     /// By symbol id (`security_id` 0: not listed).
     pub of_id: Vec<Entry>,
 }

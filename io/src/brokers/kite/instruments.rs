@@ -5,6 +5,8 @@
 //! (`NIFTY 50` on `NSE` → `NIFTY` on `NSE_INDEX`) and derivatives (`NIFTY25JANFUT` →
 //! `NIFTY30JAN25FUT`, `NIFTY25JAN23000CE` → `NIFTY30JAN2523000CE`: day, month, year from the expiry).
 
+use crate::brokers::naming;
+
 /// The header line Kite sends.
 pub const HEADER: &str =
     "instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,tick_size,lot_size,instrument_type,segment,exchange";
@@ -163,44 +165,15 @@ pub fn to_csv(rows: &[Instrument]) -> String {
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
-const MONTHS: [&str; 12] = [
-    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-];
-
-/// `2025-01-30` → `30JAN25`.
-fn openalgo_date(expiry: &str) -> Option<String> {
-    let mut it = expiry.split('-');
-    let (y, m, d) = (it.next()?, it.next()?, it.next()?);
-    let month = MONTHS.get(m.parse::<usize>().ok()?.checked_sub(1)?)?;
-    // Digits only: a byte length alone let a multi-byte character through, and slicing it panicked
-    // (found by `cargo fuzz run kite_instruments`).
-    let digits = |x: &str, n: usize| x.len() == n && x.bytes().all(|b| b.is_ascii_digit());
-    (digits(y, 4) && digits(d, 2) && it.next().is_none()).then(|| format!("{d}{month}{}", &y[2..]))
-}
-
 /// The OpenAlgo `(exchange, symbol)` for a Kite row.
 pub fn openalgo_name(r: &Instrument) -> (String, String) {
     if r.segment == "INDICES" {
-        let sym = match r.tradingsymbol.as_str() {
-            "NIFTY 50" => "NIFTY".to_string(),
-            "NIFTY BANK" => "BANKNIFTY".to_string(),
-            "NIFTY FIN SERVICE" => "FINNIFTY".to_string(),
-            "NIFTY MID SELECT" => "MIDCPNIFTY".to_string(),
-            "INDIA VIX" => "INDIAVIX".to_string(),
-            other => other.replace(' ', ""),
-        };
+        let sym = naming::index_name(&r.tradingsymbol);
         return (format!("{}_INDEX", r.exchange), sym);
     }
-    // "23000" stays, "23000.0" → "23000", "82.25" stays
-    let strike = match r.strike.contains('.') {
-        true => r.strike.trim_end_matches('0').trim_end_matches('.'),
-        false => r.strike.as_str(),
-    };
-    let sym = match (r.instrument_type.as_str(), openalgo_date(&r.expiry)) {
-        ("FUT", Some(d)) => format!("{}{d}FUT", r.name),
-        (t @ ("CE" | "PE"), Some(d)) => format!("{}{d}{strike}{t}", r.name),
-        _ => r.tradingsymbol.clone(),
-    };
+    let sym = naming::iso_date_code(&r.expiry)
+        .and_then(|d| naming::derivative(&r.name, &d, &r.instrument_type, &r.strike))
+        .unwrap_or_else(|| r.tradingsymbol.clone());
     (r.exchange.clone(), sym)
 }
 

@@ -10,9 +10,6 @@ mod protocol;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use tickwire_engine::router::Mode;
 use tickwire_engine::symbols::SymbolId;
 use tickwire_engine::Tick;
@@ -55,27 +52,8 @@ pub enum ParseError {
     UnknownToken(u32),
 }
 
-/// A hasher for `u32` tokens: one multiply. Tokens are not attacker-controlled keys (they come from
-/// the broker's own instrument master), so SipHash's DoS resistance buys nothing here.
-#[derive(Default)]
-pub struct TokenHasher(u64);
-
-impl Hasher for TokenHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
 /// Instrument token → symbol id.
-pub type TokenMap = HashMap<u32, SymbolId, BuildHasherDefault<TokenHasher>>;
+pub type TokenMap = super::keymap::KeyMap<u32>;
 
 /// Counts from one frame.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

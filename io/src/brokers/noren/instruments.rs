@@ -18,6 +18,7 @@
 use std::io::Read;
 
 use crate::brokers::master::{self, MasterError};
+use crate::brokers::naming;
 use crate::brokers::Listing;
 
 /// One master row (the columns tickwire reads).
@@ -153,42 +154,6 @@ pub fn listings(source: &str) -> Result<Vec<Listing>, MasterError> {
         .collect())
 }
 
-/// OpenAlgo's name of an index from its Noren trading symbol.
-fn index_name(ts: &str) -> String {
-    let up = ts.trim().to_ascii_uppercase();
-    match up.as_str() {
-        "NIFTY INDEX" | "NIFTY 50" | "NIFTY50" | "NIFTY" => "NIFTY".into(),
-        "NIFTY BANK" | "BANKNIFTY" | "NIFTY BANK INDEX" => "BANKNIFTY".into(),
-        "NIFTY FIN SERVICE" | "FINNIFTY" => "FINNIFTY".into(),
-        "NIFTY MID SELECT" | "MIDCPNIFTY" => "MIDCPNIFTY".into(),
-        "INDIA VIX" => "INDIAVIX".into(),
-        _ => up.replace(' ', ""),
-    }
-}
-
-/// `30-JAN-2025` → `30JAN25`.
-fn expiry_code(e: &str) -> Option<String> {
-    let mut it = e.trim().split('-');
-    let (d, m, y) = (it.next()?, it.next()?, it.next()?);
-    let m = m.to_ascii_uppercase();
-    let ok = d.len() == 2
-        && d.bytes().all(|b| b.is_ascii_digit())
-        && master::MONTHS.contains(&m.as_str())
-        && y.len() == 4
-        && y.bytes().all(|b| b.is_ascii_digit())
-        && it.next().is_none();
-    ok.then(|| format!("{d}{m}{}", &y[2..]))
-}
-
-/// `24000.00` → `24000`, `82.25` stays, `82.50` → `82.5`.
-fn strike_text(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
-}
-
 /// The OpenAlgo (exchange, symbol) of a row, `None` for an exchange tickwire does not serve or a
 /// derivative whose expiry or option type cannot be read.
 pub fn openalgo_name(r: &Row) -> Option<(&'static str, String)> {
@@ -204,7 +169,7 @@ pub fn openalgo_name(r: &Row) -> Option<(&'static str, String)> {
         _ => return None,
     };
     if r.instrument.eq_ignore_ascii_case("INDEX") {
-        return (!index.is_empty()).then(|| (index, index_name(&r.trading_symbol)));
+        return (!index.is_empty()).then(|| (index, naming::index_name(&r.trading_symbol)));
     }
     if r.expiry.is_empty() {
         let ts = r.trading_symbol.as_str();
@@ -217,7 +182,12 @@ pub fn openalgo_name(r: &Row) -> Option<(&'static str, String)> {
         };
         return (!sym.is_empty()).then(|| (exchange, sym.to_string()));
     }
-    let date = expiry_code(&r.expiry)?;
+    let date = {
+        let mut it = r.expiry.trim().split('-');
+        let (d, m, y) = (it.next()?, it.next()?, it.next()?);
+        it.next().is_none().then_some(())?;
+        naming::date_code(d, m, y)?
+    };
     let name = if exchange == "BFO" {
         let n = r
             .trading_symbol
@@ -231,13 +201,12 @@ pub fn openalgo_name(r: &Row) -> Option<(&'static str, String)> {
     if name.is_empty() {
         return None;
     }
-    let sym = match r.option_type.as_str() {
-        o @ ("CE" | "PE") => format!("{name}{date}{}{o}", strike_text(&r.strike)),
-        _ if r.instrument.starts_with("FUT") || r.option_type == "XX" => {
-            format!("{name}{date}FUT")
-        }
+    let kind = match r.option_type.as_str() {
+        o @ ("CE" | "PE") => o,
+        _ if r.instrument.starts_with("FUT") || r.option_type == "XX" => "FUT",
         _ => return None,
     };
+    let sym = naming::derivative(name, &date, kind, &r.strike)?;
     Some((exchange, sym))
 }
 

@@ -3,7 +3,6 @@
 //! lookup is by (exchange code, token number), both parsed without allocating.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use tickwire_engine::symbols::SymbolId;
 
@@ -56,28 +55,10 @@ pub fn packed(code: u8, token: u32) -> u64 {
     (code as u64) << 32 | token as u64
 }
 
-/// One multiply: keys come from the broker's own master, not from an attacker.
-#[derive(Default)]
-pub struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (n ^ n >> 29).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
 /// Both directions between symbol ids and Noren keys, built once per feed and shared.
 #[derive(Debug, Default)]
 pub struct Keys {
-    by_token: HashMap<u64, SymbolId, BuildHasherDefault<KeyHasher>>,
+    by_token: crate::brokers::keymap::KeyMap<u64>,
     /// Symbol id → `exch|token` (empty: not a Noren instrument, or a key that does not parse).
     of_id: Vec<Box<str>>,
 }

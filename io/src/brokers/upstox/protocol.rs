@@ -12,7 +12,6 @@
 //! - Keepalive: the server pings an idle connection; tickwire also pings every 10 s, and 30 s with
 //!   no frame at all (pongs included) is a dead connection.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -44,35 +43,11 @@ impl Default for UpstoxConfig {
     }
 }
 
-/// A hasher for instrument keys: FxHash's mix, 8 bytes at a time. The keys come from the broker's
-/// own master and its frames, not from clients, so SipHash's flooding resistance buys nothing and
-/// its ~25 ns per 19-byte key was a sizeable part of decoding a small feed.
-#[derive(Default)]
-pub struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
-            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
-        }
-    }
-}
-
 /// Instrument keys ↔ symbol ids, shared by every connection of the feed.
 #[derive(Debug, Default)]
 pub struct Keys {
     /// `NSE_EQ|INE062A01020` → id.
-    pub by_key: HashMap<Box<[u8]>, SymbolId, std::hash::BuildHasherDefault<KeyHasher>>,
+    pub by_key: crate::brokers::keymap::KeyMap<Box<[u8]>>,
     /// Id → key (empty: not an Upstox instrument).
     pub of_id: Vec<Box<str>>,
 }
