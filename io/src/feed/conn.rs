@@ -13,6 +13,7 @@ use mio::{Interest, Registry, Token};
 use tickwire_engine::clock::now_ns;
 use tickwire_engine::doorbell::Doorbell;
 use tickwire_engine::router::Inline;
+use tickwire_engine::symbols::SymbolId;
 use tickwire_engine::Tick;
 use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::protocol::WebSocketConfig;
@@ -381,8 +382,8 @@ impl Conn {
         self.settle(ctx, res)
     }
 
-    /// Applies a protocol's verdict: rejections are recorded (and scheduled for a retry) and the
-    /// connection stays; anything else is returned for the machine.
+    /// Applies a protocol's verdict: rejections are recorded (and scheduled for a retry, unless
+    /// refused for good) and the connection stays; anything else is returned for the machine.
     fn settle(&mut self, ctx: &mut Ctx<'_>, res: Result<(), FeedError>) -> Result<(), FeedError> {
         let status = ctx.status;
         match res {
@@ -391,27 +392,48 @@ impl Conn {
                 action: Action::Reject(syms),
                 reason,
             }) => {
-                status.broker_errors.fetch_add(1, Ordering::Relaxed);
-                eprintln!(
-                    "{} feed: broker rejected {} symbols: {reason}",
-                    self.protocol.name(),
-                    syms.len()
-                );
-                // Only symbols still waiting here: an error text may name numbers that are not ours.
-                let now = Instant::now();
-                for s in syms {
-                    if status.symbol_state(s) == upstream_state::PENDING
-                        && self.demand.get(s).is_some()
-                    {
-                        status.set_symbol_state(s, upstream_state::REJECTED);
-                        ctx.retries.rejected(s, now);
-                    }
-                }
+                self.rejected(ctx, syms, &reason, true);
+                Ok(())
+            }
+            Err(FeedError {
+                action: Action::Refuse(syms),
+                reason,
+            }) => {
+                self.rejected(ctx, syms, &reason, false);
                 Ok(())
             }
             Err(e) => {
                 status.broker_errors.fetch_add(1, Ordering::Relaxed);
                 Err(e)
+            }
+        }
+    }
+
+    /// The broker refused `syms`: those still waiting on this connection turn `rejected`, and go
+    /// on the retry schedule when `retry` (else off it: refused for good).
+    fn rejected(&mut self, ctx: &mut Ctx<'_>, syms: Vec<SymbolId>, reason: &str, retry: bool) {
+        let status = ctx.status;
+        status.broker_errors.fetch_add(1, Ordering::Relaxed);
+        eprintln!(
+            "{} feed: broker {} {} symbols: {reason}",
+            self.protocol.name(),
+            if retry {
+                "rejected"
+            } else {
+                "refused (not retried)"
+            },
+            syms.len()
+        );
+        // Only symbols still waiting here: an error text may name numbers that are not ours.
+        let now = Instant::now();
+        for s in syms {
+            if status.symbol_state(s) == upstream_state::PENDING && self.demand.get(s).is_some() {
+                status.set_symbol_state(s, upstream_state::REJECTED);
+                if retry {
+                    ctx.retries.rejected(s, now);
+                } else {
+                    ctx.retries.done(s);
+                }
             }
         }
     }

@@ -23,6 +23,10 @@ pub enum Action {
     /// The connection is fine; the broker refused these symbols. They are marked `rejected` and
     /// not asked for again on this connection.
     Reject(Vec<SymbolId>),
+    /// The connection is fine; the broker refused these symbols for good (a plan's subscription
+    /// limit: asking again would only be refused again). They are marked `rejected` like
+    /// [`Action::Reject`] but kept off the retry schedule: asked again only after a reconnect.
+    Refuse(Vec<SymbolId>),
     /// Stop this feed: the credentials are wrong or expired, retrying would only hammer the broker.
     /// The status says why until the operator fixes the credentials.
     Stop,
@@ -70,6 +74,14 @@ impl FeedError {
         }
     }
 
+    /// The broker refused `symbols` for good (see [`Action::Refuse`]); the connection stays.
+    pub fn refuse(symbols: Vec<SymbolId>, reason: impl Into<String>) -> Self {
+        Self {
+            action: Action::Refuse(symbols),
+            reason: reason.into(),
+        }
+    }
+
     /// Stop the feed (credentials): never retried by itself.
     pub fn stop(reason: impl Into<String>) -> Self {
         Self {
@@ -78,9 +90,10 @@ impl FeedError {
         }
     }
 
-    /// True when the connection has to go (everything but [`Action::Reject`]).
+    /// True when the connection has to go (everything but [`Action::Reject`] and
+    /// [`Action::Refuse`]).
     pub fn drops_connection(&self) -> bool {
-        !matches!(self.action, Action::Reject(_))
+        !matches!(self.action, Action::Reject(_) | Action::Refuse(_))
     }
 }
 

@@ -214,7 +214,9 @@ impl Machine {
                 return None;
             }
             Action::RetryAfter(at_least) => self.backoff.next_delay().max(*at_least),
-            Action::Retry | Action::Reauthorize | Action::Reject(_) => self.backoff.next_delay(),
+            Action::Retry | Action::Reauthorize | Action::Reject(_) | Action::Refuse(_) => {
+                self.backoff.next_delay()
+            }
         };
         self.phase = Phase::Backoff {
             retry_at: now + delay,

@@ -169,7 +169,7 @@ impl Angel {
                     *m = 0;
                 }
             }
-            return Err(FeedError::reject(ids, why));
+            return Err(FeedError::refuse(ids, why));
         }
         // Other errors (malformed request, …): counted and logged, the connection stays.
         Err(FeedError::reject(vec![], why))

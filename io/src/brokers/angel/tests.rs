@@ -380,7 +380,7 @@ fn pong_is_quiet_and_e1002_rejects_that_requests_symbols() {
     let mut on = |t: &str| p.on_message(Incoming::Text(t), 0, &mut sink, &mut Vec::new());
     assert!(on("pong").is_ok());
     let e = on(r#"{"correlationID":"tw00000002","errorCode":"E1002","errorMessage":"Invalid Request. Subscription Limit Exceeded"}"#).unwrap_err();
-    assert_eq!(e.action, Action::Reject(vec![1, 2]));
+    assert_eq!(e.action, Action::Refuse(vec![1, 2]));
     assert!(e.reason.contains("E1002"), "{}", e.reason);
     let e = on(
         r#"{"correlationID":"x","errorCode":"E1001","errorMessage":"Invalid Request Payload."}"#,
