@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tickwire_shm::Reader;
 use tungstenite::Message;
 
+use common::modes::demo_serves_every_mode;
 use common::*;
 
 const MASTER: &str = "/api-data/api-scrip-master.csv";
@@ -172,49 +173,13 @@ fn the_mock_speaks_dhan_v2() {
 
 #[test]
 fn dhan_demo_serves_every_mode_and_shm_with_the_mocks_values() {
-    let d = start_demo(&["--broker", "dhan", "--symbols", "3", "--rate", "300"]);
-    let mut ws = authed(d.port);
-    for (sym, mode) in [("SBIN", 1), ("RELIANCE", 2), ("INFY", 3), ("NIFTY", 2)] {
-        let exch = if sym == "NIFTY" { "NSE_INDEX" } else { "NSE" };
-        send(
-            &mut ws,
-            json!({"action": "subscribe", "symbol": sym, "exchange": exch, "mode": mode}),
-        );
-        let r = reply(&mut ws);
-        assert_eq!(r["status"], "success", "{r}");
-        assert_eq!(r["broker"], "dhan");
-    }
-    let mut seen = std::collections::HashMap::<String, u32>::new();
-    let end = Instant::now() + Duration::from_secs(20);
-    while ["SBIN", "RELIANCE", "INFY", "NIFTY"]
-        .iter()
-        .any(|s| seen.get(*s).copied().unwrap_or(0) < 3)
-    {
-        assert!(Instant::now() < end, "market data for every mode: {seen:?}");
-        let Some(m) = recv(&mut ws, Duration::from_secs(1)) else {
-            continue;
-        };
-        if m["type"] != "market_data" {
-            continue;
-        }
-        let sym = m["symbol"].as_str().unwrap().to_string();
-        assert_eq!(m["broker"], "dhan");
-        if sym == "NIFTY" {
-            assert!(paise(&m["data"]["ltp"]) > 1_000_000, "{m}");
-        } else {
-            let mode = m["mode"].as_u64().unwrap();
-            let history = sent(d.bport, token_of(&sym));
-            assert!(
-                history.iter().any(|s| matches_sent(&m["data"], mode, s)),
-                "{sym} mode {mode}: {} matches nothing the mock sent",
-                m["data"]
-            );
-            if mode == 3 {
-                assert_eq!(m["data"]["depth"]["buy"].as_array().unwrap().len(), 5);
-            }
-        }
-        *seen.entry(sym).or_default() += 1;
-    }
+    let subs = [
+        ("NSE", "SBIN", 1),
+        ("NSE", "RELIANCE", 2),
+        ("NSE", "INFY", 3),
+        ("NSE_INDEX", "NIFTY", 2),
+    ];
+    let d = demo_serves_every_mode("dhan", "dhan", &subs, matches_sent);
     // The same values in shared memory, prices exact on the tick grid.
     let mut r = Reader::open(&d.shm).unwrap();
     let infy = r.lookup("NSE", "INFY").unwrap();

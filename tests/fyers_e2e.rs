@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 use tickwire::mock::fyers::{token_for, FEED, MASTERS};
-use tickwire_shm::Reader;
 
+use common::modes::{demo_serves_every_mode, shm_has_sent_values};
 use common::*;
 
 fn serve_fyers(bport: u16, token: &str) -> Served {
@@ -56,46 +56,15 @@ fn the_official_fyers_sdk_reads_the_mock() {
 
 #[test]
 fn fyers_demo_serves_every_mode_and_shm_with_the_mocks_values() {
-    let d = start_demo(&["--broker", "fyers", "--symbols", "3", "--rate", "300"]);
-    let mut ws = authed(d.port);
-    for (sym, mode) in [("SBIN", 1), ("RELIANCE", 2), ("INFY", 3)] {
-        send(
-            &mut ws,
-            json!({"action": "subscribe", "symbol": sym, "exchange": "NSE", "mode": mode}),
-        );
-        let r = reply(&mut ws);
-        assert_eq!(r["status"], "success", "{r}");
-        assert_eq!(r["broker"], "fyers");
-    }
-    let mut seen = std::collections::HashMap::<String, u32>::new();
-    let end = Instant::now() + Duration::from_secs(20);
-    while seen.len() < 3 || seen.values().any(|&n| n < 3) {
-        assert!(Instant::now() < end, "market data for every mode: {seen:?}");
-        let Some(m) = recv(&mut ws, Duration::from_secs(1)) else {
-            continue;
-        };
-        if m["type"] != "market_data" {
-            continue;
-        }
-        let sym = m["symbol"].as_str().unwrap().to_string();
-        let mode = m["mode"].as_u64().unwrap();
-        let history = sent(d.bport, token_of(&sym));
-        assert!(
-            history
-                .iter()
-                .any(|s| matches_sent_with(&m["data"], mode, s, true)),
-            "{sym} mode {mode}: {} matches nothing the mock sent",
-            m["data"]
-        );
-        *seen.entry(sym).or_default() += 1;
-    }
-    let mut r = Reader::open(&d.shm).unwrap();
-    let sbin = r.lookup("NSE", "SBIN").unwrap();
-    let last = r.last_value(sbin).unwrap().expect("SBIN has a last value");
-    let hist = sent(d.bport, token_of("SBIN"));
-    assert!(hist
-        .iter()
-        .any(|s| (last.ltp / 100_000) as u64 == s["ltp"].as_u64().unwrap()));
+    let subs = [
+        ("NSE", "SBIN", 1),
+        ("NSE", "RELIANCE", 2),
+        ("NSE", "INFY", 3),
+    ];
+    let d = demo_serves_every_mode("fyers", "fyers", &subs, |data, mode, s| {
+        matches_sent_with(data, mode, s, true)
+    });
+    shm_has_sent_values(&d, "SBIN");
 }
 
 #[test]

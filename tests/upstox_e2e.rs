@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use prost::Message as _;
 use serde_json::{json, Value};
 use tickwire_io::brokers::upstox::pb;
-use tickwire_shm::Reader;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
 
+use common::modes::{demo_serves_every_mode, shm_has_sent_values};
 use common::*;
 
 const MASTER: &str = "/market-quote/instruments/exchange/complete.json.gz";
@@ -165,56 +165,16 @@ fn the_mock_speaks_upstox_authorize_redirect_and_protobuf() {
 
 #[test]
 fn upstox_demo_serves_every_mode_and_shm_with_the_mocks_values() {
-    let d = start_demo(&["--broker", "upstox", "--symbols", "3", "--rate", "300"]);
-    let mut ws = authed(d.port);
-    for (sym, mode) in [("SBIN", 1), ("RELIANCE", 2), ("INFY", 3), ("NIFTY", 2)] {
-        let exch = if sym == "NIFTY" { "NSE_INDEX" } else { "NSE" };
-        send(
-            &mut ws,
-            json!({"action": "subscribe", "symbol": sym, "exchange": exch, "mode": mode}),
-        );
-        let r = reply(&mut ws);
-        assert_eq!(r["status"], "success", "{r}");
-        assert_eq!(r["broker"], "upstox");
-    }
-    let mut seen = std::collections::HashMap::<String, u32>::new();
-    let end = Instant::now() + Duration::from_secs(20);
-    while seen.len() < 3
-        || ["SBIN", "RELIANCE", "INFY"]
-            .iter()
-            .any(|s| seen.get(*s).copied().unwrap_or(0) < 3)
-    {
-        assert!(Instant::now() < end, "market data for every mode: {seen:?}");
-        let Some(m) = recv(&mut ws, Duration::from_secs(1)) else {
-            continue;
-        };
-        if m["type"] != "market_data" || m["symbol"] == "NIFTY" {
-            continue;
-        }
-        let sym = m["symbol"].as_str().unwrap().to_string();
-        let mode = m["mode"].as_u64().unwrap();
-        assert_eq!(m["broker"], "upstox");
-        let history = sent(d.bport, token_of(&sym));
-        assert!(
-            history
-                .iter()
-                .any(|s| matches_sent_with(&m["data"], mode, s, false)),
-            "{sym} mode {mode}: {} matches nothing the mock sent",
-            m["data"]
-        );
-        if mode == 3 {
-            assert_eq!(m["data"]["depth"]["buy"].as_array().unwrap().len(), 5);
-        }
-        *seen.entry(sym).or_default() += 1;
-    }
-    // The same values in shared memory.
-    let mut r = Reader::open(&d.shm).unwrap();
-    let sbin = r.lookup("NSE", "SBIN").unwrap();
-    let last = r.last_value(sbin).unwrap().expect("SBIN has a last value");
-    let hist = sent(d.bport, token_of("SBIN"));
-    assert!(hist
-        .iter()
-        .any(|s| (last.ltp / 100_000) as u64 == s["ltp"].as_u64().unwrap()));
+    let subs = [
+        ("NSE", "SBIN", 1),
+        ("NSE", "RELIANCE", 2),
+        ("NSE", "INFY", 3),
+        ("NSE_INDEX", "NIFTY", 2),
+    ];
+    let d = demo_serves_every_mode("upstox", "upstox", &subs, |data, mode, s| {
+        matches_sent_with(data, mode, s, false)
+    });
+    shm_has_sent_values(&d, "SBIN");
     // The broker's market status reached /status.
     assert_eq!(feed_status(d.port)["market"]["NSE_EQ"], "NORMAL_OPEN");
 }

@@ -2,6 +2,7 @@
 //! HTTP clients, the mock broker, and checks of values against what the mock says it sent.
 #![allow(dead_code)]
 
+pub mod modes;
 pub mod python;
 
 use std::io::{BufRead, BufReader, Read};
