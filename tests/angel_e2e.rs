@@ -283,19 +283,11 @@ fn refused_angel_credentials_stop_the_feed_with_a_clear_status() {
 fn the_official_smartapi_sdk_reads_the_mock() {
     let bport = free_port();
     let _m = mock_of("angel", bport, &[]);
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/angel_sdk_check.py");
+    let base = format!("http://127.0.0.1:{bport}");
     for extra in [None, Some("bad-token")] {
-        let mut cmd = std::process::Command::new(python::python());
-        cmd.arg(&script).arg(format!("http://127.0.0.1:{bport}"));
-        cmd.args(extra);
-        let out = cmd.output().expect("python");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("OK"),
-            "{extra:?}: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut args = vec![base.as_str()];
+        args.extend(extra);
+        let text = python::check_script("angel_sdk_check.py", &args);
         if extra.is_none() {
             // Every SBIN packet the SDK parsed matches one the mock says it sent.
             let hist = sent(bport, token_of("SBIN"));

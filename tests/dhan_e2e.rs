@@ -274,19 +274,11 @@ fn an_expired_dhan_token_stops_the_feed_and_is_never_redialled() {
 fn the_official_dhan_sdk_reads_the_mock() {
     let bport = free_port();
     let _m = mock_of("dhan", bport, &[]);
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/dhan_sdk_check.py");
+    let base = format!("http://127.0.0.1:{bport}");
     for extra in [None, Some("expired-token")] {
-        let mut cmd = std::process::Command::new(python::python());
-        cmd.arg(&script).arg(format!("http://127.0.0.1:{bport}"));
-        cmd.args(extra);
-        let out = cmd.output().expect("python");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("OK"),
-            "{extra:?}: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut args = vec![base.as_str()];
+        args.extend(extra);
+        python::check_script("dhan_sdk_check.py", &args);
     }
 }
 

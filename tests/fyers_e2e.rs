@@ -38,19 +38,12 @@ fn serve_fyers(bport: u16, token: &str) -> Served {
 fn the_official_fyers_sdk_reads_the_mock() {
     let bport = free_port();
     let _m = mock_of("fyers", bport, &[]);
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/fyers_sdk_check.py");
-    let out = std::process::Command::new(python::python())
-        .arg(&script)
-        .arg(format!("http://127.0.0.1:{bport}"))
-        .arg(token_for("mock_access_token"))
-        .output()
-        .expect("python");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("OK"),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    python::check_script(
+        "fyers_sdk_check.py",
+        &[
+            &format!("http://127.0.0.1:{bport}"),
+            &token_for("mock_access_token"),
+        ],
     );
 }
 

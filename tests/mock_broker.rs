@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -79,17 +77,9 @@ fn the_mock_checks_credentials_and_serves_the_master() {
 fn the_official_kite_ticker_reads_the_mock() {
     let bport = free_port();
     let _m = mock(bport);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/kite_ticker_check.py");
-    let out = Command::new(python::python())
-        .arg(script)
-        .arg(format!("ws://127.0.0.1:{bport}"))
-        .output()
-        .expect("python");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("OK"),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    python::check_script(
+        "kite_ticker_check.py",
+        &[&format!("ws://127.0.0.1:{bport}")],
     );
 }
 

@@ -56,19 +56,13 @@ fn matches_touchline(data: &Value, mode: u64, s: &Value) -> bool {
 fn the_official_noren_sdk_reads_the_mock() {
     let bport = free_port();
     let _m = mock_of("shoonya", bport, &[]);
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/noren_sdk_check.py");
-    let out = std::process::Command::new(python::python())
-        .arg(&script)
-        .arg(format!("http://127.0.0.1:{bport}"))
-        .args(["mock_api_key", "mock_access_token"])
-        .output()
-        .expect("python");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("OK"),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    python::check_script(
+        "noren_sdk_check.py",
+        &[
+            &format!("http://127.0.0.1:{bport}"),
+            "mock_api_key",
+            "mock_access_token",
+        ],
     );
 }
 
