@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tickwire_shm::Reader;
 use tungstenite::Message;
 
-use common::modes::demo_serves_every_mode;
+use common::modes::{demo_serves_every_mode, reconnect_restores_modes};
 use common::*;
 
 const MASTER: &str = "/api-data/api-scrip-master.csv";
@@ -212,29 +212,8 @@ fn serve_dhan(bport: u16, token: &str) -> Served {
 
 #[test]
 fn dhan_reconnects_after_the_broker_restarts_with_modes_restored() {
-    let bport = free_port();
-    let m = mock_of("dhan", bport, &[]);
-    let gw = serve_dhan(bport, "mock_access_token");
-    let mut ws = authed(gw.port);
-    for (sym, mode) in [("TCS", "depth"), ("SBIN", "ltp")] {
-        send(
-            &mut ws,
-            json!({"action": "subscribe", "symbol": sym, "exchange": "NSE", "mode": mode}),
-        );
-        assert_eq!(reply(&mut ws)["status"], "success");
-    }
-    wait_data(&mut ws, "NSE", "TCS", 10);
-    drop(m);
-    std::thread::sleep(Duration::from_millis(1500));
-    while recv(&mut ws, Duration::from_millis(50)).is_some() {}
-    let m2 = mock_of("dhan", bport, &[]);
-    let d = wait_data(&mut ws, "NSE", "TCS", 20);
-    assert_eq!(d["mode"], 3);
-    assert_eq!(d["data"]["depth"]["sell"].as_array().unwrap().len(), 5);
-    let s = wait_data(&mut ws, "NSE", "SBIN", 10);
-    assert_eq!(s["mode"], 1);
-    let f = feed_status(gw.port);
-    assert!(f["connects"].as_u64().unwrap() >= 2, "{f}");
+    let (_gw, _m2, bport) =
+        reconnect_restores_modes("dhan", |bport| serve_dhan(bport, "mock_access_token"));
     // One connection to the new mock, carrying exactly the two symbols.
     let conns = mock_connections(bport);
     assert_eq!(conns.len(), 1, "{conns:?}");
@@ -246,7 +225,6 @@ fn dhan_reconnects_after_the_broker_restarts_with_modes_restored() {
         .collect();
     syms.sort();
     assert_eq!(syms, ["NSE:SBIN", "NSE:TCS"]);
-    drop(m2);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use tickwire_io::brokers::upstox::pb;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::Message;
 
-use common::modes::{demo_serves_every_mode, shm_has_sent_values};
+use common::modes::{demo_serves_every_mode, reconnect_restores_modes, shm_has_sent_values};
 use common::*;
 
 const MASTER: &str = "/market-quote/instruments/exchange/complete.json.gz";
@@ -196,26 +196,7 @@ fn serve_upstox(bport: u16, token: &str) -> Served {
 
 #[test]
 fn upstox_reconnects_after_the_broker_restarts_with_modes_restored() {
-    let bport = free_port();
-    let m = mock_of("upstox", bport, &[]);
-    let gw = serve_upstox(bport, "mock_access_token");
-    let mut ws = authed(gw.port);
-    send(
-        &mut ws,
-        json!({"action": "subscribe", "symbol": "TCS", "exchange": "NSE", "mode": "depth"}),
-    );
-    assert_eq!(reply(&mut ws)["status"], "success");
-    wait_data(&mut ws, "NSE", "TCS", 10);
-    drop(m);
-    std::thread::sleep(Duration::from_millis(1500));
-    while recv(&mut ws, Duration::from_millis(50)).is_some() {}
-    let _m2 = mock_of("upstox", bport, &[]);
-    let d = wait_data(&mut ws, "NSE", "TCS", 20);
-    assert_eq!(d["mode"], 3);
-    assert_eq!(d["data"]["depth"]["sell"].as_array().unwrap().len(), 5);
-    let f = feed_status(gw.port);
-    assert!(f["connects"].as_u64().unwrap() >= 2, "{f}");
-    assert!(f["attempts"].as_u64().unwrap() >= 2, "{f}");
+    reconnect_restores_modes("upstox", |bport| serve_upstox(bport, "mock_access_token"));
 }
 
 #[test]

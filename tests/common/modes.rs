@@ -84,3 +84,38 @@ pub fn shm_has_sent_values(d: &Demo, symbol: &str) {
     );
     assert!(super::shm_has_new_ticks(&mut r, Duration::from_secs(5)));
 }
+
+/// A mock of `broker` on a free port and `serve` (given the mock's port) against it; a client holds
+/// NSE:TCS in Depth and NSE:SBIN in LTP; the mock is killed and restarted on the same port: the
+/// feed reconnects and both come back in their modes (TCS with 5 levels each side). Returns the
+/// gateway, the new mock and its port for the broker's own checks.
+pub fn reconnect_restores_modes(
+    broker: &str,
+    serve: impl Fn(u16) -> super::Served,
+) -> (super::Served, super::Proc, u16) {
+    use super::{feed_status, free_port, mock_of, wait_data};
+    let bport = free_port();
+    let m = mock_of(broker, bport, &[]);
+    let gw = serve(bport);
+    let mut ws = authed(gw.port);
+    for (sym, mode) in [("TCS", "depth"), ("SBIN", "ltp")] {
+        send(
+            &mut ws,
+            json!({"action": "subscribe", "symbol": sym, "exchange": "NSE", "mode": mode}),
+        );
+        assert_eq!(reply(&mut ws)["status"], "success");
+    }
+    wait_data(&mut ws, "NSE", "TCS", 10);
+    drop(m);
+    std::thread::sleep(Duration::from_millis(1500));
+    while recv(&mut ws, Duration::from_millis(50)).is_some() {}
+    let m2 = mock_of(broker, bport, &[]);
+    let d = wait_data(&mut ws, "NSE", "TCS", 25);
+    assert_eq!(d["mode"], 3, "{d}");
+    assert_eq!(d["data"]["depth"]["sell"].as_array().unwrap().len(), 5);
+    let s = wait_data(&mut ws, "NSE", "SBIN", 20);
+    assert_eq!(s["mode"], 1, "{s}");
+    let f = feed_status(gw.port);
+    assert!(f["connects"].as_u64().unwrap() >= 2, "{f}");
+    (gw, m2, bport)
+}
