@@ -13,6 +13,7 @@
 
 pub mod angel;
 pub mod dhan;
+pub mod excerpt;
 pub mod fyers;
 pub mod keymap;
 pub mod kite;

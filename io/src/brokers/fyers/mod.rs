@@ -41,51 +41,13 @@ pub mod state;
 mod tests;
 pub mod topic;
 
-use std::fmt;
-
 pub use packet::{DataPacket, Record, Records, ServerPacket, Snapshot, Values};
 pub use protocol::{Fyers, FyersConfig};
 pub use serve::{ClientPacket, DataWriter, SnapshotSpec};
 pub use state::TopicState;
 pub use topic::{Kind, Topics};
 
-/// Up to 40 bytes of a name the parser could not place, kept inline so that [`ParseError`] stays
-/// `Copy` and the data path never allocates to report it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Excerpt {
-    bytes: [u8; 40],
-    len: u8,
-}
-
-impl Excerpt {
-    /// The first 40 bytes of `b`.
-    pub fn of(b: &[u8]) -> Self {
-        let mut bytes = [0; 40];
-        let n = b.len().min(40);
-        bytes[..n].copy_from_slice(&b[..n]);
-        Self {
-            bytes,
-            len: n as u8,
-        }
-    }
-
-    /// The bytes kept.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
-    }
-}
-
-impl fmt::Display for Excerpt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
-    }
-}
-
-impl fmt::Debug for Excerpt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+pub use super::excerpt::Excerpt;
 
 /// Why a packet, or one record of a data packet, was not used. Small and `Copy`: it is counted and
 /// logged by the feed, and the rest of the packet (where it can still be found) is used.

@@ -21,7 +21,6 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
 use std::sync::Arc;
 
 use super::Listing;
@@ -63,42 +62,7 @@ impl Default for NorenConfig {
     }
 }
 
-/// The first 32 bytes of some text, kept inside a `Copy` error.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Excerpt {
-    bytes: [u8; 32],
-    len: u8,
-}
-
-impl Excerpt {
-    /// The first 32 bytes of `b`.
-    pub fn of(b: &[u8]) -> Self {
-        let mut bytes = [0; 32];
-        let n = b.len().min(32);
-        bytes[..n].copy_from_slice(&b[..n]);
-        Self {
-            bytes,
-            len: n as u8,
-        }
-    }
-
-    /// The bytes kept.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
-    }
-}
-
-impl fmt::Display for Excerpt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
-    }
-}
-
-impl fmt::Debug for Excerpt {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
+pub use super::excerpt::Excerpt;
 
 /// Why a message was not used. Small and `Copy`: counted and logged by the feed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
