@@ -212,9 +212,13 @@ fn angel_demo_serves_every_mode_and_shm_with_the_mocks_values() {
 }
 
 fn serve_angel(bport: u16, token: &str) -> Served {
+    serve_angel_with(bport, token, &[])
+}
+
+fn serve_angel_with(bport: u16, token: &str, extra: &[&str]) -> Served {
     let url = format!("ws://127.0.0.1:{bport}/smart-stream");
     let master = format!("http://127.0.0.1:{bport}{MASTER}");
-    start_serve_with(&[
+    let mut args = vec![
         "--broker",
         "angel",
         "--broker-url",
@@ -229,7 +233,55 @@ fn serve_angel(bport: u16, token: &str) -> Served {
         token,
         "--angel-feed-token",
         token,
-    ])
+    ];
+    args.extend_from_slice(extra);
+    start_serve_with(&args)
+}
+
+/// Past the plan's limit Angel answers `E1002` for the whole request: those symbols turn
+/// `rejected` for good. The feed must not ask for them again (the issue: "rejected, not
+/// retried"), unlike a symbol that is merely slow to confirm.
+#[test]
+fn angel_e1002_rejects_symbols_without_retrying_them() {
+    let bport = free_port();
+    let _m = mock_of("angel", bport, &["--symbols", "1100", "--rate", "20000"]);
+    // Room on one connection for more than Angel's 1,000, so the mock's limit is what refuses.
+    let gw = serve_angel_with(
+        bport,
+        "mock_access_token",
+        &[
+            "--upstream-symbols-per-connection",
+            "1200",
+            "--upstream-confirm-ms",
+            "1000",
+        ],
+    );
+    let mut ws = authed(gw.port);
+    let symbols: Vec<Value> = (1..=1050)
+        .map(|i| json!({"symbol": format!("SYN{i:05}"), "exchange": "NSE"}))
+        .collect();
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbols": symbols, "mode": "ltp"}),
+    );
+    let count = |state: &str| {
+        gateway_status(gw.port)["symbols"]["subscribed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["upstream"] == state)
+            .count()
+    };
+    let rejected = wait_until(20, "symbols past the limit rejected", || {
+        let n = count("rejected");
+        (n > 0 && count("live") + n == 1050).then_some(n)
+    });
+    assert!(rejected >= 50, "{rejected}");
+    // Several retry delays later: nothing asked again, the same symbols still rejected.
+    std::thread::sleep(Duration::from_secs(5));
+    let f = feed_status(gw.port);
+    assert_eq!(f["resubscribes"], 0, "{f}");
+    assert_eq!(count("rejected"), rejected);
 }
 
 #[test]

@@ -282,17 +282,13 @@ pub fn shm_has_new_ticks(r: &mut Reader, within: Duration) -> bool {
 /// `tickwire mock-broker --broker BROKER` on `bport` with a small market, ready.
 pub fn mock_of(broker: &str, bport: u16, extra: &[&str]) -> Proc {
     let ps = bport.to_string();
-    let mut args = vec![
-        "mock-broker",
-        "--broker",
-        broker,
-        "--port",
-        &ps,
-        "--symbols",
-        "3",
-        "--rate",
-        "300",
-    ];
+    let mut args = vec!["mock-broker", "--broker", broker, "--port", &ps];
+    // Small and slow unless `extra` says otherwise (clap refuses a flag given twice).
+    for (flag, default) in [("--symbols", "3"), ("--rate", "300")] {
+        if !extra.contains(&flag) {
+            args.extend([flag, default]);
+        }
+    }
     args.extend_from_slice(extra);
     let mut m = tickwire(&args);
     wait_line(&mut m, "mock ");
