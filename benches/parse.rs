@@ -26,6 +26,30 @@ fn case(name: &str, protocol: &mut dyn BrokerProtocol, messages: &[Vec<u8>], sam
 }
 
 /// [`case`] for binary messages, or for text ones (`text`: each message is UTF-8).
+/// Times `f` over `messages` (cycled) like [`case_as`], for a row with no protocol (a floor).
+fn timed(name: &str, messages: &[Vec<u8>], samples: usize, mut f: impl FnMut(&[u8])) {
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
+    for s in 0..samples + 10 {
+        let t0 = Instant::now();
+        for i in 0..BATCH {
+            f(&messages[(s * BATCH + i) % messages.len()]);
+        }
+        if s >= 10 {
+            let dt = t0.elapsed().as_nanos() as u64;
+            hist.record((dt * 10 / BATCH as u64).max(1)).unwrap();
+        }
+    }
+    let p = |q: f64| hist.value_at_quantile(q) as f64 / 10.0;
+    println!(
+        "| {name:<34} | {:>5} | {:>8.1} | {:>8.1} | {:>8.1} | {:>8.1} |",
+        "-",
+        p(0.5),
+        p(0.9),
+        p(0.99),
+        p(0.5),
+    );
+}
+
 fn case_as(
     name: &str,
     protocol: &mut dyn BrokerProtocol,
@@ -501,6 +525,20 @@ fn noren(samples: usize) {
             .into_bytes()
         })
         .collect();
+    // The floor under the Noren rows: simd-json's own two stages on the same messages (copy into a
+    // padded buffer, build the tape), with nothing of tickwire's on top.
+    let mut buf = Vec::new();
+    let mut buffers = simd_json::Buffers::new(4096);
+    let mut tape = Some(simd_json::Tape::null().reset());
+    timed("simd-json tape alone, tk (floor)", &tks, samples, |m| {
+        buf.clear();
+        buf.extend_from_slice(m);
+        buf.resize(m.len() + simd_json::INPUT_PADDING, 0);
+        let mut t = tape.take().unwrap_or_else(simd_json::Tape::null).reset();
+        let ok = simd_json::fill_tape_padded(&mut buf, m.len(), &mut buffers, &mut t).is_ok();
+        std::hint::black_box((ok, t.0.len()));
+        tape = Some(t.reset());
+    });
     case_as(
         "noren tk touchline JSON (whole)",
         &mut nr,
