@@ -4,6 +4,7 @@
 //! batch of 1,000 messages; percentiles are of ns per message and per tick.
 //!
 //! cargo bench --bench parse            (full run; `cargo test --benches` runs a short smoke pass)
+//! cargo bench --bench parse -- dhan    (only the cases whose name contains a given word)
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -57,6 +58,13 @@ fn case_as(
     samples: usize,
     text: bool,
 ) {
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if !words.is_empty() && !words.iter().any(|w| name.contains(w.as_str())) {
+        return;
+    }
     let mut ticks: Vec<Tick> = Vec::with_capacity(1 << 16);
     let mut out = Vec::new();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
@@ -446,6 +454,57 @@ fn main() {
 
     noren(samples);
     dhan_cases(samples);
+    case(
+        "seam floor: Tick::new to the sink",
+        &mut Floor,
+        &[vec![0]],
+        samples,
+    );
+}
+
+/// The cost of the seam itself: a protocol whose parse builds `Tick::new` and hands it to the sink,
+/// nothing else. What a binary parser costs on top of this is its own work.
+struct Floor;
+
+impl BrokerProtocol for Floor {
+    fn name(&self) -> &'static str {
+        "floor"
+    }
+    fn limits(&self) -> tickwire_io::feed::protocol::Limits {
+        tickwire_io::feed::protocol::Limits {
+            per_message: 1,
+            per_connection: 1,
+            connections: 1,
+            by_mode: None,
+        }
+    }
+    fn liveness(&self) -> tickwire_io::feed::protocol::Liveness {
+        tickwire_io::feed::protocol::Liveness {
+            dead_after: std::time::Duration::from_secs(1),
+            keepalive: None,
+        }
+    }
+    fn connect_job(&self) -> tickwire_io::feed::protocol::ConnectJob {
+        Box::new(|| Err(tickwire_io::feed::FeedError::stop("no connection")))
+    }
+    fn knows(&self, _: u32) -> bool {
+        true
+    }
+    fn encode(&mut self, _: Request<'_>, _: &mut Vec<tungstenite::Message>) {}
+    fn on_message(
+        &mut self,
+        msg: Incoming<'_>,
+        recv_ts_ns: i64,
+        sink: &mut TickSink<'_>,
+        _out: &mut Vec<tungstenite::Message>,
+    ) -> Result<(), tickwire_io::feed::FeedError> {
+        if let Incoming::Binary(b) = msg {
+            let mut t = Tick::new(b.len() as u32);
+            t.recv_ts_ns = recv_ts_ns;
+            sink.tick(t, true);
+        }
+        Ok(())
+    }
 }
 
 /// Noren: acked, 100 tokens subscribed (touchline and depth), snapshots merged; then the

@@ -269,9 +269,11 @@ impl BrokerProtocol for Angel {
     ) -> Result<(), FeedError> {
         match msg {
             Incoming::Binary(b) => {
-                match packet::parse(b, recv_ts_ns, &self.keys) {
-                    Ok(t) => sink.tick(t, true),
-                    Err(e) => sink.parse_error("angel", &e),
+                // The tick goes from the parser to the sink in one move (see `parse_with`).
+                if let Err(e) =
+                    packet::parse_with(b, recv_ts_ns, &self.keys, |t| sink.tick(t, true))
+                {
+                    sink.parse_error("angel", &e);
                 }
                 Ok(())
             }

@@ -349,7 +349,7 @@ fn on_grid(raw: f32, step: i64, per_step: f64) -> Option<i64> {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn level(b: &[u8], at: usize, e: &Entry) -> Result<(DepthLevel, DepthLevel), ParseError> {
     let r = |o: usize, n: usize| at + o..at + o + n;
     let bid = DepthLevel {
@@ -365,7 +365,7 @@ fn level(b: &[u8], at: usize, e: &Entry) -> Result<(DepthLevel, DepthLevel), Par
     Ok((bid, ask))
 }
 
-#[inline]
+#[inline(always)]
 fn book(b: &[u8], at: usize, e: &Entry, t: &mut Tick) -> Result<(), ParseError> {
     for k in 0..DEPTH_LEVELS {
         let (bid, ask) = level(b, at + k * field::LEVEL, e)?;
@@ -375,75 +375,196 @@ fn book(b: &[u8], at: usize, e: &Entry, t: &mut Tick) -> Result<(), ParseError> 
     Ok(())
 }
 
+// One function per packet shape, each over a fixed-size array: the caller checks the length once
+// (`try_into`), and every field offset below is then a constant inside the array, so the reads
+// compile without bounds checks (as Angel's parser does).
+
+#[inline(always)]
+fn ticker(p: &[u8; TICKER_LEN], e: &Entry, t: &mut Tick) -> Result<(), ParseError> {
+    t.ltp = grid_price(f32_at(p, field::LTP), e).ok_or(ParseError::BadPrice)?;
+    t.exchange_ts_ns = u32_at(p, field::TICKER_LTT) as i64 * 1_000_000_000;
+    t.valid = valid::LTP;
+    Ok(())
+}
+
+#[inline(always)]
+fn depth(p: &[u8; DEPTH_LEN], e: &Entry, t: &mut Tick) -> Result<(), ParseError> {
+    t.ltp = grid_price(f32_at(p, field::LTP), e).ok_or(ParseError::BadPrice)?;
+    book(p, field::DEPTH_BOOK, e, t)?;
+    t.valid = valid::LTP | valid::DEPTH;
+    Ok(())
+}
+
+/// The quote packet (`N` = [`QUOTE_LEN`]) or the full one (`N` = [`FULL_LEN`]: quote, OI, book).
+#[inline(always)]
+fn quote<const N: usize>(
+    p: &[u8; N],
+    e: &Entry,
+    st: &mut SymState,
+    t: &mut Tick,
+) -> Result<(), ParseError> {
+    let full = N == FULL_LEN;
+    let p = p.as_slice();
+    let px = |f: Field| grid_price(f32_at(p, f), e).ok_or(ParseError::BadPrice);
+    t.ltp = px(field::LTP)?;
+    t.last_qty = u16_at(p, field::LTQ) as u64;
+    t.exchange_ts_ns = u32_at(p, field::LTT) as i64 * 1_000_000_000;
+    t.avg_price = fine_price(f32_at(p, field::AVG_PRICE), e).ok_or(ParseError::BadPrice)?;
+    t.volume = u32_at(p, field::VOLUME) as u64;
+    t.total_sell_qty = u32_at(p, field::SELL_QTY) as u64;
+    t.total_buy_qty = u32_at(p, field::BUY_QTY) as u64;
+    let (o, c, h, l) = if full {
+        (field::F_OPEN, field::F_CLOSE, field::F_HIGH, field::F_LOW)
+    } else {
+        (field::Q_OPEN, field::Q_CLOSE, field::Q_HIGH, field::Q_LOW)
+    };
+    t.open = px(o)?;
+    t.high = px(h)?;
+    t.low = px(l)?;
+    // The packet's close is the day's close (Dhan fills it after the session); the tick's
+    // `close` is the previous session's, which packet 6 brings.
+    t.close = if st.flags & HAS_CLOSE != 0 {
+        st.prev_close
+    } else {
+        px(c)?
+    };
+    t.valid = valid::LTP | valid::QUOTE;
+    if full {
+        book(p, field::F_BOOK, e, t)?;
+        st.oi = u32_at(p, field::F_OI) as u64;
+        st.oi_high = u32_at(p, field::F_OI_HIGH) as u64;
+        st.oi_low = u32_at(p, field::F_OI_LOW) as u64;
+        st.flags |= HAS_OI;
+        t.valid |= valid::DEPTH;
+    }
+    if st.flags & HAS_OI != 0 {
+        t.oi = st.oi;
+        t.oi_day_high = st.oi_high;
+        t.oi_day_low = st.oi_low;
+        t.valid |= valid::OI;
+    }
+    Ok(())
+}
+
 /// Parses one packet `p` (exactly its code's length) into `t` (already holding its symbol id and
 /// receive time). `Ok(true)`: `t` is a tick to hand on; `Ok(false)`: the packet only updated `st`.
 #[inline]
 fn fill(p: &[u8], e: &Entry, st: &mut SymState, t: &mut Tick) -> Result<bool, ParseError> {
-    let px = |f: Field| grid_price(f32_at(p, f), e).ok_or(ParseError::BadPrice);
-    let secs = |f: Field| u32_at(p, f) as i64 * 1_000_000_000;
-    match p[field::CODE] {
-        code::TICKER => {
-            t.ltp = px(field::LTP)?;
-            t.exchange_ts_ns = secs(field::TICKER_LTT);
-            t.valid = valid::LTP;
-        }
-        code::DEPTH => {
-            t.ltp = px(field::LTP)?;
-            book(p, field::DEPTH_BOOK, e, t)?;
-            t.valid = valid::LTP | valid::DEPTH;
-        }
-        c @ (code::QUOTE | code::FULL) => {
-            t.ltp = px(field::LTP)?;
-            t.last_qty = u16_at(p, field::LTQ) as u64;
-            t.exchange_ts_ns = secs(field::LTT);
-            t.avg_price = fine_price(f32_at(p, field::AVG_PRICE), e).ok_or(ParseError::BadPrice)?;
-            t.volume = u32_at(p, field::VOLUME) as u64;
-            t.total_sell_qty = u32_at(p, field::SELL_QTY) as u64;
-            t.total_buy_qty = u32_at(p, field::BUY_QTY) as u64;
-            let (o, c_, h, l) = if c == code::QUOTE {
-                (field::Q_OPEN, field::Q_CLOSE, field::Q_HIGH, field::Q_LOW)
-            } else {
-                (field::F_OPEN, field::F_CLOSE, field::F_HIGH, field::F_LOW)
+    // `p` has its code's length (the caller split it so); a mismatch is only refused, never read.
+    match p.first().copied() {
+        Some(code::TICKER) => {
+            let Ok(p) = p.try_into() else {
+                return Ok(false);
             };
-            t.open = px(o)?;
-            t.high = px(h)?;
-            t.low = px(l)?;
-            // The packet's close is the day's close (Dhan fills it after the session); the tick's
-            // `close` is the previous session's, which packet 6 brings.
-            t.close = if st.flags & HAS_CLOSE != 0 {
-                st.prev_close
-            } else {
-                px(c_)?
-            };
-            t.valid = valid::LTP | valid::QUOTE;
-            if c == code::FULL {
-                book(p, field::F_BOOK, e, t)?;
-                st.oi = u32_at(p, field::F_OI) as u64;
-                st.oi_high = u32_at(p, field::F_OI_HIGH) as u64;
-                st.oi_low = u32_at(p, field::F_OI_LOW) as u64;
-                st.flags |= HAS_OI;
-                t.valid |= valid::DEPTH;
-            }
-            if st.flags & HAS_OI != 0 {
-                t.oi = st.oi;
-                t.oi_day_high = st.oi_high;
-                t.oi_day_low = st.oi_low;
-                t.valid |= valid::OI;
-            }
+            ticker(p, e, t)?;
         }
-        code::OI => {
+        Some(code::DEPTH) => {
+            let Ok(p) = p.try_into() else {
+                return Ok(false);
+            };
+            depth(p, e, t)?;
+        }
+        Some(code::QUOTE) => {
+            let Ok(p) = <&[u8; QUOTE_LEN]>::try_from(p) else {
+                return Ok(false);
+            };
+            quote(p, e, st, t)?;
+        }
+        Some(code::FULL) => {
+            let Ok(p) = <&[u8; FULL_LEN]>::try_from(p) else {
+                return Ok(false);
+            };
+            quote(p, e, st, t)?;
+        }
+        Some(code::OI) if p.len() == OI_LEN => {
             st.oi = u32_at(p, field::OI_VALUE) as u64;
             st.flags |= HAS_OI;
             return Ok(false);
         }
-        code::PREV_CLOSE => {
-            st.prev_close = px(field::LTP)?;
+        Some(code::PREV_CLOSE) if p.len() == PREV_CLOSE_LEN => {
+            st.prev_close = grid_price(f32_at(p, field::LTP), e).ok_or(ParseError::BadPrice)?;
             st.flags |= HAS_CLOSE;
             return Ok(false);
         }
         _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// The symbol id, entry and state of the instrument in packet `p`'s header (at least 8 bytes).
+#[inline(always)]
+fn resolve<'a, 's>(
+    p: &[u8; 8],
+    table: &'a Instruments,
+    state: &'s mut [SymState],
+) -> Result<(SymbolId, &'a Entry, &'s mut SymState), ParseError> {
+    let (seg, sid) = (p[field::SEGMENT], u32_at(p, field::SECURITY_ID));
+    let unknown = ParseError::UnknownInstrument {
+        segment: seg,
+        security_id: sid,
+    };
+    let id = table.lookup(seg, sid).ok_or(unknown)?;
+    match (table.of_id.get(id as usize), state.get_mut(id as usize)) {
+        (Some(e), Some(st)) => Ok((id, e, st)),
+        _ => Err(unknown),
+    }
+}
+
+/// One fixed-size packet that is the whole message, parsed by `f` into a tick built here once and
+/// moved once, into `emit`.
+#[inline(always)]
+fn single_as<const N: usize>(
+    p: &[u8; N],
+    recv_ts_ns: i64,
+    table: &Instruments,
+    state: &mut [SymState],
+    f: impl FnOnce(&[u8; N], &Entry, &mut SymState, &mut Tick) -> Result<(), ParseError>,
+    emit: impl FnOnce(Tick),
+) -> Result<(), ParseError> {
+    let Some(head) = p.first_chunk::<8>() else {
+        return Ok(());
+    };
+    let (id, e, st) = resolve(head, table, state)?;
+    let mut t = Tick::new(id);
+    t.recv_ts_ns = recv_ts_ns;
+    f(p, e, st, &mut t)?;
+    emit(t);
+    Ok(())
+}
+
+/// The fast path for what Dhan sends: a message that is exactly one ticker, quote or full packet.
+/// Its tick goes to `emit` (it is the message's last); a bad packet is the `Err`. `None`: the
+/// message is anything else (several packets, a short one, OI, previous close, status, disconnect,
+/// depth), for [`parse_message`], which gives the same result for these messages too.
+///
+/// Why a separate path: the general one wraps each tick in a `Result`, holds it in an `Option` to
+/// learn which is last and passes it through a callback; each of those is a move of the 384-byte
+/// tick (a `memcpy`). Here it is built once and moved once.
+#[inline]
+pub fn parse_single(
+    msg: &[u8],
+    recv_ts_ns: i64,
+    table: &Instruments,
+    state: &mut [SymState],
+    emit: impl FnOnce(Tick),
+) -> Option<Result<(), ParseError>> {
+    Some(match *msg.first()? {
+        code::TICKER => single_as(
+            msg.try_into().ok()?,
+            recv_ts_ns,
+            table,
+            state,
+            |p, e, _, t| ticker(p, e, t),
+            emit,
+        ),
+        code::QUOTE => {
+            single_as::<QUOTE_LEN>(msg.try_into().ok()?, recv_ts_ns, table, state, quote, emit)
+        }
+        code::FULL => {
+            single_as::<FULL_LEN>(msg.try_into().ok()?, recv_ts_ns, table, state, quote, emit)
+        }
+        _ => return None,
+    })
 }
 
 /// Parses one WebSocket message: normally one packet (as Dhan sends it), but packets placed back to
@@ -458,6 +579,14 @@ pub fn parse_message(
     state: &mut [SymState],
     mut on: impl FnMut(Result<(Tick, bool), ParseError>),
 ) -> Said {
+    match parse_single(msg, recv_ts_ns, table, state, |t| on(Ok((t, true)))) {
+        Some(Ok(())) => return Said::Data,
+        Some(Err(e)) => {
+            on(Err(e));
+            return Said::Data;
+        }
+        None => {}
+    }
     let mut rest = msg;
     let mut held: Option<Tick> = None;
     let mut said = Said::Data;
@@ -485,33 +614,15 @@ pub fn parse_message(
             code::STATUS => continue,
             _ => {}
         }
-        let (seg, sid) = (p[field::SEGMENT], u32_at(p, field::SECURITY_ID));
-        let res = match table.lookup(seg, sid) {
-            None => Err(ParseError::UnknownInstrument {
-                segment: seg,
-                security_id: sid,
-            }),
-            Some(id) => {
-                let i = id as usize;
-                match (table.of_id.get(i), state.get_mut(i)) {
-                    (Some(e), Some(st)) => {
-                        let mut t = Tick::new(id);
-                        t.recv_ts_ns = recv_ts_ns;
-                        fill(p, e, st, &mut t).map(|emit| emit.then_some(t))
-                    }
-                    _ => Err(ParseError::UnknownInstrument {
-                        segment: seg,
-                        security_id: sid,
-                    }),
-                }
-            }
+        let Some(head) = p.first_chunk::<8>() else {
+            continue;
         };
+        let res = resolve(head, table, state).and_then(|(id, e, st)| {
+            let mut t = Tick::new(id);
+            t.recv_ts_ns = recv_ts_ns;
+            fill(p, e, st, &mut t).map(|emit| emit.then_some(t))
+        });
         match res {
-            // One packet per message, as Dhan sends them: hand it on at once, marked last.
-            Ok(Some(t)) if rest.is_empty() && held.is_none() => {
-                on(Ok((t, true)));
-                return said;
-            }
             Ok(Some(t)) => {
                 if let Some(prev) = held.replace(t) {
                     on(Ok((prev, false)));

@@ -15,7 +15,7 @@ use tickwire_engine::router::Mode;
 use tickwire_engine::symbols::SymbolId;
 use tungstenite::Message;
 
-use super::packet::{parse_message, segment, Instruments, Said, SymState};
+use super::packet::{parse_message, parse_single, segment, Instruments, Said, SymState};
 use crate::feed::protocol::{
     BrokerProtocol, ConnectJob, ConnectRequest, Incoming, Limits, Liveness, Request,
 };
@@ -249,6 +249,18 @@ impl BrokerProtocol for Dhan {
     ) -> Result<(), FeedError> {
         match msg {
             Incoming::Binary(b) => {
+                // One packet per message, as Dhan sends them: the tick goes from the parser to
+                // the sink in one move (see `parse_single`).
+                match parse_single(b, recv_ts_ns, &self.table, &mut self.state, |t| {
+                    sink.tick(t, true)
+                }) {
+                    Some(Ok(())) => return Ok(()),
+                    Some(Err(e)) => {
+                        sink.parse_error("dhan", &e);
+                        return Ok(());
+                    }
+                    None => {}
+                }
                 let said =
                     parse_message(b, recv_ts_ns, &self.table, &mut self.state, |r| match r {
                         Ok((t, last)) => sink.tick(t, last),

@@ -533,3 +533,53 @@ fn mutated_messages_never_panic_and_add_up() {
         );
     }
 }
+
+/// The protocol's one-packet fast path (`parse_single`) and the general loop must agree: the same
+/// ticks, errors and disconnects for every message, valid or mutated.
+#[test]
+fn the_single_packet_path_agrees_with_the_general_one() {
+    let t = instruments();
+    let mut st = vec![SymState::default(); t.of_id.len()];
+    let mut d = dhan();
+    let seeds: [&[u8]; 8] = [
+        &TICKER,
+        &PREV_CLOSE,
+        &QUOTE,
+        &OI,
+        &FULL,
+        &DEPTH,
+        &DISCONNECT,
+        &USDINR_TICKER,
+    ];
+    let mut s = 0xfa57_u64;
+    let mut buf = Vec::new();
+    let (mut via_proto, mut out) = (Vec::new(), Vec::new());
+    for i in 0..50_000 {
+        buf.clear();
+        // Mostly one packet per message, the case the fast path takes.
+        for _ in 0..=(rng(&mut s) % 4).saturating_sub(2) {
+            buf.extend_from_slice(seeds[(rng(&mut s) % seeds.len() as u64) as usize]);
+        }
+        if i % 2 == 1 {
+            let r = rng(&mut s);
+            let at = (r >> 8) as usize % buf.len().max(1);
+            match r % 3 {
+                0 if !buf.is_empty() => buf[at] = (r >> 32) as u8,
+                1 => buf.truncate(at),
+                _ if !buf.is_empty() => buf[at] ^= 1 << (r % 8),
+                _ => {}
+            }
+        }
+        let (mut ticks, mut errs) = (Vec::new(), 0);
+        let said = parse_message(&buf, 9, &t, &mut st, |r| match r {
+            Ok(x) => ticks.push(x.0),
+            Err(_) => errs += 1,
+        });
+        via_proto.clear();
+        let mut sink = TickSink::collect(&mut via_proto);
+        let r = d.on_message(Incoming::Binary(&buf), 9, &mut sink, &mut out);
+        assert_eq!(sink.errors(), errs, "{buf:?}");
+        assert_eq!(r.is_err(), matches!(said, Said::Disconnect(_)), "{buf:?}");
+        assert_eq!(via_proto, ticks, "{buf:?}");
+    }
+}
