@@ -194,7 +194,7 @@ impl Dialect for Angel {
         Ok(())
     }
 
-    fn session(&self) -> Box<dyn Session> {
+    fn session(&self, _head: &Head, _ctx: &Ctx<'_>) -> Box<dyn Session> {
         Box::new(AngelSession {
             modes: HashMap::new(),
             keys: self.keys.clone(),

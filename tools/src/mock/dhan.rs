@@ -16,7 +16,6 @@
 //!   the Kite rows of the market.
 //! - `GET /mock/dhan-upgrades`: how many upgrades were asked for (tests: "no further connection").
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -160,12 +159,6 @@ pub fn row(r: &Instrument) -> (Row, u8) {
     }
 }
 
-thread_local! {
-    /// The verdict of this thread's last upgrade (0: accepted), for the session the server makes
-    /// next on the same thread: `Dialect::session` is not told which request it serves.
-    static VERDICT: Cell<u16> = const { Cell::new(0) };
-}
-
 /// See the module docs.
 pub struct Dhan {
     csv: String,
@@ -211,7 +204,7 @@ impl Dialect for Dhan {
         }
     }
 
-    fn upgrade(&self, head: &Head, ctx: &Ctx<'_>) -> Result<(), Reply> {
+    fn upgrade(&self, head: &Head, _ctx: &Ctx<'_>) -> Result<(), Reply> {
         self.upgrades.fetch_add(1, Ordering::Relaxed);
         let q = |k: &str| head.query.get(k).map(String::as_str);
         if !(head.path == "/" || head.path.is_empty())
@@ -224,7 +217,13 @@ impl Dialect for Dhan {
                 "expected /?version=2&token=…&clientId=…&authType=2\n",
             ));
         }
-        let verdict = if q("clientId") != Some(ctx.cfg.api_key.as_str()) {
+        Ok(())
+    }
+
+    fn session(&self, head: &Head, ctx: &Ctx<'_>) -> Box<dyn Session> {
+        // Dhan accepts the upgrade and refuses inside the socket: packet 50 with the reason.
+        let q = |k: &str| head.query.get(k).map(String::as_str);
+        let refused = if q("clientId") != Some(ctx.cfg.api_key.as_str()) {
             808
         } else if q("token") != Some(ctx.cfg.access_token.as_str()) {
             if q("token").is_some_and(|t| t.starts_with("expired")) {
@@ -237,12 +236,6 @@ impl Dialect for Dhan {
         } else {
             0
         };
-        VERDICT.with(|v| v.set(verdict));
-        Ok(())
-    }
-
-    fn session(&self) -> Box<dyn Session> {
-        let refused = VERDICT.with(|v| v.replace(0));
         if refused == 0 {
             self.open.fetch_add(1, Ordering::Relaxed);
         }

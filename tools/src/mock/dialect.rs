@@ -96,8 +96,9 @@ pub trait Dialect: Send + Sync {
     fn http(&self, head: &Head, body: &[u8], ctx: &Ctx<'_>) -> Option<Reply>;
     /// Accepts an upgrade (`Ok`) or answers it instead (refusal, redirect).
     fn upgrade(&self, head: &Head, ctx: &Ctx<'_>) -> Result<(), Reply>;
-    /// A new connection's state.
-    fn session(&self) -> Box<dyn Session>;
+    /// The state of a connection [`Dialect::upgrade`] accepted, from its request (Dhan accepts
+    /// every well-formed upgrade and refuses bad credentials inside the socket, by packet 50).
+    fn session(&self, head: &Head, ctx: &Ctx<'_>) -> Box<dyn Session>;
     /// Sent about every second on every connection (Kite's 1-byte heartbeat).
     fn heartbeat(&self) -> Option<Message> {
         None

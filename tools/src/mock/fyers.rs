@@ -219,7 +219,7 @@ impl Dialect for Fyers {
         Ok(())
     }
 
-    fn session(&self) -> Box<dyn Session> {
+    fn session(&self, _head: &Head, _ctx: &Ctx<'_>) -> Box<dyn Session> {
         Box::new(FyersSession {
             topics: self.topics.clone(),
             subs: HashMap::new(),

@@ -48,7 +48,7 @@ impl Dialect for Kite {
         Ok(())
     }
 
-    fn session(&self) -> Box<dyn Session> {
+    fn session(&self, _head: &Head, _ctx: &Ctx<'_>) -> Box<dyn Session> {
         Box::new(KiteSession {
             subs: HashMap::new(),
             token_index: self.token_index.clone(),

@@ -224,7 +224,7 @@ impl Dialect for Noren {
         Ok(())
     }
 
-    fn session(&self) -> Box<dyn Session> {
+    fn session(&self, _head: &Head, _ctx: &Ctx<'_>) -> Box<dyn Session> {
         Box::new(NorenSession {
             keys: self.keys.clone(),
             info: self.info.clone(),

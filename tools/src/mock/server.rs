@@ -402,7 +402,7 @@ fn serve_stream<S: Read + Write>(
         stream.write_all(&reply.to_bytes())?;
         return stream.flush();
     }
-    let Some(key) = head.ws_key else {
+    let Some(key) = head.ws_key.clone() else {
         return http::respond(
             &mut stream,
             "400 Bad Request",
@@ -416,7 +416,7 @@ fn serve_stream<S: Read + Write>(
     let cfg = WebSocketConfig::default().max_write_buffer_size(64 << 20);
     let mut ws = WebSocket::from_partially_read(stream, leftover, Role::Server, Some(cfg));
     let (tx, rx) = sync_channel(4096);
-    let mut session = s.dialect.session();
+    let mut session = s.dialect.session(&head, &ctx);
     let mut opening = Vec::new();
     session.on_open(&ctx, &mut opening);
     for m in opening {

@@ -202,7 +202,7 @@ impl Dialect for Upstox {
         Err(r)
     }
 
-    fn session(&self) -> Box<dyn Session> {
+    fn session(&self, _head: &Head, _ctx: &Ctx<'_>) -> Box<dyn Session> {
         Box::new(UpstoxSession {
             subs: HashMap::new(),
             keys: self.keys.clone(),
