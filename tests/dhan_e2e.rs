@@ -212,7 +212,7 @@ fn serve_dhan(bport: u16, token: &str) -> Served {
 
 #[test]
 fn dhan_reconnects_after_the_broker_restarts_with_modes_restored() {
-    let (_gw, _m2, bport) =
+    let (_gw, _m2, bport, _client) =
         reconnect_restores_modes("dhan", |bport| serve_dhan(bport, "mock_access_token"));
     // One connection to the new mock, carrying exactly the two symbols.
     let conns = mock_connections(bport);

@@ -88,11 +88,12 @@ pub fn shm_has_sent_values(d: &Demo, symbol: &str) {
 /// A mock of `broker` on a free port and `serve` (given the mock's port) against it; a client holds
 /// NSE:TCS in Depth and NSE:SBIN in LTP; the mock is killed and restarted on the same port: the
 /// feed reconnects and both come back in their modes (TCS with 5 levels each side). Returns the
-/// gateway, the new mock and its port for the broker's own checks.
+/// gateway, the new mock, its port and the client (still subscribed: dropping it unsubscribes) for
+/// the broker's own checks.
 pub fn reconnect_restores_modes(
     broker: &str,
     serve: impl Fn(u16) -> super::Served,
-) -> (super::Served, super::Proc, u16) {
+) -> (super::Served, super::Proc, u16, super::Ws) {
     use super::{feed_status, free_port, mock_of, wait_data};
     let bport = free_port();
     let m = mock_of(broker, bport, &[]);
@@ -117,5 +118,5 @@ pub fn reconnect_restores_modes(
     assert_eq!(s["mode"], 1, "{s}");
     let f = feed_status(gw.port);
     assert!(f["connects"].as_u64().unwrap() >= 2, "{f}");
-    (gw, m2, bport)
+    (gw, m2, bport, ws)
 }
