@@ -251,4 +251,60 @@ mod tests {
             .unwrap_err()
             .contains("unknown exchange"));
     }
+
+    /// `serve`'s flags as the command line gives them.
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let argv = ["serve", "--api-key", "k"].iter().chain(args);
+        <Cli as clap::Parser>::try_parse_from(argv).unwrap().serve
+    }
+
+    #[test]
+    fn noren_brokers_take_their_urls_and_one_set_of_credentials() {
+        let creds = ["--noren-user", "U1", "--noren-token", "T"];
+        let one = |extra: &[&str]| {
+            let mut a = vec!["--broker"];
+            a.extend_from_slice(extra);
+            a.extend_from_slice(&creds);
+            upstreams(&serve_args(&a))
+        };
+        let up = one(&["flattrade"]).unwrap();
+        let BrokerConfig::Noren(c) = &up[0].broker else {
+            panic!("{:?}", up[0].broker)
+        };
+        assert_eq!(
+            (c.broker, c.url.as_str()),
+            ("flattrade", noren::FLATTRADE_URL)
+        );
+        assert_eq!((c.user.as_str(), c.account.as_str()), ("U1", "U1"));
+        assert!(up[0].instruments.contains("NSE_symbols.txt.zip"));
+        let up = one(&["shoonya", "--shoonya-url", "ws://127.0.0.1:1/NorenWSTP/"]).unwrap();
+        let BrokerConfig::Noren(c) = &up[0].broker else {
+            panic!()
+        };
+        assert_eq!(c.url, "ws://127.0.0.1:1/NorenWSTP/");
+        assert!(one(&["noren"]).err().unwrap().contains("--noren-url"));
+        let mut two = vec!["--feed", "shoonya:NSE", "--feed", "flattrade:NFO"];
+        two.extend_from_slice(&creds);
+        assert!(upstreams(&serve_args(&two))
+            .err()
+            .unwrap()
+            .contains("one Noren broker at a time"));
+    }
+
+    #[test]
+    fn missing_credentials_name_their_flag() {
+        let e = upstreams(&serve_args(&["--broker", "angel", "--angel-api-key", "K"]))
+            .err()
+            .unwrap();
+        assert!(e.contains("--angel-client-code"), "{e}");
+        let e = upstreams(&serve_args(&["--broker", "dhan", "--dhan-client-id", "1"]))
+            .err()
+            .unwrap();
+        assert!(e.contains("--dhan-access-token"), "{e}");
+    }
 }

@@ -114,12 +114,18 @@ pub enum RouterPlacement {
 #[command(after_help = "Each broker's flags:\n  \
     kite:   --kite-api-key K --kite-access-token T [--kite-url wss://ws.kite.trade] [--kite-instruments URL|FILE]\n  \
     upstox: --upstox-access-token T [--upstox-url https://api.upstox.com] [--upstox-instruments URL|FILE]\n  \
-    fyers:  --fyers-access-token APPID:JWT [--fyers-url wss://socket.fyers.in/hsm/v1-5/prod] [--fyers-api-url https://api-t1.fyers.in] [--fyers-instruments URL,URL,...]\n\
+    fyers:  --fyers-access-token APPID:JWT [--fyers-url wss://socket.fyers.in/hsm/v1-5/prod] [--fyers-api-url https://api-t1.fyers.in] [--fyers-instruments URL,URL,...]\n  \
+    angel:  --angel-api-key K --angel-client-code C --angel-jwt JWT --angel-feed-token F [--angel-url wss://smartapisocket.angelone.in/smart-stream] [--angel-instruments URL|FILE]\n  \
+    dhan:   --dhan-client-id ID --dhan-access-token T [--dhan-url wss://api-feed.dhan.co] [--dhan-instruments URL|FILE]\n  \
+    shoonya, flattrade, noren: --noren-user UID --noren-token SUSERTOKEN [--noren-account ACTID] [--shoonya-url|--flattrade-url|--noren-url URL (required for noren)] [--noren-instruments URL,URL,...]\n\
 With one broker, --broker-url and --instruments may stand for its own URL and master flags.\n\
 Several brokers at once: --feed kite:NSE,BSE,NSE_INDEX,BSE_INDEX --feed upstox:NFO,BFO,CDS,MCX\n\
 Secrets can come from the environment or a file instead of flags (kept out of the process table):\n  \
 TICKWIRE_API_KEYS (comma-separated), TICKWIRE_KITE_API_KEY, TICKWIRE_KITE_ACCESS_TOKEN,\n  \
-TICKWIRE_UPSTOX_ACCESS_TOKEN, TICKWIRE_FYERS_ACCESS_TOKEN, as variables or as NAME=value lines\n  \
+TICKWIRE_UPSTOX_ACCESS_TOKEN, TICKWIRE_FYERS_ACCESS_TOKEN, TICKWIRE_ANGEL_API_KEY,\n  \
+TICKWIRE_ANGEL_CLIENT_CODE, TICKWIRE_ANGEL_JWT, TICKWIRE_ANGEL_FEED_TOKEN, TICKWIRE_DHAN_CLIENT_ID,\n  \
+TICKWIRE_DHAN_ACCESS_TOKEN, TICKWIRE_NOREN_USER, TICKWIRE_NOREN_ACCOUNT, TICKWIRE_NOREN_TOKEN,\n  \
+as variables or as NAME=value lines\n  \
 of --secrets-file FILE; a flag wins over its variable, a variable over the file.")]
 pub struct ServeArgs {
     /// Client WebSocket port on 127.0.0.1 (OpenAlgo's 8765).
