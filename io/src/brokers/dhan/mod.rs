@@ -3,6 +3,7 @@
 //! | file | what |
 //! |---|---|
 //! | [`packet`] | the response packets: a checked reader into ticks, and writers for the mock |
+//! | [`grid`] | the instrument table and the tick-grid rule for f32 prices |
 //! | [`protocol`] | [`Dhan`]: the broker seam (URL, requests, keepalive, disconnect reasons) |
 //! | [`instruments`] | the scrip master CSV and OpenAlgo names |
 //!
@@ -10,6 +11,7 @@
 //! name, the security id, and the tick size in price units (10^-7 rupee; 0 when the master gives
 //! none), which the parser needs to put f32 prices on the tick grid (`docs/brokers.md`).
 
+pub mod grid;
 pub mod instruments;
 pub mod packet;
 pub mod protocol;
