@@ -7,11 +7,8 @@
 //! cargo bench --bench parse -- dhan    (only the cases whose name contains a given word)
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use hdrhistogram::Histogram;
 use prost::Message as _;
-use tickwire_engine::Tick;
 use tickwire_io::brokers::fyers::{self, serve, DataWriter, SnapshotSpec};
 use tickwire_io::brokers::upstox::{self, pb};
 use tickwire_io::feed::protocol::{Incoming, Request};
@@ -19,86 +16,10 @@ use tickwire_io::feed::{BrokerProtocol, TickSink};
 use tickwire_io::kite::packet::{Kind, RawLevel, Repr};
 use tickwire_io::kite::{self, TokenMap};
 
-const BATCH: usize = 1000;
-
-/// Times `protocol.on_message` over `messages` (cycled) and prints one table row.
-fn case(name: &str, protocol: &mut dyn BrokerProtocol, messages: &[Vec<u8>], samples: usize) {
-    case_as(name, protocol, messages, samples, false)
-}
-
-/// [`case`] for binary messages, or for text ones (`text`: each message is UTF-8).
-/// Times `f` over `messages` (cycled) like [`case_as`], for a row with no protocol (a floor).
-fn timed(name: &str, messages: &[Vec<u8>], samples: usize, mut f: impl FnMut(&[u8])) {
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
-    for s in 0..samples + 10 {
-        let t0 = Instant::now();
-        for i in 0..BATCH {
-            f(&messages[(s * BATCH + i) % messages.len()]);
-        }
-        if s >= 10 {
-            let dt = t0.elapsed().as_nanos() as u64;
-            hist.record((dt * 10 / BATCH as u64).max(1)).unwrap();
-        }
-    }
-    let p = |q: f64| hist.value_at_quantile(q) as f64 / 10.0;
-    println!(
-        "| {name:<34} | {:>5} | {:>8.1} | {:>8.1} | {:>8.1} | {:>8.1} |",
-        "-",
-        p(0.5),
-        p(0.9),
-        p(0.99),
-        p(0.5),
-    );
-}
-
-fn case_as(
-    name: &str,
-    protocol: &mut dyn BrokerProtocol,
-    messages: &[Vec<u8>],
-    samples: usize,
-    text: bool,
-) {
-    let words: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    if !words.is_empty() && !words.iter().any(|w| name.contains(w.as_str())) {
-        return;
-    }
-    let mut ticks: Vec<Tick> = Vec::with_capacity(1 << 16);
-    let mut out = Vec::new();
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
-    let mut per_msg = 0u64;
-    for s in 0..samples + 10 {
-        ticks.clear();
-        let t0 = Instant::now();
-        for i in 0..BATCH {
-            let m = &messages[(s * BATCH + i) % messages.len()];
-            let mut sink = TickSink::collect(&mut ticks);
-            let msg = match text {
-                true => Incoming::Text(std::str::from_utf8(m).expect("text")),
-                false => Incoming::Binary(m),
-            };
-            protocol
-                .on_message(msg, 1, &mut sink, &mut out)
-                .expect("clean input");
-        }
-        let dt = t0.elapsed().as_nanos() as u64;
-        per_msg = (ticks.len() / BATCH) as u64;
-        ticks.clear();
-        if s >= 10 {
-            hist.record((dt * 10 / BATCH as u64).max(1)).unwrap(); // 0.1 ns units
-        }
-    }
-    let p = |q: f64| hist.value_at_quantile(q) as f64 / 10.0;
-    println!(
-        "| {name:<34} | {per_msg:>5} | {:>8.1} | {:>8.1} | {:>8.1} | {:>8.1} |",
-        p(0.5),
-        p(0.9),
-        p(0.99),
-        p(0.5) / per_msg.max(1) as f64,
-    );
-}
+/// Timing and printing of one row, and the seam floor.
+#[path = "parse/harness.rs"]
+mod harness;
+use harness::{case, case_as, timed, Floor, BATCH};
 
 /// A Kite frame of `n` packets of `kind`.
 fn kite_frame(kind: Kind, n: u32) -> Vec<u8> {
@@ -460,51 +381,6 @@ fn main() {
         &[vec![0]],
         samples,
     );
-}
-
-/// The cost of the seam itself: a protocol whose parse builds `Tick::new` and hands it to the sink,
-/// nothing else. What a binary parser costs on top of this is its own work.
-struct Floor;
-
-impl BrokerProtocol for Floor {
-    fn name(&self) -> &'static str {
-        "floor"
-    }
-    fn limits(&self) -> tickwire_io::feed::protocol::Limits {
-        tickwire_io::feed::protocol::Limits {
-            per_message: 1,
-            per_connection: 1,
-            connections: 1,
-            by_mode: None,
-        }
-    }
-    fn liveness(&self) -> tickwire_io::feed::protocol::Liveness {
-        tickwire_io::feed::protocol::Liveness {
-            dead_after: std::time::Duration::from_secs(1),
-            keepalive: None,
-        }
-    }
-    fn connect_job(&self) -> tickwire_io::feed::protocol::ConnectJob {
-        Box::new(|| Err(tickwire_io::feed::FeedError::stop("no connection")))
-    }
-    fn knows(&self, _: u32) -> bool {
-        true
-    }
-    fn encode(&mut self, _: Request<'_>, _: &mut Vec<tungstenite::Message>) {}
-    fn on_message(
-        &mut self,
-        msg: Incoming<'_>,
-        recv_ts_ns: i64,
-        sink: &mut TickSink<'_>,
-        _out: &mut Vec<tungstenite::Message>,
-    ) -> Result<(), tickwire_io::feed::FeedError> {
-        if let Incoming::Binary(b) = msg {
-            let mut t = Tick::new(b.len() as u32);
-            t.recv_ts_ns = recv_ts_ns;
-            sink.tick(t, true);
-        }
-        Ok(())
-    }
 }
 
 /// Noren: acked, 100 tokens subscribed (touchline and depth), snapshots merged; then the
