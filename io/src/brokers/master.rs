@@ -32,6 +32,13 @@ impl MasterError {
             msg: msg.into(),
         }
     }
+
+    /// What went wrong, without the source's name.
+    pub fn message(&self) -> &str {
+        match self {
+            MasterError::Load { msg, .. } | MasterError::Format { msg, .. } => msg,
+        }
+    }
 }
 
 /// Largest master accepted (Upstox's complete file is ~56 MB unpacked).
@@ -62,6 +69,14 @@ pub fn fetch(source: &str) -> Result<Vec<u8>, MasterError> {
         return Ok(out);
     }
     Ok(raw)
+}
+
+/// The text of `source` (see [`fetch`]); anything but UTF-8 is a load error.
+pub fn fetch_text(source: &str) -> Result<String, MasterError> {
+    String::from_utf8(fetch(source)?).map_err(|e| MasterError::Load {
+        source_name: source.to_owned(),
+        msg: format!("not UTF-8: {e}"),
+    })
 }
 
 /// `epoch ms` → the (year, month, day) of that instant in India (UTC+5:30), where every expiry

@@ -120,16 +120,9 @@ pub fn parse(text: &str) -> Result<Vec<Instrument>, InstrumentsError> {
 
 /// Reads the master from an `http(s)://` URL or a file path (gzip or plain).
 pub fn load(source: &str) -> Result<Vec<Instrument>, InstrumentsError> {
-    use crate::brokers::master::MasterError;
-    let bytes = crate::brokers::master::fetch(source).map_err(|e| InstrumentsError::Load {
+    let text = crate::brokers::master::fetch_text(source).map_err(|e| InstrumentsError::Load {
         source_name: source.to_owned(),
-        msg: match e {
-            MasterError::Load { msg, .. } | MasterError::Format { msg, .. } => msg,
-        },
-    })?;
-    let text = String::from_utf8(bytes).map_err(|e| InstrumentsError::Load {
-        source_name: source.to_owned(),
-        msg: format!("not UTF-8: {e}"),
+        msg: e.message().to_owned(),
     })?;
     parse(&text)
 }
