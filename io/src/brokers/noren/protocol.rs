@@ -320,10 +320,12 @@ impl BrokerProtocol for Noren {
         sink: &mut TickSink<'_>,
         out: &mut Vec<Message>,
     ) -> Result<(), FeedError> {
-        let Incoming::Text(text) = msg else {
-            return Ok(()); // Noren speaks text only
-        };
         let name = self.cfg.broker;
+        let Incoming::Text(text) = msg else {
+            // Noren speaks text only: a binary message is not market data, and is said so.
+            sink.parse_error(name, &"unexpected binary message");
+            return Ok(());
+        };
         self.on_text(text.as_bytes(), recv_ts_ns, out, |r| match r {
             Ok((t, last)) => sink.tick(t, last),
             Err(e) => sink.parse_error(name, &e),

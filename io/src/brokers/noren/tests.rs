@@ -343,7 +343,8 @@ fn on_message_feeds_the_sink() {
         .unwrap();
     p.on_message(Incoming::Binary(b"\x00"), 3, &mut sink, &mut out)
         .unwrap();
-    assert_eq!((sink.ticks(), sink.errors()), (1, 1));
+    // The bad text and the binary message: each a counted error.
+    assert_eq!((sink.ticks(), sink.errors()), (1, 2));
     assert_eq!(ticks[0].ltp, px(118, 55));
 }
 
