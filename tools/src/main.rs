@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tickwire::gateway_cmd::{self, DemoArgs, MockArgs, ServeArgs};
+use tickwire::logging::LogFormat;
 use tickwire::shm_cmd::{self, ShmCmd};
 
 #[derive(Parser, Debug)]
@@ -17,6 +18,12 @@ use tickwire::shm_cmd::{self, ShmCmd};
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Log level or filter (`info`, `debug`, `tickwire_io=debug,info`); `RUST_LOG` wins when set.
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    /// Log lines as human-readable text or as JSON objects (one a line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -59,6 +66,17 @@ fn main() -> ExitCode {
         }
     }
     let cli = Cli::parse();
+    let _log = match tickwire::logging::init(cli.log_level.as_deref(), cli.log_format) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("tickwire: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = tickwire::reload::install_sighup() {
+        eprintln!("tickwire: cannot install SIGHUP handler: {e}");
+        return ExitCode::FAILURE;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second Ctrl-C ends the process at once, whatever it is doing; the first asks for a
@@ -81,6 +99,8 @@ fn main() -> ExitCode {
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Said on stderr directly too: the log queue may not be drained before exit, and a
+            // fatal error must reach the operator.
             eprintln!("tickwire: error: {e}");
             ExitCode::FAILURE
         }
@@ -99,8 +119,8 @@ fn shutdown_watchdog(stop: Arc<AtomicBool>) {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
             std::thread::sleep(SHUTDOWN_GRACE);
-            eprintln!(
-                "tickwire: still stopping after {} s; exiting now",
+            tracing::error!(
+                "still stopping after {} s; exiting now",
                 SHUTDOWN_GRACE.as_secs()
             );
             std::process::exit(1);

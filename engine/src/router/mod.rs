@@ -360,7 +360,7 @@ impl<P: Publish> Router<P> {
             .name("tickwire-router".into())
             .spawn(move || {
                 if let Err(e) = crate::affinity::pin_current(core) {
-                    eprintln!("router: {e}; running unpinned");
+                    tracing::warn!("router: {e}; running unpinned");
                 }
                 self.run(&stop)
             })

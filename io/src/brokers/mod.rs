@@ -132,7 +132,7 @@ pub fn keys_by_id(listings: &[Listing], reg: &SymbolRegistry) -> Arc<Vec<Box<str
 pub fn register(reg: &mut SymbolRegistry, listings: &[Listing]) {
     for l in listings {
         if let Err(e) = reg.register(&l.exchange, &l.symbol, &l.key) {
-            eprintln!("instrument {}:{} skipped: {e}", l.exchange, l.symbol);
+            tracing::warn!("instrument {}:{} skipped: {e}", l.exchange, l.symbol);
         }
     }
 }

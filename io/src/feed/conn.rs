@@ -301,17 +301,17 @@ impl Conn {
         match self.machine.failed(&e, Instant::now()) {
             Some(_) => {
                 if was_open {
-                    eprintln!("{name} feed (connection {c}): disconnected: {e}");
+                    tracing::warn!("{name} feed (connection {c}): disconnected: {e}");
                 } else if let Some(line) = self
                     .dial_failures
                     .hit(|| format!("{name} (connection {c}): {e}"), Instant::now())
                 {
-                    eprintln!("{line}; retrying with backoff");
+                    tracing::warn!("{line}; retrying with backoff");
                 }
                 ctx.status.set_conn_state(c, feed_state::BACKOFF);
             }
             None => {
-                eprintln!(
+                tracing::error!(
                     "{name} feed (connection {c}): stopped, not retrying: {e} \
                      (fix the credentials and restart)"
                 );
@@ -414,7 +414,7 @@ impl Conn {
     fn rejected(&mut self, ctx: &mut Ctx<'_>, syms: Vec<SymbolId>, reason: &str, retry: bool) {
         let status = ctx.status;
         status.broker_errors.fetch_add(1, Ordering::Relaxed);
-        eprintln!(
+        tracing::warn!(
             "{} feed: broker {} {} symbols: {reason}",
             self.protocol.name(),
             if retry {

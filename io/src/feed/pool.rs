@@ -218,7 +218,7 @@ impl Pool {
         let Ok(c) = placed else {
             self.full_logged += 1;
             if self.full_logged <= 10 {
-                eprintln!(
+                tracing::warn!(
                     "{} feed: its {} connections are full ({} instruments each, and the broker's \
                      per-mode limits); {} waits for room",
                     self.proto.name(),
@@ -322,7 +322,7 @@ impl Pool {
         status.set_symbol_state(sym, upstream_state::PENDING);
         status.resubscribes.fetch_add(1, Ordering::Relaxed);
         if why == Waiting::Rejected || status.resubscribes.load(Ordering::Relaxed) <= 10 {
-            eprintln!(
+            tracing::info!(
                 "{} feed: asking again for {} ({})",
                 self.proto.name(),
                 self.name_of(sym),

@@ -83,7 +83,7 @@ impl<'a> TickSink<'a> {
         self.errors += 1;
         if let Some(s) = self.status {
             if s.parse_errors.fetch_add(1, Ordering::Relaxed) < LOGGED_PARSE_ERRORS {
-                eprintln!("{broker} feed: bad packet: {e}");
+                tracing::warn!("{broker} feed: bad packet: {e}");
             }
         }
     }

@@ -126,10 +126,10 @@ impl FeedThread {
             .name(format!("tickwire-feed-{name}"))
             .spawn(move || {
                 if let Err(e) = tickwire_engine::affinity::pin_current(self.core) {
-                    eprintln!("feed thread {name}: {e}; running unpinned");
+                    tracing::warn!("feed thread {name}: {e}; running unpinned");
                 }
                 if let Err(e) = self.run(&stop) {
-                    eprintln!("feed thread {name}: stopped: {e}");
+                    tracing::error!("feed thread {name}: stopped: {e}");
                 }
             })
     }

@@ -245,10 +245,10 @@ impl Gateway {
             .name("tickwire-clients".into())
             .spawn(move || {
                 if let Err(e) = tickwire_engine::affinity::pin_current(self.shared.cfg.core) {
-                    eprintln!("client gateway: {e}; running unpinned");
+                    tracing::warn!("client gateway: {e}; running unpinned");
                 }
                 if let Err(e) = self.run(&stop, &router_bell) {
-                    eprintln!("client gateway: stopped: {e}");
+                    tracing::error!("client gateway: stopped: {e}");
                 }
             })
     }
@@ -421,7 +421,7 @@ impl Gateway {
                     s.timers(&self.shared);
                 }
                 if let Some(line) = clients.refusals.due(last_timers) {
-                    eprintln!("{line}");
+                    tracing::warn!("{line}");
                 }
             }
             // Reap closed sessions; the router forgets them through UnsubscribeAll.
@@ -458,7 +458,7 @@ impl Gateway {
                     // next readiness.
                     let now = Instant::now();
                     if let Some(line) = clients.refusals.hit(|| format!("accept: {e}"), now) {
-                        eprintln!("{line}");
+                        tracing::warn!("{line}");
                     }
                     break;
                 }
@@ -481,7 +481,7 @@ impl Gateway {
                         Instant::now(),
                     );
                     if let Some(line) = line {
-                        eprintln!("{line}");
+                        tracing::warn!("{line}");
                     }
                     continue;
                 }

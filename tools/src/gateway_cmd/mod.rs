@@ -346,7 +346,7 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
         })
         .collect();
     let run = start(ups, a.port, a.api_keys, &a.engine)?;
-    eprintln!(
+    tracing::info!(
         "tickwire: serving ws://{} ({} instruments from {}), shm {}",
         run.addr,
         run.registry.len(),
@@ -419,7 +419,7 @@ pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
     println!("  try: NSE:SBIN NSE:RELIANCE NSE:INFY NSE:TCS NSE_INDEX:NIFTY NFO:NIFTY29DEC26FUT CDS:USDINR29DEC26FUT");
     println!("Ctrl-C to stop.");
     wait(stop);
-    eprintln!("tickwire demo: shutting down");
+    tracing::info!("tickwire demo: shutting down");
     run.shutdown();
     mock.stop();
     Ok(())

@@ -213,7 +213,7 @@ pub fn start(
     let inline = threads_n == 1 && e.router == RouterPlacement::Inline;
     let (router_thread, mut inline_router) = if inline {
         if e.router_core.is_some() || e.idle != IdleStrategy::default() {
-            eprintln!(
+            tracing::warn!(
                 "tickwire: --router-core and --idle apply to --router thread; the inline router \
                  runs on the feed thread (--feed-core) and sleeps in its poller"
             );

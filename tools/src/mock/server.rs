@@ -269,7 +269,7 @@ fn market_loop(s: &Shared) {
 /// Pins the calling mock thread where the config says; a failure is logged, not fatal.
 fn pin(s: &Shared) {
     if let Err(e) = tickwire_engine::affinity::pin_current(s.cfg.core) {
-        eprintln!("mock broker: {e}");
+        tracing::error!("mock broker: {e}");
     }
 }
 
@@ -324,7 +324,7 @@ fn accept_loop(listener: TcpListener, s: &Arc<Shared>) {
                             if e.kind() != io::ErrorKind::ConnectionReset
                                 && e.kind() != io::ErrorKind::BrokenPipe
                             {
-                                eprintln!("mock-broker: connection: {e}");
+                                tracing::warn!("mock-broker: connection: {e}");
                             }
                         }
                     });
@@ -333,7 +333,7 @@ fn accept_loop(listener: TcpListener, s: &Arc<Shared>) {
                 thread::sleep(Duration::from_millis(5))
             }
             Err(e) => {
-                eprintln!("mock-broker: accept: {e}");
+                tracing::warn!("mock-broker: accept: {e}");
                 thread::sleep(Duration::from_millis(50));
             }
         }
