@@ -3,6 +3,7 @@
 
 pub mod bench_cmd;
 pub mod bench_fanout;
+pub mod bench_soak;
 pub mod gateway_cmd;
 pub mod json;
 pub mod logging;
@@ -11,3 +12,4 @@ pub mod reload;
 pub mod secrets;
 pub mod shm_cmd;
 pub mod synthetic;
+pub mod wsraw;

@@ -50,6 +50,10 @@ enum BenchCmd {
     /// Mock broker → gateway → many WebSocket clients (1,000 by default): messages/s delivered,
     /// latency percentiles, gateway CPU per million messages, with `--stalled P` % never reading.
     Fanout(tickwire::bench_fanout::FanoutArgs),
+    /// Mock market at 200,000 updates/s → a `tickwire serve` child → 500 clients subscribing and
+    /// unsubscribing at random for 5 minutes: the gateway's memory over time and every error
+    /// (bounded; run by hand, not part of the tests).
+    Soak(tickwire::bench_soak::SoakArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Cmd::Shm(c) => shm_cmd::run(c, &stop),
         Cmd::Bench(BenchCmd::E2e(a)) => tickwire::bench_cmd::e2e(a, &stop),
         Cmd::Bench(BenchCmd::Fanout(a)) => tickwire::bench_fanout::fanout(a, &stop),
+        Cmd::Bench(BenchCmd::Soak(a)) => tickwire::bench_soak::soak(a, &stop),
         Cmd::Demo(a) => gateway_cmd::demo(a, &stop),
         Cmd::Serve(a) => gateway_cmd::serve(*a, &stop),
         Cmd::MockBroker(a) => gateway_cmd::mock_broker(a, &stop),
