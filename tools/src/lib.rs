@@ -3,6 +3,7 @@
 
 pub mod bench_cmd;
 pub mod bench_fanout;
+pub mod config;
 pub mod gateway_cmd;
 pub mod json;
 pub mod logging;
