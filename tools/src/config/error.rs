@@ -58,8 +58,10 @@ impl ConfigError {
         let msg = e.message().trim().to_string();
         let mut key = path.filter(|p| p != ".");
         // serde reports a missing or unknown key at the table holding it: name the key itself.
+        // (An unknown key's path already ends with it; a missing one's does not.)
         if let Some(field) = named_field(&msg) {
             key = Some(match key {
+                Some(k) if k == field || k.ends_with(&format!(".{field}")) => k,
                 Some(k) => format!("{k}.{field}"),
                 None => field.to_string(),
             });
@@ -113,20 +115,22 @@ pub fn locate(text: &str, key: &str) -> Option<usize> {
         },
     };
     let mut current = String::new();
-    let mut seen = 0usize;
+    // Which `[[table]]` of that name the lines are in (0 for a plain `[table]`).
+    let (mut nth, mut count) = (0usize, 0usize);
     let mut header_line = None;
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if let Some(h) = line.strip_prefix("[[") {
             current = h.split("]]").next().unwrap_or("").trim().to_string();
             if current == table {
-                seen += 1;
+                count += 1;
+                nth = count - 1;
             }
         } else if let Some(h) = line.strip_prefix('[') {
             current = h.split(']').next().unwrap_or("").trim().to_string();
-            seen = 1;
+            nth = 0;
         }
-        let here = current == table && seen == index + 1;
+        let here = current == table && nth == index;
         if here && header_line.is_none() && line.starts_with('[') {
             header_line = Some(n + 1);
         }
@@ -141,7 +145,17 @@ pub fn locate(text: &str, key: &str) -> Option<usize> {
             return Some(n + 1);
         }
     }
-    header_line
+    // A bare name (`keys`, `feed`) may be a table rather than a top-level key.
+    let is_header = |l: &str| {
+        let l = l.trim();
+        l == format!("[{leaf}]") || l == format!("[[{leaf}]]")
+    };
+    header_line.or_else(|| {
+        table
+            .is_empty()
+            .then(|| text.lines().position(is_header).map(|n| n + 1))
+            .flatten()
+    })
 }
 
 #[cfg(test)]
@@ -160,6 +174,7 @@ mod tests {
         assert_eq!(locate(TEXT, "feed[1].jwt"), Some(9));
         assert_eq!(locate(TEXT, "limits.per_key.desk.max_subscriptions"), Some(14));
         assert_eq!(locate(TEXT, "shm.path"), None);
+        assert_eq!(locate(TEXT, "engine"), Some(3));
     }
 
     #[test]

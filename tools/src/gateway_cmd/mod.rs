@@ -21,6 +21,7 @@ use tickwire_engine::idle::IdleStrategy;
 use tickwire_io::feed::FeedConfig;
 
 pub use feeds::FeedSpec;
+pub(crate) use feeds::upstreams;
 pub use start::{start, Running, Upstream};
 
 use crate::mock::{BrokerKind, MockBroker, MockConfig};
