@@ -54,7 +54,11 @@ pub fn apply(cfg: &Config, a: &mut ServeArgs) {
     set!(a.port, "port", gw.port);
     set!(e.allow_origin, "allow_origin", gw.allow_origin);
     set!(e.max_pending, "max_pending", gw.max_pending);
-    set!(e.max_pending_per_addr, "max_pending_per_addr", gw.max_pending_per_addr);
+    set!(
+        e.max_pending_per_addr,
+        "max_pending_per_addr",
+        gw.max_pending_per_addr
+    );
     set_opt!(e.client_core, "client_core", gw.client_core);
 
     set!(e.shm, "shm", cfg.shm.path);
@@ -69,21 +73,41 @@ pub fn apply(cfg: &Config, a: &mut ServeArgs) {
     set!(e.flush_ms, "flush_ms", en.flush_ms);
     set!(e.subscribe, "subscribe", en.subscribe);
     set!(e.subscribe_all, "subscribe_all", en.subscribe_all);
-    set!(e.upstream_confirm_ms, "upstream_confirm_ms", en.upstream_confirm_ms);
+    set!(
+        e.upstream_confirm_ms,
+        "upstream_confirm_ms",
+        en.upstream_confirm_ms
+    );
 
     let li = &cfg.limits;
     let l = &mut e.limits;
-    set!(l.max_subscriptions, "max_subscriptions", li.max_subscriptions);
+    set!(
+        l.max_subscriptions,
+        "max_subscriptions",
+        li.max_subscriptions
+    );
     set!(
         l.max_subscription_changes_per_minute,
         "max_subscription_changes_per_minute",
         li.subscription_changes_per_minute
     );
-    set!(l.max_message_bytes, "max_message_bytes", li.max_message_bytes);
+    set!(
+        l.max_message_bytes,
+        "max_message_bytes",
+        li.max_message_bytes
+    );
     set!(l.idle_timeout_s, "idle_timeout_s", li.idle_timeout_s);
-    set!(l.max_clients_per_key, "max_clients_per_key", li.max_clients_per_key);
+    set!(
+        l.max_clients_per_key,
+        "max_clients_per_key",
+        li.max_clients_per_key
+    );
     set!(l.max_clients, "max_clients", li.max_clients);
-    set!(l.max_auth_attempts, "max_auth_attempts", li.max_auth_attempts);
+    set!(
+        l.max_auth_attempts,
+        "max_auth_attempts",
+        li.max_auth_attempts
+    );
     set!(
         l.auth_failures_per_minute,
         "auth_failures_per_minute",

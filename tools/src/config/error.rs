@@ -172,7 +172,10 @@ mod tests {
         assert_eq!(locate(TEXT, "feed[1].access_token"), Some(11));
         assert_eq!(locate(TEXT, "feed[1]"), Some(9));
         assert_eq!(locate(TEXT, "feed[1].jwt"), Some(9));
-        assert_eq!(locate(TEXT, "limits.per_key.desk.max_subscriptions"), Some(14));
+        assert_eq!(
+            locate(TEXT, "limits.per_key.desk.max_subscriptions"),
+            Some(14)
+        );
         assert_eq!(locate(TEXT, "shm.path"), None);
         assert_eq!(locate(TEXT, "engine"), Some(3));
     }
@@ -180,7 +183,10 @@ mod tests {
     #[test]
     fn the_message_names_file_line_and_key() {
         let e = ConfigError::at(Path::new("t.toml"), TEXT, "engine.idle", "bad");
-        assert_eq!(e.to_string(), "config file t.toml, line 4, key engine.idle: bad");
+        assert_eq!(
+            e.to_string(),
+            "config file t.toml, line 4, key engine.idle: bad"
+        );
         assert_eq!(named_field("missing field `broker`"), Some("broker"));
         assert_eq!(
             named_field("unknown field `prot`, expected one of `a`"),

@@ -102,7 +102,10 @@ impl Config {
     fn validate(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
         let err = |key: &str, msg: String| Err(ConfigError::at(path, text, key, msg));
         let positive = [
-            ("gateway.max_pending", self.gateway.max_pending.map(u64::from)),
+            (
+                "gateway.max_pending",
+                self.gateway.max_pending.map(u64::from),
+            ),
             (
                 "gateway.max_pending_per_addr",
                 self.gateway.max_pending_per_addr.map(u64::from),
@@ -146,7 +149,13 @@ impl Config {
                 );
             }
         }
-        if let Some(k) = self.keys.api_keys.iter().flatten().find(|k| k.trim().is_empty()) {
+        if let Some(k) = self
+            .keys
+            .api_keys
+            .iter()
+            .flatten()
+            .find(|k| k.trim().is_empty())
+        {
             return err(
                 "keys.api_keys",
                 format!("{k:?}: an empty key would let no client in"),
@@ -188,7 +197,10 @@ impl Config {
                     ),
                 );
             }
-            if let Some(o) = earlier.iter().find(|o| o.broker.is_noren() && f.broker.is_noren()) {
+            if let Some(o) = earlier
+                .iter()
+                .find(|o| o.broker.is_noren() && f.broker.is_noren())
+            {
                 return err(
                     format!("feed[{i}].broker"),
                     format!(

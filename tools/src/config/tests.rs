@@ -46,7 +46,10 @@ fn the_example_parses_and_its_values_are_the_defaults() {
     assert_eq!(format!("{:?}", a.engine), format!("{:?}", defaults.engine));
     assert_eq!(a.port, defaults.port);
     assert_eq!(a.fyers_api_url, defaults.fyers_api_url);
-    assert_eq!(a.keys_file.as_deref(), Some(Path::new("tickwire-keys.toml")));
+    assert_eq!(
+        a.keys_file.as_deref(),
+        Some(Path::new("tickwire-keys.toml"))
+    );
     // Every key of the format appears in the example, set or commented out.
     for key in [
         "credentials_file",
@@ -139,13 +142,25 @@ fn bad_values_are_refused_where_they_are() {
     let e = err("[engine]\nidle = \"sleepy\"\n");
     assert!(e.contains("line 2, key engine.idle: idle strategy"), "{e}");
     let e = err("[engine]\nrouter = \"elsewhere\"\n");
-    assert!(e.contains("key engine.router: unknown router placement"), "{e}");
+    assert!(
+        e.contains("key engine.router: unknown router placement"),
+        "{e}"
+    );
     let e = err("[[feed]]\nbroker = \"sharekhan\"\n");
-    assert!(e.contains("line 2, key feed[0].broker: unknown broker"), "{e}");
+    assert!(
+        e.contains("line 2, key feed[0].broker: unknown broker"),
+        "{e}"
+    );
     let e = err("[[feed]]\nbroker = \"kite\"\nexchanges = [\"NSX\"]\n");
-    assert!(e.contains("line 3, key feed[0].exchanges: unknown exchange"), "{e}");
+    assert!(
+        e.contains("line 3, key feed[0].exchanges: unknown exchange"),
+        "{e}"
+    );
     let e = err("[shm]\nring_capacity = 1000\n");
-    assert!(e.contains("line 2, key shm.ring_capacity: 1000 is not a power of two"), "{e}");
+    assert!(
+        e.contains("line 2, key shm.ring_capacity: 1000 is not a power of two"),
+        "{e}"
+    );
     let e = err("[log]\nformat = \"xml\"\n");
     assert!(e.contains("line 2, key log.format"), "{e}");
     let e = err("[gateway]\nlisten = \"localhost:80\"\n");
@@ -164,11 +179,17 @@ fn feeds_that_serve_cannot_run_are_refused() {
     let e = err("[[feed]]\nbroker = \"shoonya\"\n[[feed]]\nbroker = \"flattrade\"\n");
     assert!(e.contains("one Noren-family feed"), "{e}");
     let e = err("[[feed]]\nbroker = \"dhan\"\njwt = \"x\"\n");
-    assert!(e.contains("line 3, key feed[0].jwt: a dhan feed has no jwt"), "{e}");
+    assert!(
+        e.contains("line 3, key feed[0].jwt: a dhan feed has no jwt"),
+        "{e}"
+    );
     let e = err(
         "[[feed]]\nbroker = \"kite\"\nexchanges = [\"NSE\"]\n[[feed]]\nbroker = \"upstox\"\nexchanges = [\"nse\"]\n",
     );
-    assert!(e.contains("exchange NSE is given to both kite and upstox"), "{e}");
+    assert!(
+        e.contains("exchange NSE is given to both kite and upstox"),
+        "{e}"
+    );
     let e = err("[[feed]]\nbroker = \"kite\"\nconnections = 0\n");
     assert!(e.contains("feed[0].connections: must be at least 1"), "{e}");
 }
@@ -231,14 +252,20 @@ fn the_file_fills_the_flags() {
     let BrokerConfig::Kite(k) = &ups[0].broker else {
         panic!("{:?}", ups[0].broker)
     };
-    assert_eq!((k.url.as_str(), k.api_key.as_str()), ("ws://127.0.0.1:1", "ka"));
+    assert_eq!(
+        (k.url.as_str(), k.api_key.as_str()),
+        ("ws://127.0.0.1:1", "ka")
+    );
     assert_eq!(ups[0].instruments, "/tmp/kite.csv");
     assert_eq!(ups[0].exchanges, vec!["NSE", "BSE"]);
     assert_eq!(ups[0].feed.connections, Some(2));
     let BrokerConfig::Noren(n) = &ups[1].broker else {
         panic!("{:?}", ups[1].broker)
     };
-    assert_eq!((n.broker, n.user.as_str(), n.account.as_str()), ("flattrade", "U", "U"));
+    assert_eq!(
+        (n.broker, n.user.as_str(), n.account.as_str()),
+        ("flattrade", "U", "U")
+    );
     assert_eq!(ups[1].feed.per_connection, Some(50));
 }
 
@@ -262,7 +289,9 @@ fn flags_on_the_command_line_win_over_the_file() {
     assert_eq!(a.port, 9100);
     assert_eq!(
         a.engine.idle,
-        "yield".parse::<tickwire_engine::idle::IdleStrategy>().unwrap()
+        "yield"
+            .parse::<tickwire_engine::idle::IdleStrategy>()
+            .unwrap()
     );
     assert_eq!(a.api_keys, vec!["from-flag"]);
     assert_eq!(a.kite_access_token.as_deref(), Some("flag-token"));
@@ -312,6 +341,12 @@ fn the_config_flag_is_found_before_parsing() {
         flag_value(&a(&["tickwire", "serve", "--config=d.toml"]), "config"),
         Some("d.toml".into())
     );
-    assert_eq!(flag_value(&a(&["tickwire", "--", "--config", "x"]), "config"), None);
-    assert_eq!(flag_value(&a(&["tickwire", "--configure", "x"]), "config"), None);
+    assert_eq!(
+        flag_value(&a(&["tickwire", "--", "--config", "x"]), "config"),
+        None
+    );
+    assert_eq!(
+        flag_value(&a(&["tickwire", "--configure", "x"]), "config"),
+        None
+    );
 }

@@ -20,8 +20,9 @@ use clap::Args;
 use tickwire_engine::idle::IdleStrategy;
 use tickwire_io::feed::FeedConfig;
 
-pub use feeds::FeedSpec;
+#[cfg(test)]
 pub(crate) use feeds::upstreams;
+pub use feeds::FeedSpec;
 pub use start::{start, Running, Upstream};
 
 use crate::mock::{BrokerKind, MockBroker, MockConfig};
@@ -401,9 +402,11 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
         return Err("--api-key must not be empty: no client could authenticate".into());
     }
     if a.api_keys.is_empty() && a.keys_file.is_none() {
-        return Err("serve needs client API keys: --api-key (or TICKWIRE_API_KEYS, or [keys] \
+        return Err(
+            "serve needs client API keys: --api-key (or TICKWIRE_API_KEYS, or [keys] \
                     api_keys in the config file) or --keys-file"
-            .into());
+                .into(),
+        );
     }
     let ups = feeds::upstreams(&a)?;
     let names: Vec<String> = ups
