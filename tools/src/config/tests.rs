@@ -350,3 +350,36 @@ fn the_config_flag_is_found_before_parsing() {
         None
     );
 }
+
+#[test]
+fn check_finds_credentials_in_the_credentials_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds");
+    std::fs::write(
+        &creds,
+        "TICKWIRE_DHAN_CLIENT_ID=1\nTICKWIRE_DHAN_ACCESS_TOKEN=t\n",
+    )
+    .unwrap();
+    let p = dir.path().join("t.toml");
+    let body =
+        "credentials_file = \"creds\"\n[keys]\napi_keys = [\"k\"]\n[[feed]]\nbroker = \"dhan\"\n";
+    std::fs::write(&p, body).unwrap();
+    let ok = check(&p).unwrap();
+    assert!(
+        ok.starts_with("config OK: ") && ok.contains("feeds dhan"),
+        "{ok}"
+    );
+    std::fs::write(&creds, "TICKWIRE_DHAN_CLIENT_ID=1\n").unwrap();
+    let e = check(&p).unwrap_err();
+    assert!(
+        e.contains("line 4, key feed[0].access_token: the dhan feed needs access_token"),
+        "{e}"
+    );
+    std::fs::write(
+        &p,
+        "[[feed]]\nbroker = \"dhan\"\nclient_id = \"1\"\naccess_token = \"t\"\n",
+    )
+    .unwrap();
+    let e = check(&p).unwrap_err();
+    assert!(e.contains("key keys: no client API keys"), "{e}");
+}

@@ -174,7 +174,9 @@ TICKWIRE_UPSTOX_ACCESS_TOKEN, TICKWIRE_FYERS_ACCESS_TOKEN, TICKWIRE_ANGEL_API_KE
 TICKWIRE_ANGEL_CLIENT_CODE, TICKWIRE_ANGEL_JWT, TICKWIRE_ANGEL_FEED_TOKEN, TICKWIRE_DHAN_CLIENT_ID,\n  \
 TICKWIRE_DHAN_ACCESS_TOKEN, TICKWIRE_NOREN_USER, TICKWIRE_NOREN_ACCOUNT, TICKWIRE_NOREN_TOKEN,\n  \
 as variables or as NAME=value lines of --secrets-file FILE; a flag wins over its variable, a\n  \
-variable over the file.")]
+variable over the file.\n\
+Every setting can come from a TOML file instead: --config tickwire.toml (tickwire.example.toml lists\n\
+the keys; `tickwire config check FILE` validates one); flags and variables win over it.")]
 pub struct ServeArgs {
     /// A TOML config file (`tickwire.example.toml` documents every key); flags and environment
     /// variables override its values.
