@@ -42,7 +42,7 @@ impl ConfigError {
         }
     }
 
-    /// An error about `key`, at the line where the file sets it (found by [`locate`]).
+    /// An error about `key`, at the line where the file sets it (found by scanning its table headers).
     pub fn at(file: &Path, text: &str, key: &str, msg: impl Into<String>) -> Self {
         Self {
             file: file.to_path_buf(),
