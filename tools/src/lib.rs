@@ -4,6 +4,7 @@
 pub mod bench_cmd;
 pub mod bench_fanout;
 pub mod bench_soak;
+pub mod config;
 pub mod gateway_cmd;
 pub mod json;
 pub mod logging;
