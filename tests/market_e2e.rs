@@ -54,7 +54,10 @@ fn on_a_saturday_the_feed_does_not_connect_and_status_says_closed() {
     let (_gw, port, _dir) = serve(bport, &["--market-now", "2026-12-05T10:00:00+05:30"]);
     let f = wait_feed_state(port, "closed", 15);
     assert_eq!(f["closed_reason"], "market hours", "{f}");
-    assert_eq!(f["reconnect_at"], "2026-12-07T03:15:00.000Z", "Monday 08:45 IST: {f}");
+    assert_eq!(
+        f["reconnect_at"], "2026-12-07T03:15:00.000Z",
+        "Monday 08:45 IST: {f}"
+    );
     assert_eq!(f["connected"], false);
     assert_eq!(f["last_error"], Value::Null, "closed is not a failure: {f}");
     std::thread::sleep(Duration::from_secs(2));
@@ -64,7 +67,10 @@ fn on_a_saturday_the_feed_does_not_connect_and_status_says_closed() {
     assert!(mock_connections(bport).is_empty());
     let m = market_hours(port);
     assert_eq!(m["dev"], false);
-    assert!(m["now"].as_str().unwrap().starts_with("2026-12-05T04:3"), "{m}");
+    assert!(
+        m["now"].as_str().unwrap().starts_with("2026-12-05T04:3"),
+        "{m}"
+    );
     for (x, s) in m["exchanges"].as_object().unwrap() {
         assert_eq!(s["session"], "closed", "{x}: {m}");
     }
@@ -124,7 +130,10 @@ fn after_the_close_the_feed_disconnects_after_the_margin_and_last_values_remain(
 
     let f = wait_feed_state(port, "closed", 20);
     assert_eq!(f["closed_reason"], "market hours", "{f}");
-    assert_eq!(f["reconnect_at"], "2026-12-04T03:15:00.000Z", "Friday 08:45 IST: {f}");
+    assert_eq!(
+        f["reconnect_at"], "2026-12-04T03:15:00.000Z",
+        "Friday 08:45 IST: {f}"
+    );
     wait_until(10, "the mock to see the feed go", || {
         mock_connections(bport).is_empty().then_some(())
     });

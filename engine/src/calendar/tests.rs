@@ -22,7 +22,12 @@ fn at(day: &str, time: &str) -> String {
 #[test]
 fn nse_equity_boundaries() {
     let c = Calendar::weekends_only();
-    for ex in [Exchange::Nse, Exchange::Bse, Exchange::NseIndex, Exchange::BseIndex] {
+    for ex in [
+        Exchange::Nse,
+        Exchange::Bse,
+        Exchange::NseIndex,
+        Exchange::BseIndex,
+    ] {
         let s = |t| session(&c, ex, &at(THU, t));
         assert_eq!(s("08:59:59"), Session::Closed, "{ex:?}");
         assert_eq!(s("09:00:00"), Session::PreOpen, "{ex:?}");
@@ -31,7 +36,10 @@ fn nse_equity_boundaries() {
         assert_eq!(s("15:29:59"), Session::Open, "{ex:?}");
         assert_eq!(s("15:30:00"), Session::Closed, "{ex:?}");
     }
-    assert!(!c.is_open(Exchange::Nse, ist(&at(THU, "09:14:59"))), "pre-open is not open");
+    assert!(
+        !c.is_open(Exchange::Nse, ist(&at(THU, "09:14:59"))),
+        "pre-open is not open"
+    );
     assert!(c.is_open(Exchange::Nse, ist(&at(THU, "09:15:00"))));
 }
 
@@ -79,13 +87,20 @@ fn mcx_evening_follows_us_daylight_saving() {
 #[test]
 fn mcx_on_the_dst_switch_dates() {
     let c = Calendar::weekends_only();
-    let close = |d: &str| c.window(Exchange::Mcx, civil::parse_date(d).unwrap()).map(|w| w.close);
+    let close = |d: &str| {
+        c.window(Exchange::Mcx, civil::parse_date(d).unwrap())
+            .map(|w| w.close)
+    };
     // 2026: the US moves to DST on Sunday 8 March and back on Sunday 1 November.
     assert_eq!(close("2026-03-06"), Some(hm(23, 55)), "Friday before");
     assert_eq!(close("2026-03-08"), None, "the Sunday itself is closed");
     assert_eq!(close("2026-03-09"), Some(hm(23, 30)), "Monday after");
     assert_eq!(close("2026-10-30"), Some(hm(23, 30)), "last Friday of DST");
-    assert_eq!(close("2026-11-02"), Some(hm(23, 55)), "Monday after it ends");
+    assert_eq!(
+        close("2026-11-02"),
+        Some(hm(23, 55)),
+        "Monday after it ends"
+    );
 }
 
 #[test]
@@ -94,7 +109,11 @@ fn weekends_are_closed() {
     for day in ["2026-12-05", "2026-12-06"] {
         for ex in Exchange::ALL {
             for t in ["09:00:00", "10:00:00", "15:00:00", "23:00:00"] {
-                assert_eq!(session(&c, ex, &at(day, t)), Session::Closed, "{ex:?} {day}");
+                assert_eq!(
+                    session(&c, ex, &at(day, t)),
+                    Session::Closed,
+                    "{ex:?} {day}"
+                );
             }
         }
     }
@@ -109,24 +128,54 @@ fn holidays_close_and_special_sessions_open() {
         2026-12-05,NSE BSE,Muhurat trading,18:15-19:15\n";
     holidays::parse_into(&mut days, "test.csv", text).unwrap();
     let c = Calendar::with_days(days);
-    assert_eq!(session(&c, Exchange::Nse, &at(THU, "10:00:00")), Session::Closed);
+    assert_eq!(
+        session(&c, Exchange::Nse, &at(THU, "10:00:00")),
+        Session::Closed
+    );
     assert_eq!(
         session(&c, Exchange::NseIndex, &at(THU, "10:00:00")),
         Session::Closed,
         "the index follows its exchange"
     );
-    assert_eq!(session(&c, Exchange::Nfo, &at(THU, "10:00:00")), Session::Closed);
-    assert_eq!(session(&c, Exchange::Bse, &at(THU, "10:00:00")), Session::Open);
+    assert_eq!(
+        session(&c, Exchange::Nfo, &at(THU, "10:00:00")),
+        Session::Closed
+    );
+    assert_eq!(
+        session(&c, Exchange::Bse, &at(THU, "10:00:00")),
+        Session::Open
+    );
     let fri = "2026-12-04";
-    assert_eq!(session(&c, Exchange::Mcx, &at(fri, "10:00:00")), Session::Closed);
-    assert_eq!(session(&c, Exchange::Mcx, &at(fri, "17:00:00")), Session::Open);
+    assert_eq!(
+        session(&c, Exchange::Mcx, &at(fri, "10:00:00")),
+        Session::Closed
+    );
+    assert_eq!(
+        session(&c, Exchange::Mcx, &at(fri, "17:00:00")),
+        Session::Open
+    );
     // Muhurat on a Saturday, with its pre-open.
     let sat = "2026-12-05";
-    assert_eq!(session(&c, Exchange::Nse, &at(sat, "17:59:59")), Session::Closed);
-    assert_eq!(session(&c, Exchange::Nse, &at(sat, "18:00:00")), Session::PreOpen);
-    assert_eq!(session(&c, Exchange::Nse, &at(sat, "18:15:00")), Session::Open);
-    assert_eq!(session(&c, Exchange::Nse, &at(sat, "19:15:00")), Session::Closed);
-    assert_eq!(session(&c, Exchange::Nfo, &at(sat, "18:30:00")), Session::Closed);
+    assert_eq!(
+        session(&c, Exchange::Nse, &at(sat, "17:59:59")),
+        Session::Closed
+    );
+    assert_eq!(
+        session(&c, Exchange::Nse, &at(sat, "18:00:00")),
+        Session::PreOpen
+    );
+    assert_eq!(
+        session(&c, Exchange::Nse, &at(sat, "18:15:00")),
+        Session::Open
+    );
+    assert_eq!(
+        session(&c, Exchange::Nse, &at(sat, "19:15:00")),
+        Session::Closed
+    );
+    assert_eq!(
+        session(&c, Exchange::Nfo, &at(sat, "18:30:00")),
+        Session::Closed
+    );
     assert!(c.knows_year(2026));
     assert!(!c.knows_year(2027));
 }
@@ -156,7 +205,11 @@ fn star_lists_every_base_exchange() {
     holidays::parse_into(&mut days, "h", "2026-12-03,*,Everything shut").unwrap();
     let c = Calendar::with_days(days);
     for ex in Exchange::ALL {
-        assert_eq!(session(&c, ex, &at(THU, "12:00:00")), Session::Closed, "{ex:?}");
+        assert_eq!(
+            session(&c, ex, &at(THU, "12:00:00")),
+            Session::Closed,
+            "{ex:?}"
+        );
     }
 }
 
@@ -168,7 +221,11 @@ fn builtin_2026_parses_and_lists_only_weekdays() {
     }
     assert!(days.len() >= 16 * 6);
     for (day, _) in days.keys() {
-        assert!(weekday(*day) < 5, "{:?}", crate::clock::civil_from_days(*day));
+        assert!(
+            weekday(*day) < 5,
+            "{:?}",
+            crate::clock::civil_from_days(*day)
+        );
     }
     let c = Calendar::builtin();
     assert!(c.knows_year(2026));
@@ -177,8 +234,14 @@ fn builtin_2026_parses_and_lists_only_weekdays() {
         Session::Closed,
         "Christmas"
     );
-    assert_eq!(session(&c, Exchange::Mcx, "2026-03-03 10:00:00"), Session::Closed);
-    assert_eq!(session(&c, Exchange::Mcx, "2026-03-03 18:00:00"), Session::Open);
+    assert_eq!(
+        session(&c, Exchange::Mcx, "2026-03-03 10:00:00"),
+        Session::Closed
+    );
+    assert_eq!(
+        session(&c, Exchange::Mcx, "2026-03-03 18:00:00"),
+        Session::Open
+    );
 }
 
 #[test]
@@ -209,9 +272,15 @@ fn feed_window_margins() {
     let c = Calendar::weekends_only();
     let nse = [Exchange::Nse];
     assert!(!c.wants_feed(&nse, ist(&at(THU, "08:44:59"))));
-    assert!(c.wants_feed(&nse, ist(&at(THU, "08:45:00"))), "15 min before pre-open");
+    assert!(
+        c.wants_feed(&nse, ist(&at(THU, "08:45:00"))),
+        "15 min before pre-open"
+    );
     assert!(c.wants_feed(&nse, ist(&at(THU, "15:34:59"))));
-    assert!(!c.wants_feed(&nse, ist(&at(THU, "15:35:00"))), "5 min after close");
+    assert!(
+        !c.wants_feed(&nse, ist(&at(THU, "15:35:00"))),
+        "5 min after close"
+    );
     // The latest exchange decides: with CDS the feed stays to 17:05.
     let both = [Exchange::Nse, Exchange::Cds];
     assert!(c.wants_feed(&both, ist(&at(THU, "17:04:59"))));

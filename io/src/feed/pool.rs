@@ -127,7 +127,9 @@ impl Pool {
         }
         let Some(g) = &self.gate else { return };
         let next = g.hours.next_connect();
-        status.reopens_at_s.store(next.unwrap_or(0), Ordering::Relaxed);
+        status
+            .reopens_at_s
+            .store(next.unwrap_or(0), Ordering::Relaxed);
         let when = next.map_or("no session within a year".into(), |s| {
             format!(
                 "connecting at {}",

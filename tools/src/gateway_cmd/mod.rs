@@ -115,9 +115,8 @@ pub struct EngineArgs {
 
 /// `--market-now`: RFC 3339 → Unix nanoseconds.
 fn parse_market_now(s: &str) -> Result<i64, String> {
-    tickwire_engine::calendar::civil::parse_rfc3339(s).ok_or_else(|| {
-        format!("{s:?} is not an RFC 3339 time such as 2026-12-07T09:14:00+05:30")
-    })
+    tickwire_engine::calendar::civil::parse_rfc3339(s)
+        .ok_or_else(|| format!("{s:?} is not an RFC 3339 time such as 2026-12-07T09:14:00+05:30"))
 }
 
 /// `--router`: the thread the router runs on.

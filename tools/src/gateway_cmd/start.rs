@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use tickwire_engine::calendar::{Calendar, Exchange, Market, MarketClock};
 use tickwire_engine::idle::IdleStrategy;
 use tickwire_engine::router::{
     FeedEnds, Inline, RingSizes, Router, RouterConfig, RouterRings, RouterStats,
 };
 use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_io::brokers::{self, BrokerConfig, Listing};
-use tickwire_engine::calendar::{Calendar, Exchange, Market, MarketClock};
 use tickwire_io::feed::{Feed, FeedConfig, FeedHours, FeedPoller, FeedStatus, FeedThread};
 use tickwire_io::gateway::{Budget, FeedRef, Gateway, GatewayConfig, GatewayStats, Shared};
 use tickwire_shm::{Writer, WriterConfig};
