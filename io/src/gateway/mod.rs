@@ -141,6 +141,8 @@ pub struct Shared {
     pub feed_of: Arc<Vec<u16>>,
     /// Counters.
     pub stats: Arc<GatewayStats>,
+    /// The market calendar and its clock: each exchange's session in `/status`.
+    pub market: Arc<tickwire_engine::calendar::Market>,
 }
 
 /// One upstream feed as the gateway reports it.
