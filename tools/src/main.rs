@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches, Parser, Subcommand};
 use tickwire::gateway_cmd::{self, DemoArgs, MockArgs, ServeArgs};
 use tickwire::logging::LogFormat;
 use tickwire::shm_cmd::{self, ShmCmd};
@@ -65,7 +65,12 @@ fn main() -> ExitCode {
             }
         }
     }
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Cmd::Serve(a), Some(m)) = (&mut cli.cmd, matches.subcommand_matches("serve")) {
+        // A reload keeps what the command line gave (a flag wins over the credentials file).
+        a.secrets_given_as_flags = gateway_cmd::secrets_given_as_flags(m);
+    }
     let _log = match tickwire::logging::init(cli.log_level.as_deref(), cli.log_format) {
         Ok(g) => g,
         Err(e) => {

@@ -17,6 +17,7 @@ use tickwire_engine::Tick;
 use super::assign::{Assign, Retries, Waiting};
 use super::conn::{Conn, Ctx};
 use super::protocol::{BrokerProtocol, Limits};
+use super::renew::{RenewInbox, Renewal};
 use super::status::{upstream_state, FeedStatus};
 use super::thread::FeedConfig;
 
@@ -43,6 +44,8 @@ pub struct Feed {
     pub router_bell: Option<Arc<Doorbell>>,
     /// Symbol names, for log lines.
     pub registry: Arc<SymbolRegistry>,
+    /// New credentials, while the gateway runs ([`super::renew`]); `None`: never renewed.
+    pub renew: Option<RenewInbox>,
 }
 
 /// A [`Feed`] at work on a feed thread.
@@ -58,6 +61,9 @@ pub(super) struct Pool {
     parked: std::collections::BTreeMap<SymbolId, Mode>,
     /// "Pool full" lines logged so far (the first few are).
     full_logged: u32,
+    /// The broker's refusal of the credentials has been logged (once until a connection opens or
+    /// new credentials come, not once per rare retry).
+    auth_told: bool,
     /// Token of connection `c` is `base + c`.
     base: usize,
     next_retry_check: Instant,
@@ -84,6 +90,7 @@ impl Pool {
             conns: Vec::new(),
             parked: Default::default(),
             full_logged: 0,
+            auth_told: false,
             base,
             next_retry_check: Instant::now(),
         };
@@ -106,9 +113,9 @@ impl Pool {
             .store(self.conns.len(), Ordering::Relaxed);
     }
 
-    /// True when a demand change waits in the ring.
+    /// True when a demand change or new credentials wait.
     pub fn has_input(&self) -> bool {
-        !self.feed.upstream.is_empty()
+        !self.feed.upstream.is_empty() || self.feed.renew.as_ref().is_some_and(|r| !r.is_empty())
     }
 
     /// The longest the thread may sleep for this pool's sake.
@@ -138,10 +145,15 @@ impl Pool {
             self.next_retry_check = now + RETRY_CHECK;
             self.run_retries(now);
         }
+        let renewed = match self.feed.renew.as_mut().filter(|r| !r.is_empty()) {
+            Some(inbox) => inbox.take().map(|r| self.take_renewal(r)).is_some(),
+            None => false,
+        };
         let Pool {
             feed,
             retries,
             conns,
+            auth_told,
             ..
         } = self;
         let mut ctx = Ctx {
@@ -152,10 +164,28 @@ impl Pool {
             inline,
             ticks: &mut feed.ticks,
             router_bell: feed.router_bell.as_deref(),
+            auth_told,
         };
         for c in conns.iter_mut() {
+            if renewed {
+                c.renew(&mut ctx, (feed.protocol)());
+            }
             c.pass(&mut ctx, fired & (1 << c.idx) != 0);
         }
+    }
+
+    /// Swaps in the protocol made with new credentials; each connection then reconnects with it
+    /// and re-subscribes what it carried (its `Demand` stays).
+    fn take_renewal(&mut self, r: Renewal) {
+        tracing::info!(
+            "{} feed: {}; reconnecting its {} connection(s) with them",
+            self.proto.name(),
+            r.why,
+            self.conns.len()
+        );
+        self.proto = (r.factory)();
+        self.feed.protocol = r.factory;
+        self.auth_told = false;
     }
 
     /// Closes every connection.

@@ -9,7 +9,9 @@
 //!
 //! With `--router thread` the router runs on its own thread between the two (`docs/architecture.md`).
 
+mod credentials;
 mod feeds;
+mod rollover;
 mod start;
 
 use std::path::PathBuf;
@@ -20,7 +22,9 @@ use clap::Args;
 use tickwire_engine::idle::IdleStrategy;
 use tickwire_io::feed::FeedConfig;
 
+pub use credentials::{secrets_given_as_flags, Sources};
 pub use feeds::FeedSpec;
+pub use rollover::{FeedCredentials, Resolve, Rollover};
 pub use start::{start, Running, Upstream};
 
 use crate::mock::{BrokerKind, MockBroker, MockConfig};
@@ -247,8 +251,14 @@ pub struct ServeArgs {
     #[arg(long)]
     pub broker_ca_file: Option<PathBuf>,
     /// A file of `NAME=value` lines setting the secrets' variables (see below); keep it mode 600.
-    #[arg(long)]
+    /// Its broker tokens are read again while the gateway runs, when the file changes or on
+    /// SIGHUP: a feed whose credentials changed reconnects with them, clients stay connected.
+    #[arg(long, visible_alias = "credentials-file")]
     pub secrets_file: Option<PathBuf>,
+    /// The secrets given as flags on the command line, by variable name (filled in by `main` from
+    /// clap's value sources): a reload keeps their values, since a flag wins over the file.
+    #[arg(skip)]
+    pub secrets_given_as_flags: std::collections::BTreeSet<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -345,7 +355,16 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
             false => format!("{} ({})", u.broker.name(), u.exchanges.join(",")),
         })
         .collect();
-    let run = start(ups, a.port, a.api_keys, &a.engine)?;
+    // Watching starts before the feeds do: a file rewritten during a slow start is not missed.
+    let sources = Sources::at_start(&a);
+    let files: Vec<PathBuf> = a.secrets_file.iter().cloned().collect();
+    let args = a.clone();
+    let rollover = Rollover::new(
+        &files,
+        Box::new(move || credentials::broker_configs(&args, &sources)),
+    );
+    let mut run = start(ups, a.port, a.api_keys, &a.engine)?;
+    let rollover = rollover.with_feeds(std::mem::take(&mut run.credentials));
     tracing::info!(
         "tickwire: serving ws://{} ({} instruments from {}), shm {}",
         run.addr,
@@ -353,8 +372,16 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
         names.join(" + "),
         a.engine.shm.display()
     );
-    wait(stop);
-    run.shutdown();
+    std::thread::scope(|s| {
+        let reload = std::thread::Builder::new()
+            .name("tickwire-reload".into())
+            .spawn_scoped(s, || rollover.run(stop));
+        if let Err(e) = &reload {
+            tracing::error!("cannot start the reload thread ({e}): credentials are not reloaded");
+        }
+        wait(stop);
+        run.shutdown();
+    });
     Ok(())
 }
 
