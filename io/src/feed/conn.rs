@@ -47,9 +47,21 @@ pub(super) struct Ctx<'a> {
     /// Otherwise the ring to the router thread, and its doorbell.
     pub ticks: &'a mut rtrb::Producer<Tick>,
     pub router_bell: Option<&'a Doorbell>,
-    /// The feed has logged that the broker refused its credentials (once per refusal, not per
-    /// connection or retry).
-    pub auth_told: &'a mut bool,
+    /// What the feed's log last said about its credentials (a refusal is said once per refusal,
+    /// not per connection or retry).
+    pub auth_note: &'a mut AuthNote,
+}
+
+/// What the log last said about a feed's credentials.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum AuthNote {
+    /// Nothing pending.
+    #[default]
+    Quiet,
+    /// The broker refused them (said once).
+    Refused,
+    /// New ones came; the next open or refusal says how the broker took them.
+    Renewed,
 }
 
 enum Sock {
@@ -266,9 +278,14 @@ impl Conn {
     fn opened(&mut self, ctx: &mut Ctx<'_>, mut ws: WebSocket<Stream>) {
         let now = Instant::now();
         self.machine.opened(now);
-        if std::mem::take(ctx.auth_told) {
+        let which = match std::mem::take(ctx.auth_note) {
+            AuthNote::Quiet => None,
+            AuthNote::Refused => Some("the credentials it had refused"),
+            AuthNote::Renewed => Some("the new credentials"),
+        };
+        if let Some(which) = which {
             tracing::info!(
-                "{} feed (connection {}): the broker accepted the credentials",
+                "{} feed (connection {}): the broker accepted {which}",
                 self.protocol.name(),
                 self.idx
             );
@@ -307,7 +324,7 @@ impl Conn {
         let c = self.idx;
         let delay = self.machine.failed(&e, Instant::now());
         if e.is_credentials() {
-            if !std::mem::replace(ctx.auth_told, true) {
+            if std::mem::replace(ctx.auth_note, AuthNote::Refused) != AuthNote::Refused {
                 tracing::error!(
                     "{name} feed (connection {c}): the broker refused the credentials: {e}. \
                      Waiting for new ones (rewrite the credentials file, or send SIGHUP after \

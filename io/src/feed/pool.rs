@@ -15,7 +15,7 @@ use tickwire_engine::symbols::{SymbolId, SymbolRegistry};
 use tickwire_engine::Tick;
 
 use super::assign::{Assign, Retries, Waiting};
-use super::conn::{Conn, Ctx};
+use super::conn::{AuthNote, Conn, Ctx};
 use super::protocol::{BrokerProtocol, Limits};
 use super::renew::{RenewInbox, Renewal};
 use super::status::{upstream_state, FeedStatus};
@@ -61,9 +61,9 @@ pub(super) struct Pool {
     parked: std::collections::BTreeMap<SymbolId, Mode>,
     /// "Pool full" lines logged so far (the first few are).
     full_logged: u32,
-    /// The broker's refusal of the credentials has been logged (once until a connection opens or
+    /// What the log last said about the credentials (a refusal once until a connection opens or
     /// new credentials come, not once per rare retry).
-    auth_told: bool,
+    auth_note: AuthNote,
     /// Token of connection `c` is `base + c`.
     base: usize,
     next_retry_check: Instant,
@@ -90,7 +90,7 @@ impl Pool {
             conns: Vec::new(),
             parked: Default::default(),
             full_logged: 0,
-            auth_told: false,
+            auth_note: AuthNote::Quiet,
             base,
             next_retry_check: Instant::now(),
         };
@@ -153,7 +153,7 @@ impl Pool {
             feed,
             retries,
             conns,
-            auth_told,
+            auth_note,
             ..
         } = self;
         let mut ctx = Ctx {
@@ -164,7 +164,7 @@ impl Pool {
             inline,
             ticks: &mut feed.ticks,
             router_bell: feed.router_bell.as_deref(),
-            auth_told,
+            auth_note,
         };
         for c in conns.iter_mut() {
             if renewed {
@@ -185,7 +185,7 @@ impl Pool {
         );
         self.proto = (r.factory)();
         self.feed.protocol = r.factory;
-        self.auth_told = false;
+        self.auth_note = AuthNote::Renewed;
     }
 
     /// Closes every connection.
