@@ -136,7 +136,10 @@ fn rotation(tell: Tell) {
     let attempts = feed_status(port)["attempts"].clone();
     std::thread::sleep(Duration::from_secs(3));
     let f = feed_status(port);
-    assert_eq!(f["attempts"], attempts, "redialled with refused credentials: {f}");
+    assert_eq!(
+        f["attempts"], attempts,
+        "redialled with refused credentials: {f}"
+    );
     assert_eq!(f["state"], "credentials_rejected", "{f}");
     assert!(auth_notice(&mut a, 1).is_none(), "told once");
     // Said once in the log, not once per attempt.
@@ -216,14 +219,21 @@ fn a_broken_credentials_file_is_refused_and_the_feed_keeps_streaming() {
     });
     wait_data(&mut ws, "NSE", "SBIN", 5);
     let f = feed_status(port);
-    assert_eq!((f["state"].clone(), f["connects"].clone()), (json!("open"), connects));
+    assert_eq!(
+        (f["state"].clone(), f["connects"].clone()),
+        (json!("open"), connects)
+    );
 }
 
 fn sigterm_case(extra: &[&str]) {
     let bport = free_port();
     let _m = mock(bport);
     let url = format!("ws://127.0.0.1:{bport}");
-    let mut gw = start_serve(&url, &format!("http://127.0.0.1:{bport}/instruments"), extra);
+    let mut gw = start_serve(
+        &url,
+        &format!("http://127.0.0.1:{bport}/instruments"),
+        extra,
+    );
     let _ws = streaming_client(gw.port, "SBIN");
     let pid = gw._proc.0.id().to_string();
     assert!(Command::new("kill")

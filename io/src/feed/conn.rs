@@ -332,7 +332,8 @@ impl Conn {
                     delay.unwrap_or_default().as_secs()
                 );
             }
-            ctx.status.set_conn_state(c, feed_state::CREDENTIALS_REJECTED);
+            ctx.status
+                .set_conn_state(c, feed_state::CREDENTIALS_REJECTED);
             ctx.status.set_error(c, e.reason);
             return;
         }

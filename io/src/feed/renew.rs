@@ -99,7 +99,11 @@ mod tests {
         assert!(rx.is_empty() && rx.take().is_none());
         bell.will_sleep();
         assert!(tx.send(renewal("a")).is_ok());
-        assert_eq!(rung.load(Ordering::Relaxed), 1, "a sleeping feed thread is woken");
+        assert_eq!(
+            rung.load(Ordering::Relaxed),
+            1,
+            "a sleeping feed thread is woken"
+        );
         for w in ["b", "c", "d"] {
             assert!(tx.send(renewal(w)).is_ok());
         }

@@ -161,7 +161,9 @@ mod tests {
     use super::*;
 
     fn values(v: &[(&str, &str)]) -> Values {
-        v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -102,9 +102,7 @@ impl Rollover {
         let cfgs = match (self.resolve)() {
             Ok(c) => c,
             Err(e) => {
-                tracing::error!(
-                    "credentials reload: {e}; every feed keeps the credentials it has"
-                );
+                tracing::error!("credentials reload: {e}; every feed keeps the credentials it has");
                 return 0;
             }
         };

@@ -375,8 +375,7 @@ impl Session {
                 self.auth_told &= !bit;
                 continue;
             }
-            if self.auth_told & bit != 0 || !self.subs.keys().any(|&s| shared.feed_index(s) == i)
-            {
+            if self.auth_told & bit != 0 || !self.subs.keys().any(|&s| shared.feed_index(s) == i) {
                 continue;
             }
             self.auth_told |= bit;
