@@ -129,8 +129,10 @@ TICKWIRE_API_KEYS (comma-separated), TICKWIRE_KITE_API_KEY, TICKWIRE_KITE_ACCESS
 TICKWIRE_UPSTOX_ACCESS_TOKEN, TICKWIRE_FYERS_ACCESS_TOKEN, TICKWIRE_ANGEL_API_KEY,\n  \
 TICKWIRE_ANGEL_CLIENT_CODE, TICKWIRE_ANGEL_JWT, TICKWIRE_ANGEL_FEED_TOKEN, TICKWIRE_DHAN_CLIENT_ID,\n  \
 TICKWIRE_DHAN_ACCESS_TOKEN, TICKWIRE_NOREN_USER, TICKWIRE_NOREN_ACCOUNT, TICKWIRE_NOREN_TOKEN,\n  \
-as variables or as NAME=value lines of --secrets-file FILE; a flag wins over its variable, a\n  \
-variable over the file.")]
+as variables or as NAME=value lines of --credentials-file FILE (alias --secrets-file); a flag\n  \
+wins over its variable, a variable over the file. The broker tokens in the file are read again\n  \
+when it changes or on SIGHUP: a feed whose credentials changed reconnects with them, clients kept.\n\
+SIGINT or SIGTERM stops the gateway cleanly (the shm file is marked closed).")]
 pub struct ServeArgs {
     /// Client WebSocket port on 127.0.0.1 (OpenAlgo's 8765).
     #[arg(long, default_value_t = 8765)]
