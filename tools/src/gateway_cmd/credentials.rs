@@ -1,11 +1,13 @@
 //! Where `serve`'s broker credentials come from, resolved again while it runs: a flag wins over
 //! the environment, which wins over the credentials file (`--credentials-file`, alias of
-//! `--secrets-file`), as at start.
+//! `--secrets-file`), which wins over the config file (`--config`, its `[[feed]]` tables), as at
+//! start.
 //!
 //! Flags and the environment cannot change after start (and the process environment must not be
-//! written once threads run), so they are captured once ([`Sources::at_start`]); the file is read
-//! again into a map at every reload. The result goes through the same code as at start
-//! ([`super::feeds::upstreams`]), so a reload accepts exactly what a start would.
+//! written once threads run), so they are captured once ([`Sources::at_start`]); the credentials
+//! file and the config file are read again at every reload. The result goes through the same code
+//! as at start (`config::apply`, then [`super::feeds::upstreams`]), so a reload accepts exactly
+//! what a start would.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -86,6 +88,8 @@ pub struct Sources {
     pub env: Values,
     /// The credentials file, read again at every reload.
     pub file: Option<PathBuf>,
+    /// The config file, read again at every reload (its `[[feed]]` credentials and URLs).
+    pub config: Option<PathBuf>,
 }
 
 impl Sources {
@@ -109,7 +113,13 @@ impl Sources {
             flags,
             env,
             file: a.secrets_file.clone(),
+            config: a.config.clone(),
         }
+    }
+
+    /// The files a reload reads (to watch for changes).
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.file.iter().chain(&self.config).cloned().collect()
     }
 
     /// Every broker secret now: the file read again, under the flags and the environment.
@@ -130,12 +140,34 @@ impl Sources {
     }
 }
 
-/// `a` with every broker secret replaced by its value in `v` (absent: unset).
-pub fn apply(a: &ServeArgs, v: &Values) -> ServeArgs {
+/// `a` as a start would make it now: every broker secret that neither a flag nor the environment
+/// gave is taken again from `config` (the config file as it is now, if there is one) and then
+/// from `v` (flags, environment and credentials file, [`Sources::resolve`]), which wins.
+pub fn apply(
+    a: &ServeArgs,
+    s: &Sources,
+    config: Option<&crate::config::Config>,
+    v: &Values,
+) -> ServeArgs {
     let mut a = a.clone();
-    for (name, _) in SECRETS {
-        if let Some(s) = slot(&mut a, name) {
-            *s = v.get(name).cloned();
+    for (name, id) in SECRETS {
+        if s.flags.contains_key(name) || s.env.contains_key(name) {
+            continue;
+        }
+        // At start the credentials file went through the environment, so clap counted its
+        // values as given and the config file did not fill them: now the file's value is
+        // looked at below, under the config's.
+        a.explicit.remove(id);
+        if let Some(f) = slot(&mut a, name) {
+            *f = None;
+        }
+    }
+    if let Some(c) = config {
+        crate::config::apply(c, &mut a);
+    }
+    for (name, value) in v {
+        if let Some(f) = slot(&mut a, name) {
+            *f = Some(value.clone());
         }
     }
     a
@@ -144,6 +176,10 @@ pub fn apply(a: &ServeArgs, v: &Values) -> ServeArgs {
 /// Every feed's configuration re-resolved from `a`'s settings and the secrets' sources now: what
 /// the reload thread calls.
 pub fn broker_configs(a: &ServeArgs, s: &Sources) -> Result<Vec<BrokerConfig>, String> {
+    let config = match &s.config {
+        Some(p) => Some(crate::config::load(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
     let (values, shadowed) = s.resolve()?;
     if !shadowed.is_empty() {
         tracing::warn!(
@@ -152,7 +188,7 @@ pub fn broker_configs(a: &ServeArgs, s: &Sources) -> Result<Vec<BrokerConfig>, S
             shadowed.join(", ")
         );
     }
-    let ups = super::feeds::upstreams(&apply(a, &values))?;
+    let ups = super::feeds::upstreams(&apply(a, s, config.as_ref(), &values))?;
     Ok(ups.into_iter().map(|u| u.broker).collect())
 }
 
@@ -200,7 +236,70 @@ mod tests {
             .unwrap()
             .serve;
         a.secrets_given_as_flags = secrets_given_as_flags(&m);
+        // As `main` does.
+        a.explicit = crate::config::explicit(&m);
+        if let Some(p) = a.config.clone() {
+            crate::config::apply(&crate::config::load(&p).unwrap(), &mut a);
+        }
         a
+    }
+
+    fn kite(a: &ServeArgs, s: &Sources) -> (String, String, String) {
+        match broker_configs(a, s).unwrap().remove(0) {
+            BrokerConfig::Kite(k) => (k.api_key, k.access_token, k.url),
+            b => panic!("{}", b.name()),
+        }
+    }
+
+    #[test]
+    fn a_reload_reads_the_config_file_under_the_credentials_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("tickwire.toml");
+        let toml = |token: &str| {
+            format!(
+                "[[feed]]\nbroker = \"kite\"\nurl = \"ws://127.0.0.1:1\"\n\
+                 api_key = \"cfg_key\"\naccess_token = \"{token}\"\n"
+            )
+        };
+        std::fs::write(&cfg, toml("cfg_day1")).unwrap();
+        let a = serve_args(&["--config", cfg.to_str().unwrap()]);
+        let s = Sources {
+            env: Values::new(),
+            ..Sources::at_start(&a)
+        };
+        assert_eq!(s.files(), vec![cfg.clone()]);
+        assert_eq!(
+            kite(&a, &s),
+            (
+                "cfg_key".into(),
+                "cfg_day1".into(),
+                "ws://127.0.0.1:1".into()
+            )
+        );
+        std::fs::write(&cfg, toml("cfg_day2")).unwrap();
+        assert_eq!(kite(&a, &s).1, "cfg_day2");
+        // The credentials file wins over the config file; what it does not set, the config gives.
+        let creds = dir.path().join("credentials");
+        std::fs::write(&creds, "TICKWIRE_KITE_ACCESS_TOKEN=file_token\n").unwrap();
+        let both = Sources {
+            file: Some(creds),
+            ..s.clone()
+        };
+        assert_eq!(
+            kite(&a, &both),
+            (
+                "cfg_key".into(),
+                "file_token".into(),
+                "ws://127.0.0.1:1".into()
+            )
+        );
+        // A broken config file: the reload fails naming it.
+        std::fs::write(&cfg, "[[feed]]\nbroker = \"kite\"\nacess_token = \"x\"\n").unwrap();
+        let e = broker_configs(&a, &s).unwrap_err();
+        assert!(
+            e.contains("tickwire.toml") && e.contains("acess_token"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -229,10 +328,7 @@ mod tests {
             env: Values::new(),
             ..Sources::at_start(&a)
         };
-        let kite = |s: &Sources| match broker_configs(&a, s).unwrap().remove(0) {
-            BrokerConfig::Kite(k) => (k.api_key, k.access_token, k.url),
-            b => panic!("{}", b.name()),
-        };
+        let kite = |s: &Sources| kite(&a, s);
         assert_eq!(
             kite(&s),
             ("flag_key".into(), "day1".into(), "ws://127.0.0.1:1".into())

@@ -23,6 +23,8 @@ use tickwire_engine::idle::IdleStrategy;
 use tickwire_io::feed::FeedConfig;
 
 pub use credentials::{secrets_given_as_flags, Sources};
+#[cfg(test)]
+pub(crate) use feeds::upstreams;
 pub use feeds::FeedSpec;
 pub use rollover::{FeedCredentials, Resolve, Rollover};
 pub use start::{start, Running, Upstream};
@@ -38,6 +40,10 @@ pub const MAX_SYMBOLS: i64 = 500_000;
 /// Flags shared by `serve` and `demo`.
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
+    /// Address the client port listens on (`0.0.0.0` or a LAN address exposes it beyond this
+    /// machine: clients then send API keys over plain WebSocket, so keep it behind a TLS proxy).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub listen: std::net::IpAddr,
     /// shm file the router writes.
     #[arg(long = "shm", default_value = tickwire_shm::DEFAULT_PATH)]
     pub shm: PathBuf,
@@ -102,6 +108,48 @@ pub struct EngineArgs {
     /// Connections not yet authenticated from one remote address.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_pending_per_addr: u32,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Ignore the market calendar: feeds stay connected at any hour (development, weekends).
+    #[arg(long)]
+    pub dev: bool,
+    /// Exchange holidays: a file, or a directory of per-year files.
+    #[arg(long)]
+    pub holidays: Option<PathBuf>,
+    /// The market calendar's clock starts at this RFC 3339 instant and runs forward (tests).
+    #[arg(long, hide = true)]
+    pub market_now: Option<String>,
+}
+
+/// Client limits (defaults; `[limits.per_key.NAME]` in the config file overrides some per key).
+// Placeholder with the agreed flag names so the config mapping compiles; the limits branch
+// owns the real definition.
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Most subscriptions one client holds.
+    #[arg(long, default_value_t = 1000)]
+    pub max_subscriptions: u32,
+    /// Most subscribe/unsubscribe changes one client makes per minute.
+    #[arg(long, default_value_t = 600)]
+    pub max_subscription_changes_per_minute: u32,
+    /// Largest inbound client frame, bytes.
+    #[arg(long, default_value_t = 65_536)]
+    pub max_message_bytes: usize,
+    /// A client that sends nothing (no message, no pong) for this many seconds is closed.
+    #[arg(long, default_value_t = 60)]
+    pub idle_timeout_s: u64,
+    /// Most clients connected with one API key.
+    #[arg(long, default_value_t = 256)]
+    pub max_clients_per_key: u32,
+    /// Most clients connected in total.
+    #[arg(long, default_value_t = 1024)]
+    pub max_clients: u32,
+    /// Authentication attempts one connection may make.
+    #[arg(long, default_value_t = 3)]
+    pub max_auth_attempts: u32,
+    /// Failed authentications per minute from one remote address.
+    #[arg(long, default_value_t = 20)]
+    pub auth_failures_per_minute: u32,
 }
 
 /// `--router`: the thread the router runs on.
@@ -129,19 +177,31 @@ TICKWIRE_API_KEYS (comma-separated), TICKWIRE_KITE_API_KEY, TICKWIRE_KITE_ACCESS
 TICKWIRE_UPSTOX_ACCESS_TOKEN, TICKWIRE_FYERS_ACCESS_TOKEN, TICKWIRE_ANGEL_API_KEY,\n  \
 TICKWIRE_ANGEL_CLIENT_CODE, TICKWIRE_ANGEL_JWT, TICKWIRE_ANGEL_FEED_TOKEN, TICKWIRE_DHAN_CLIENT_ID,\n  \
 TICKWIRE_DHAN_ACCESS_TOKEN, TICKWIRE_NOREN_USER, TICKWIRE_NOREN_ACCOUNT, TICKWIRE_NOREN_TOKEN,\n  \
-as variables or as NAME=value lines of --credentials-file FILE (alias --secrets-file); a flag\n  \
-wins over its variable, a variable over the file. The broker tokens in the file are read again\n  \
-when it changes or on SIGHUP: a feed whose credentials changed reconnects with them, clients kept.\n\
-SIGINT or SIGTERM stops the gateway cleanly (the shm file is marked closed).")]
+as variables or as NAME=value lines of --credentials-file FILE (alias --secrets-file); a flag
+  \
+wins over its variable, a variable over the file.
+\
+Every setting can come from a TOML file instead: --config tickwire.toml (tickwire.example.toml lists
+\
+the keys; `tickwire config check FILE` validates one); flags and variables win over it.
+\
+The broker credentials are read again while the gateway runs, when the credentials file or the
+\
+config file changes or on SIGHUP: a feed whose credentials changed reconnects with them, clients
+\
+kept. SIGINT or SIGTERM stops the gateway cleanly (the shm file is marked closed).")]
 pub struct ServeArgs {
-    /// Client WebSocket port on 127.0.0.1 (OpenAlgo's 8765).
+    /// A TOML config file (`tickwire.example.toml` documents every key); flags and environment
+    /// variables override its values.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Client WebSocket port (OpenAlgo's 8765), on the `--listen` address.
     #[arg(long, default_value_t = 8765)]
     pub port: u16,
     /// API key clients authenticate with (repeatable; from the environment: comma-separated, so
-    /// it stays out of the process table).
+    /// it stays out of the process table). `serve` needs `--api-key` or `--keys-file`.
     #[arg(
         long = "api-key",
-        required = true,
         env = "TICKWIRE_API_KEYS",
         hide_env_values = true,
         value_delimiter = ','
@@ -261,6 +321,19 @@ pub struct ServeArgs {
     /// clap's value sources): a reload keeps their values, since a flag wins over the file.
     #[arg(skip)]
     pub secrets_given_as_flags: std::collections::BTreeSet<String>,
+    /// The API keys file (`tickwire keys add` writes it).
+    #[arg(long, env = "TICKWIRE_KEYS_FILE")]
+    pub keys_file: Option<PathBuf>,
+    /// Server-side pepper mixed into the keys file's hashes.
+    #[arg(long, env = "TICKWIRE_API_KEY_PEPPER", hide_env_values = true)]
+    pub api_key_pepper: Option<String>,
+    /// Per-API-key limit overrides (`[limits.per_key.NAME]` in the config file).
+    #[arg(skip)]
+    pub per_key_limits: std::collections::BTreeMap<String, crate::config::LimitOverrides>,
+    /// The flags given on the command line or by an environment variable: the config file does
+    /// not override them (also when it is re-read at run time).
+    #[arg(skip)]
+    pub explicit: std::collections::BTreeSet<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -349,6 +422,13 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
     if a.api_keys.iter().any(|k| k.trim().is_empty()) {
         return Err("--api-key must not be empty: no client could authenticate".into());
     }
+    if a.api_keys.is_empty() && a.keys_file.is_none() {
+        return Err(
+            "serve needs client API keys: --api-key (or TICKWIRE_API_KEYS, or [keys] \
+                    api_keys in the config file) or --keys-file"
+                .into(),
+        );
+    }
     let ups = feeds::upstreams(&a)?;
     let names: Vec<String> = ups
         .iter()
@@ -359,7 +439,7 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
         .collect();
     // Watching starts before the feeds do: a file rewritten during a slow start is not missed.
     let sources = Sources::at_start(&a);
-    let files: Vec<PathBuf> = a.secrets_file.iter().cloned().collect();
+    let files = sources.files();
     let args = a.clone();
     let rollover = Rollover::new(
         &files,
