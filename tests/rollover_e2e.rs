@@ -25,6 +25,16 @@ fn write_credentials(path: &Path, token: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
+/// Writes a config file whose Kite feed table holds the mock's URL, API key and `token`.
+fn write_config(path: &Path, bport: u16, token: &str) {
+    let text = format!(
+        "[[feed]]\nbroker = \"kite\"\nurl = \"ws://127.0.0.1:{bport}\"\n\
+         instruments = \"http://127.0.0.1:{bport}/instruments\"\n\
+         api_key = \"mock_api_key\"\naccess_token = \"{token}\"\n"
+    );
+    std::fs::write(path, text).unwrap();
+}
+
 /// A mock Kite broker on `bport` that accepts only `token`.
 fn mock_accepting(bport: u16, token: &str) -> Proc {
     let mut m = mock_with(bport, &["--access-token", token]);
@@ -34,21 +44,24 @@ fn mock_accepting(bport: u16, token: &str) -> Proc {
 
 /// `serve` with its Kite credentials from `credentials` only, its stderr (the log) in `log`.
 fn serve_with_credentials(bport: u16, port: u16, dir: &Path, credentials: &Path) -> Proc {
+    serve_from(port, dir, |c| {
+        c.args(["--broker-url", &format!("ws://127.0.0.1:{bport}")])
+            .args([
+                "--instruments",
+                &format!("http://127.0.0.1:{bport}/instruments"),
+            ])
+            .args(["--credentials-file", credentials.to_str().unwrap()]);
+    })
+}
+
+/// `serve` on `port` with the test key, its shm file and log (stderr) in `dir`, plus `feed`'s flags.
+fn serve_from(port: u16, dir: &Path, feed: impl FnOnce(&mut Command)) -> Proc {
     let log = std::fs::File::create(dir.join("stderr")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_tickwire"))
-        .args(["serve", "--port", &port.to_string(), "--api-key", "k1"])
-        .args(["--shm", dir.join("ticks").to_str().unwrap()])
-        .args(["--broker-url", &format!("ws://127.0.0.1:{bport}")])
-        .args([
-            "--instruments",
-            &format!("http://127.0.0.1:{bport}/instruments"),
-        ])
-        .args(["--credentials-file", credentials.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    Proc(child)
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tickwire"));
+    c.args(["serve", "--port", &port.to_string(), "--api-key", "k1"])
+        .args(["--shm", dir.join("ticks").to_str().unwrap()]);
+    feed(&mut c);
+    Proc(c.stdout(Stdio::null()).stderr(log).spawn().unwrap())
 }
 
 /// A client subscribed to `symbol` on NSE in Quote mode, with data flowing.
@@ -96,6 +109,8 @@ enum Tell {
     Sighup,
     /// A new file is renamed over the old one (as editors and deploy tools do); no signal.
     FileWatch,
+    /// The token is in the config file's feed table (`serve --config`), which is rewritten.
+    ConfigFile,
 }
 
 fn rotation(tell: Tell) {
@@ -103,9 +118,17 @@ fn rotation(tell: Tell) {
     let m = mock_accepting(bport, "token_day_1");
     let dir = tempfile::tempdir().unwrap();
     let credentials = dir.path().join("credentials");
-    write_credentials(&credentials, "token_day_1");
+    let config = dir.path().join("tickwire.toml");
     let port = free_port();
-    let gw = serve_with_credentials(bport, port, dir.path(), &credentials);
+    let gw = if tell == Tell::ConfigFile {
+        write_config(&config, bport, "token_day_1");
+        serve_from(port, dir.path(), |c| {
+            c.arg("--config").arg(&config);
+        })
+    } else {
+        write_credentials(&credentials, "token_day_1");
+        serve_with_credentials(bport, port, dir.path(), &credentials)
+    };
     let mut a = streaming_client(port, "SBIN");
     let mut b = streaming_client(port, "INFY");
     let before = feed_status(port);
@@ -176,6 +199,11 @@ fn rotation(tell: Tell) {
             write_credentials(&next, "token_day_2");
             std::fs::rename(&next, &credentials).unwrap();
         }
+        Tell::ConfigFile => {
+            let next = dir.path().join("tickwire.toml.new");
+            write_config(&next, bport, "token_day_2");
+            std::fs::rename(&next, &config).unwrap();
+        }
     }
     // Data resumes on the same client connections, in the modes they held.
     let d = wait_data(&mut a, "NSE", "SBIN", 20);
@@ -198,6 +226,11 @@ fn a_token_rotated_while_clients_stream_is_taken_on_sighup() {
 #[test]
 fn a_token_rotated_while_clients_stream_is_taken_from_the_rewritten_file() {
     rotation(Tell::FileWatch);
+}
+
+#[test]
+fn a_token_rotated_in_the_config_file_is_taken_too() {
+    rotation(Tell::ConfigFile);
 }
 
 /// A reload whose file is broken changes nothing: the feed keeps streaming with what it has.
