@@ -188,7 +188,12 @@ impl Conn {
         ctx.status.conns[self.idx]
             .attempts
             .fetch_add(1, Ordering::Relaxed);
-        ctx.status.set_conn_state(self.idx, feed_state::CONNECTING);
+        // The rare retry of refused credentials keeps showing `credentials_rejected` until the
+        // broker says otherwise: a brief `connecting` would count as a recovery, and clients
+        // would be told of the refusal again every 5 minutes.
+        if !self.machine.is_rejected() {
+            ctx.status.set_conn_state(self.idx, feed_state::CONNECTING);
+        }
         self.machine.dialing(Instant::now());
         match dial::prepare(self.protocol.connect_job()) {
             Ok(rx) => self.sock = Sock::Preparing(rx),
