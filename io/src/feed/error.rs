@@ -34,7 +34,8 @@ pub enum Action {
     /// broker itself had a glitch. Status shows `credentials_rejected`.
     CredentialsRejected,
     /// Stop this feed: its configuration cannot work (a bad URL, a bad CA file); retrying would
-    /// only fail the same way. The status says why until a reload changes the feed's URL or credentials, or a restart.
+    /// only fail the same way. The status says why until a reload changes the feed's URL or
+    /// credentials, or a restart.
     Stop,
 }
 
