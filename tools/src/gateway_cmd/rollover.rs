@@ -158,3 +158,60 @@ impl Rollover {
         renewed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tickwire_engine::doorbell::Doorbell;
+    use tickwire_io::feed::feed_state;
+    use tickwire_io::feed::renew::{self, RenewInbox};
+    use tickwire_io::kite::KiteConfig;
+
+    fn kite(token: &str) -> BrokerConfig {
+        BrokerConfig::Kite(KiteConfig {
+            access_token: token.into(),
+            ..KiteConfig::default()
+        })
+    }
+
+    fn feed(cfg: BrokerConfig) -> (FeedCredentials, RenewInbox) {
+        let (sender, inbox) = renew::channel(Arc::new(Doorbell::new(|| {})));
+        let f = FeedCredentials {
+            broker: cfg,
+            keys: Arc::new(Vec::new()),
+            sender,
+            status: Arc::new(FeedStatus::new(0)),
+        };
+        (f, inbox)
+    }
+
+    #[test]
+    fn only_changed_or_refused_feeds_are_renewed_and_a_failed_reload_changes_nothing() {
+        let (a, mut a_in) = feed(kite("a1"));
+        let (b, mut b_in) = feed(kite("b1"));
+        let next: Arc<Mutex<Result<Vec<BrokerConfig>, String>>> =
+            Arc::new(Mutex::new(Ok(vec![kite("a2"), kite("b1")])));
+        let n = next.clone();
+        let mut r =
+            Rollover::new(&[], Box::new(move || n.lock().unwrap().clone())).with_feeds(vec![a, b]);
+        assert_eq!(r.reload(), 1);
+        assert!(a_in.take().is_some(), "changed: renewed");
+        assert!(b_in.is_empty(), "unchanged: untouched");
+        assert_eq!(r.reload(), 0, "a2 is now the current one");
+        assert!(a_in.is_empty());
+        // Unchanged but refused by the broker: a reload makes it try again.
+        r.feeds[1]
+            .status
+            .state
+            .store(feed_state::CREDENTIALS_REJECTED, Ordering::Relaxed);
+        assert_eq!(r.reload(), 1);
+        assert!(b_in.take().is_some());
+        // A reload that cannot be resolved, or names other feeds, changes nothing.
+        *next.lock().unwrap() = Err("line 1: unknown name".into());
+        assert_eq!(r.reload(), 0);
+        *next.lock().unwrap() = Ok(vec![kite("a3")]);
+        assert_eq!(r.reload(), 0);
+        assert!(a_in.is_empty() && b_in.is_empty());
+    }
+}
