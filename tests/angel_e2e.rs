@@ -290,11 +290,11 @@ fn angel_reconnects_after_the_broker_restarts_with_modes_restored() {
 }
 
 #[test]
-fn refused_angel_credentials_stop_the_feed_with_a_clear_status() {
+fn refused_angel_credentials_are_reported_and_not_redialled() {
     let bport = free_port();
     let _m = mock_of("angel", bport, &[]);
     let gw = serve_angel(bport, "expired_jwt");
-    wait_feed_state(gw.port, "stopped", 15);
+    wait_feed_state(gw.port, "credentials_rejected", 15);
     std::thread::sleep(Duration::from_secs(2));
     let f = feed_status(gw.port);
     assert_eq!(f["attempts"], 1, "never retried: {f}");

@@ -228,18 +228,18 @@ fn dhan_reconnects_after_the_broker_restarts_with_modes_restored() {
 }
 
 #[test]
-fn an_expired_dhan_token_stops_the_feed_and_is_never_redialled() {
+fn an_expired_dhan_token_is_reported_and_not_redialled() {
     let bport = free_port();
     let _m = mock_of("dhan", bport, &[]);
     let gw = serve_dhan(bport, "expired_token");
-    let f = wait_feed_state(gw.port, "stopped", 15);
+    let f = wait_feed_state(gw.port, "credentials_rejected", 15);
     let err = f["last_error"].as_str().unwrap();
     assert!(err.contains("807") && err.contains("expired"), "{err}");
     // The official SDK would redial every second; tickwire must not.
     std::thread::sleep(Duration::from_secs(3));
     let f = feed_status(gw.port);
     assert_eq!(f["attempts"], 1, "never retried: {f}");
-    assert_eq!(f["state"], "stopped");
+    assert_eq!(f["state"], "credentials_rejected");
     let (_, body) = get(bport, "/mock/dhan-upgrades");
     let n: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(n["upgrades"], 1, "the mock saw one connection only");
@@ -285,6 +285,9 @@ fn dhan_805_backs_off_long_and_says_why() {
     std::thread::sleep(Duration::from_secs(3));
     let f = feed_status(gw.port);
     assert_eq!(f["attempts"], 1, "no redial within the back-off: {f}");
-    assert_ne!(f["state"], "stopped", "805 is not a credentials error: {f}");
+    assert_ne!(
+        f["state"], "credentials_rejected",
+        "805 is not a credentials error: {f}"
+    );
     drop(five);
 }

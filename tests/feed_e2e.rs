@@ -197,10 +197,11 @@ fn a_silent_broker_is_detected_dead_and_the_feed_recovers() {
     drop(m);
 }
 
-/// A broker that refuses the credentials (Kite answers the upgrade with 403) stops the feed with a
-/// clear status: one attempt, not a redial every few seconds for the rest of the day.
+/// A broker that refuses the credentials (Kite answers the upgrade with 403) is reported as such,
+/// in a state of its own: one attempt, not a redial every few seconds for the rest of the day (the
+/// feed waits for new credentials; `rollover_e2e` gives it some).
 #[test]
-fn refused_credentials_stop_the_feed_instead_of_redialling() {
+fn refused_credentials_are_reported_instead_of_redialled() {
     let bport = free_port();
     let mut m = mock_with(bport, &["--access-token", "another_token"]);
     wait_line(&mut m, "mock Kite broker");
@@ -227,13 +228,14 @@ fn refused_credentials_stop_the_feed_instead_of_redialling() {
         .spawn()
         .unwrap();
     let _gw = Proc(child);
-    wait_feed_state(port, "stopped", 15);
+    wait_feed_state(port, "credentials_rejected", 15);
     std::thread::sleep(Duration::from_secs(2));
     // Said at once on stderr, once, not only in /status.
     let stderr = std::fs::read_to_string(&log).unwrap();
     let said: Vec<&str> = stderr.lines().filter(|l| l.contains("HTTP 403")).collect();
     assert_eq!(said.len(), 1, "{stderr}");
-    assert!(said[0].contains("stopped, not retrying"), "{stderr}");
+    assert!(said[0].contains("refused the credentials"), "{stderr}");
+    assert!(said[0].contains("Waiting for new ones"), "{stderr}");
     let f = feed_status(port);
     assert_eq!(f["attempts"], 1, "{f}");
     assert_eq!(f["connected"], false);

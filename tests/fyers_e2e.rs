@@ -89,17 +89,17 @@ fn fyers_reconnects_after_the_broker_restarts_with_modes_restored() {
 }
 
 #[test]
-fn refused_or_expired_fyers_tokens_stop_the_feed() {
+fn refused_or_expired_fyers_tokens_are_reported_and_not_redialled() {
     let bport = free_port();
     let _m = mock_of("fyers", bport, &["--access-token", "another_key"]);
     // The mock knows another hsm_key: auth is refused (and symbol-token answers 401).
     let gw = serve_fyers(bport, &token_for("mock_access_token"));
-    let f = wait_feed_state(gw.port, "stopped", 15);
+    let f = wait_feed_state(gw.port, "credentials_rejected", 15);
     assert_eq!(f["attempts"], 1, "{f}");
     // An expired token never dials at all.
     let expired = tickwire_io::brokers::fyers::auth::mock_token("another_key", 1_600_000_000);
     let gw2 = serve_fyers(bport, &expired);
-    let f = wait_feed_state(gw2.port, "stopped", 15);
+    let f = wait_feed_state(gw2.port, "credentials_rejected", 15);
     let err = f["last_error"].as_str().unwrap();
     assert!(err.contains("expired"), "{err}");
 }

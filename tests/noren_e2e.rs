@@ -139,11 +139,11 @@ fn noren_touchline_quote_then_depth_and_reconnect_with_modes_restored() {
 }
 
 #[test]
-fn a_refused_noren_session_token_stops_the_feed() {
+fn a_refused_noren_session_token_is_reported_and_not_redialled() {
     let bport = free_port();
     let _m = mock_of("flattrade", bport, &["--access-token", "another_token"]);
     let gw = serve_noren("flattrade", bport, "mock_access_token");
-    let f = wait_feed_state(gw.port, "stopped", 15);
+    let f = wait_feed_state(gw.port, "credentials_rejected", 15);
     assert_eq!(f["attempts"], 1, "{f}");
     let err = f["last_error"].as_str().unwrap();
     assert!(

@@ -200,11 +200,11 @@ fn upstox_reconnects_after_the_broker_restarts_with_modes_restored() {
 }
 
 #[test]
-fn a_refused_upstox_token_stops_the_feed_with_a_clear_status() {
+fn a_refused_upstox_token_is_reported_and_not_redialled() {
     let bport = free_port();
     let _m = mock_of("upstox", bport, &[]);
     let gw = serve_upstox(bport, "expired_token");
-    wait_feed_state(gw.port, "stopped", 15);
+    wait_feed_state(gw.port, "credentials_rejected", 15);
     std::thread::sleep(Duration::from_secs(2));
     let f = feed_status(gw.port);
     assert_eq!(f["attempts"], 1, "never retried: {f}");

@@ -105,6 +105,8 @@ fn main() -> ExitCode {
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let (Cmd::Serve(a), Some(("serve", m))) = (&mut cli.cmd, matches.subcommand()) {
         a.explicit = config::explicit(m);
+        // A reload keeps what the command line gave (a flag wins over the credentials file).
+        a.secrets_given_as_flags = gateway_cmd::secrets_given_as_flags(m);
         if let Some(c) = &cfg {
             config::apply(c, a);
         }

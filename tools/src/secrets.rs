@@ -1,5 +1,7 @@
-//! `--secrets-file FILE`: API keys and broker tokens from a file, so they appear neither in the
-//! process table (`/proc/PID/cmdline`, as flags do) nor in the environment of every child process.
+//! `--secrets-file FILE` (also `--credentials-file FILE`): API keys and broker tokens from a file,
+//! so they appear neither in the process table (`/proc/PID/cmdline`, as flags do) nor in the
+//! environment of every child process. `serve` reads the broker tokens in it again while it runs
+//! (`gateway_cmd::credentials`).
 //!
 //! The file holds `NAME=value` lines with the same names as the environment variables
 //! (`TICKWIRE_API_KEYS`, `TICKWIRE_KITE_ACCESS_TOKEN`, …; `#` starts a comment line), the format
@@ -7,7 +9,12 @@
 //! which wins over the file. An unknown name is an error naming the line, so a typo cannot leave
 //! a token silently unset.
 
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::OnceLock;
+
+/// The names [`load`] took from the file (those the environment did not already set).
+static FROM_FILE: OnceLock<Vec<String>> = OnceLock::new();
 
 /// The names a secrets file may set.
 pub const NAMES: [&str; 15] = [
@@ -59,22 +66,39 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
-/// The value of `--secrets-file` in `args`, if given (read before the flags are parsed, since
-/// the file supplies values of required flags).
+/// The value of `--secrets-file` (or its alias `--credentials-file`) in `args`, if given (read
+/// before the flags are parsed, since the file supplies values of required flags).
 pub fn flag(args: &[String]) -> Option<String> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if a == "--" {
             break;
         }
-        if a == "--secrets-file" {
-            return it.next().cloned();
-        }
-        if let Some(v) = a.strip_prefix("--secrets-file=") {
-            return Some(v.to_string());
+        for f in ["--secrets-file", "--credentials-file"] {
+            if a == f {
+                return it.next().cloned();
+            }
+            if let Some(v) = a.strip_prefix(f).and_then(|v| v.strip_prefix('=')) {
+                return Some(v.to_string());
+            }
         }
     }
     None
+}
+
+/// Reads and parses the file at `path` into a map (the last line of a name wins), without
+/// touching the environment: what a reload uses.
+pub fn read(path: &Path) -> Result<BTreeMap<String, String>, String> {
+    let what = || format!("secrets file {}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", what()))?;
+    let pairs = parse(&text).map_err(|e| format!("{}: {e}", what()))?;
+    Ok(pairs.into_iter().collect())
+}
+
+/// True when [`load`] set `name` from the file (the environment had no value for it), so the
+/// environment's value of `name` is the file's, not the operator's environment.
+pub fn loaded_from_file(name: &str) -> bool {
+    FROM_FILE.get().is_some_and(|n| n.iter().any(|x| x == name))
 }
 
 /// Loads `path` into the environment, keeping any variable already set. Call before any thread
@@ -83,11 +107,14 @@ pub fn load(path: &Path) -> Result<Option<String>, String> {
     let what = || format!("secrets file {}", path.display());
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", what()))?;
     let pairs = parse(&text).map_err(|e| format!("{}: {e}", what()))?;
+    let mut from_file = Vec::new();
     for (name, value) in pairs {
-        if std::env::var_os(&name).is_none() {
-            std::env::set_var(name, value);
+        if std::env::var_os(&name).is_none() || from_file.contains(&name) {
+            std::env::set_var(&name, value);
+            from_file.push(name);
         }
     }
+    let _ = FROM_FILE.set(from_file);
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode());
     Ok((mode & 0o077 != 0).then(|| {
@@ -132,6 +159,14 @@ mod tests {
             Some("/s".into())
         );
         assert_eq!(flag(&a(&["serve", "--secrets-file=/t"])), Some("/t".into()));
+        assert_eq!(
+            flag(&a(&["serve", "--credentials-file", "/c"])),
+            Some("/c".into())
+        );
+        assert_eq!(
+            flag(&a(&["serve", "--credentials-file=/d"])),
+            Some("/d".into())
+        );
         assert_eq!(flag(&a(&["serve", "--", "--secrets-file", "/s"])), None);
     }
 }

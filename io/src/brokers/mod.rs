@@ -55,8 +55,8 @@ pub struct Listing {
     pub key: String,
 }
 
-/// Which broker a feed speaks, with its credentials.
-#[derive(Clone, Debug)]
+/// Which broker a feed speaks, with its credentials. (Its `Debug` shows the tokens: never log it.)
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BrokerConfig {
     /// Zerodha Kite.
     Kite(kite::KiteConfig),
@@ -101,7 +101,14 @@ impl BrokerConfig {
     /// the registry is skipped), one instance per call of the factory (per connection); the
     /// instrument tables are built once and shared.
     pub fn protocol(&self, listings: &[Listing], reg: &SymbolRegistry) -> ProtocolFactory {
-        let keys = keys_by_id(listings, reg);
+        self.factory(keys_by_id(listings, reg))
+    }
+
+    /// The broker's protocol over `keys` ([`keys_by_id`]): what [`BrokerConfig::protocol`] does
+    /// after looking the keys up. New credentials for a running feed are a new factory made this
+    /// way from the keys the feed started with (the instrument tables are rebuilt, off the feed
+    /// thread).
+    pub fn factory(&self, keys: Arc<Vec<Box<str>>>) -> ProtocolFactory {
         match self {
             BrokerConfig::Kite(cfg) => kite::factory(cfg, keys),
             BrokerConfig::Upstox(cfg) => upstox::factory(cfg, keys),

@@ -47,6 +47,21 @@ pub(super) struct Ctx<'a> {
     /// Otherwise the ring to the router thread, and its doorbell.
     pub ticks: &'a mut rtrb::Producer<Tick>,
     pub router_bell: Option<&'a Doorbell>,
+    /// What the feed's log last said about its credentials (a refusal is said once per refusal,
+    /// not per connection or retry).
+    pub auth_note: &'a mut AuthNote,
+}
+
+/// What the log last said about a feed's credentials.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum AuthNote {
+    /// Nothing pending.
+    #[default]
+    Quiet,
+    /// The broker refused them (said once).
+    Refused,
+    /// New ones came; the next open or refusal says how the broker took them.
+    Renewed,
 }
 
 enum Sock {
@@ -124,6 +139,20 @@ impl Conn {
         }
     }
 
+    /// New credentials while the connection is down for market hours: used at the next dial.
+    pub fn set_protocol(&mut self, protocol: Box<dyn BrokerProtocol>) {
+        self.protocol = protocol;
+    }
+
+    /// New credentials: drop the socket (whatever its state), take the protocol made with them,
+    /// and dial at once. `demand` stays, so the reconnect re-subscribes every symbol in its mode.
+    pub fn renew(&mut self, ctx: &mut Ctx<'_>, protocol: Box<dyn BrokerProtocol>) {
+        self.drop_socket(ctx);
+        self.protocol = protocol;
+        self.machine.renew(Instant::now());
+        ctx.status.set_conn_state(self.idx, feed_state::BACKOFF);
+    }
+
     /// One pass: send demand changes, do what the machine says is due, move the socket on. An open
     /// socket is read only when the poller reported it (`fired`): it was read to `WouldBlock`
     /// last time, so nothing is waiting in it otherwise.
@@ -164,7 +193,12 @@ impl Conn {
         ctx.status.conns[self.idx]
             .attempts
             .fetch_add(1, Ordering::Relaxed);
-        ctx.status.set_conn_state(self.idx, feed_state::CONNECTING);
+        // The rare retry of refused credentials keeps showing `credentials_rejected` until the
+        // broker says otherwise: a brief `connecting` would count as a recovery, and clients
+        // would be told of the refusal again every 5 minutes.
+        if !self.machine.is_rejected() {
+            ctx.status.set_conn_state(self.idx, feed_state::CONNECTING);
+        }
         self.machine.dialing(Instant::now());
         match dial::prepare(self.protocol.connect_job()) {
             Ok(rx) => self.sock = Sock::Preparing(rx),
@@ -254,6 +288,18 @@ impl Conn {
     fn opened(&mut self, ctx: &mut Ctx<'_>, mut ws: WebSocket<Stream>) {
         let now = Instant::now();
         self.machine.opened(now);
+        let which = match std::mem::take(ctx.auth_note) {
+            AuthNote::Quiet => None,
+            AuthNote::Refused => Some("the credentials it had refused"),
+            AuthNote::Renewed => Some("the new credentials"),
+        };
+        if let Some(which) = which {
+            tracing::info!(
+                "{} feed (connection {}): the broker accepted {which}",
+                self.protocol.name(),
+                self.idx
+            );
+        }
         let status = ctx.status;
         status.set_conn_state(self.idx, feed_state::OPEN);
         status.connects.fetch_add(1, Ordering::Relaxed);
@@ -283,22 +329,25 @@ impl Conn {
     /// Drops the socket, records why, and lets the machine decide what next.
     fn fail(&mut self, ctx: &mut Ctx<'_>, e: FeedError) {
         let was_open = self.is_open();
-        match std::mem::replace(&mut self.sock, Sock::None) {
-            Sock::Connecting(mut t, _) => {
-                let _ = ctx.registry.deregister(&mut t);
-            }
-            Sock::Open(mut ws) => {
-                // Best effort: say goodbye with a close frame rather than a bare TCP reset.
-                let _ = ws.close(None);
-                let _ = ws.flush();
-                let _ = ctx.registry.deregister(ws.get_mut().tcp());
-            }
-            _ => {}
-        }
-        self.out.clear();
+        self.drop_socket(ctx);
         let name = self.protocol.name();
         let c = self.idx;
-        match self.machine.failed(&e, Instant::now()) {
+        let delay = self.machine.failed(&e, Instant::now());
+        if e.is_credentials() {
+            if std::mem::replace(ctx.auth_note, AuthNote::Refused) != AuthNote::Refused {
+                tracing::error!(
+                    "{name} feed (connection {c}): the broker refused the credentials: {e}. \
+                     Waiting for new ones (rewrite the credentials file, or send SIGHUP after \
+                     updating them); trying the same ones again every {} s meanwhile",
+                    delay.unwrap_or_default().as_secs()
+                );
+            }
+            ctx.status
+                .set_conn_state(c, feed_state::CREDENTIALS_REJECTED);
+            ctx.status.set_error(c, e.reason);
+            return;
+        }
+        match delay {
             Some(_) => {
                 if was_open {
                     tracing::warn!("{name} feed (connection {c}): disconnected: {e}");
@@ -313,12 +362,29 @@ impl Conn {
             None => {
                 tracing::error!(
                     "{name} feed (connection {c}): stopped, not retrying: {e} \
-                     (fix the credentials and restart)"
+                     (fix the configuration, then reload or restart)"
                 );
                 ctx.status.set_conn_state(c, feed_state::STOPPED);
             }
         }
         ctx.status.set_error(c, e.reason);
+    }
+
+    /// Drops the socket (with a close frame when open) and anything queued for it.
+    fn drop_socket(&mut self, ctx: &mut Ctx<'_>) {
+        match std::mem::replace(&mut self.sock, Sock::None) {
+            Sock::Connecting(mut t, _) => {
+                let _ = ctx.registry.deregister(&mut t);
+            }
+            Sock::Open(mut ws) => {
+                // Best effort: say goodbye with a close frame rather than a bare TCP reset.
+                let _ = ws.close(None);
+                let _ = ws.flush();
+                let _ = ctx.registry.deregister(ws.get_mut().tcp());
+            }
+            _ => {}
+        }
+        self.out.clear();
     }
 
     /// Reads until the socket would block. Returns the error when the connection must go.

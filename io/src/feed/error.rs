@@ -3,7 +3,8 @@
 //! Every failure a feed sees — a refused TCP connect, a 403 on the WebSocket upgrade, a broker's
 //! error message, a dead connection — is turned into a [`FeedError`] whose [`Action`] the
 //! connection machine ([`super::machine`]) follows. Nothing upstream is a bare `String`: a bad
-//! access token must stop the feed with a clear status, never be redialled every few seconds.
+//! access token must be reported as such ([`Action::CredentialsRejected`]), never redialled every
+//! few seconds.
 
 use std::fmt;
 use std::time::Duration;
@@ -27,8 +28,14 @@ pub enum Action {
     /// limit: asking again would only be refused again). They are marked `rejected` like
     /// [`Action::Reject`] but kept off the retry schedule: asked again only after a reconnect.
     Refuse(Vec<SymbolId>),
-    /// Stop this feed: the credentials are wrong or expired, retrying would only hammer the broker.
-    /// The status says why until the operator fixes the credentials.
+    /// The broker refused the credentials (expired or wrong token, unknown client id, an account
+    /// without data access): the connection waits for new credentials (a reload) and otherwise
+    /// tries again only rarely ([`super::machine::MachineConfig::rejected_retry`]), in case the
+    /// broker itself had a glitch. Status shows `credentials_rejected`.
+    CredentialsRejected,
+    /// Stop this feed: its configuration cannot work (a bad URL, a bad CA file); retrying would
+    /// only fail the same way. The status says why until a reload changes the feed's URL or
+    /// credentials, or a restart.
     Stop,
 }
 
@@ -82,7 +89,20 @@ impl FeedError {
         }
     }
 
-    /// Stop the feed (credentials): never retried by itself.
+    /// The broker refused the credentials (see [`Action::CredentialsRejected`]).
+    pub fn credentials(reason: impl Into<String>) -> Self {
+        Self {
+            action: Action::CredentialsRejected,
+            reason: reason.into(),
+        }
+    }
+
+    /// True when the broker refused the credentials.
+    pub fn is_credentials(&self) -> bool {
+        self.action == Action::CredentialsRejected
+    }
+
+    /// Stop the feed (configuration): never retried by itself.
     pub fn stop(reason: impl Into<String>) -> Self {
         Self {
             action: Action::Stop,
@@ -106,7 +126,7 @@ impl fmt::Display for FeedError {
 impl std::error::Error for FeedError {}
 
 /// Classifies a failed WebSocket upgrade by its HTTP status, the same way for every broker: 401 and
-/// 403 mean the credentials were refused (stop), 429 and 5xx are the broker's trouble (retry).
+/// 403 mean the credentials were refused, 429 and 5xx are the broker's trouble (retry).
 /// A broker whose upgrade answers differently classifies before calling this.
 pub fn classify_handshake(e: tungstenite::Error) -> FeedError {
     match e {
@@ -119,8 +139,8 @@ pub fn classify_handshake(e: tungstenite::Error) -> FeedError {
                 .unwrap_or_default();
             let why = format!("broker answered the upgrade with HTTP {code} {body}");
             match code {
-                401 | 403 => FeedError::stop(format!(
-                    "broker refused the credentials (HTTP {code}); fix them and restart: {body}"
+                401 | 403 => FeedError::credentials(format!(
+                    "broker refused the credentials (HTTP {code}): {body}"
                 )),
                 429 => FeedError::retry_after(Duration::from_secs(30), why),
                 _ => FeedError::retry(why),

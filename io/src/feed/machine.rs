@@ -5,8 +5,10 @@
 //!
 //! ```text
 //!   Backoff ──due──► Connecting ──opened──► Open ──failed──► Backoff (delay grows)
-//!      ▲                 │ failed / timed out     │ Stop (credentials) ──► Stopped
-//!      └─────────────────┘                        └ stable ≥ `stable_after`: the delay starts over
+//!      ▲                 │ failed / timed out     │ Stop (configuration) ──► Stopped
+//!      └─────────────────┘                        │ credentials refused ──► Rejected (retry rarely)
+//!                                                 └ stable ≥ `stable_after`: the delay starts over
+//!   any phase ──renew (new credentials)──► Backoff, due at once, delay starts over
 //! ```
 //!
 //! The backoff delay starts over only after a connection has stayed open for `stable_after`: a
@@ -33,6 +35,9 @@ pub struct MachineConfig {
     pub dead_after: Duration,
     /// Send a keepalive this often while open.
     pub keepalive: Option<Duration>,
+    /// After the broker refused the credentials, dial again this much later with the same ones
+    /// (in case the refusal was the broker's glitch); new credentials dial at once.
+    pub rejected_retry: Duration,
 }
 
 impl Default for MachineConfig {
@@ -44,6 +49,7 @@ impl Default for MachineConfig {
             connect_timeout: Duration::from_secs(15),
             dead_after: Duration::from_secs(5),
             keepalive: None,
+            rejected_retry: Duration::from_secs(300),
         }
     }
 }
@@ -70,7 +76,13 @@ pub enum Phase {
         /// Last keepalive sent (or the open).
         last_keepalive: Instant,
     },
-    /// Stopped for good (credentials refused).
+    /// The broker refused the credentials: waiting for new ones, or for a rare retry at
+    /// `retry_at`.
+    Rejected {
+        /// When to try the same credentials again.
+        retry_at: Instant,
+    },
+    /// Stopped for good (the configuration cannot work).
     Stopped,
 }
 
@@ -118,7 +130,9 @@ impl Machine {
     /// What is due at `now`.
     pub fn due(&self, now: Instant) -> Due {
         match self.phase {
-            Phase::Backoff { retry_at } if now >= retry_at => Due::Dial,
+            Phase::Backoff { retry_at } | Phase::Rejected { retry_at } if now >= retry_at => {
+                Due::Dial
+            }
             Phase::Connecting { since } if now - since > self.cfg.connect_timeout => {
                 Due::Fail(FeedError::retry(format!(
                     "no connection within {:?}",
@@ -152,7 +166,7 @@ impl Machine {
     /// How long the thread may sleep before something is due (capped by the caller's own needs).
     pub fn wait(&self, now: Instant) -> Duration {
         let at = match self.phase {
-            Phase::Backoff { retry_at } => retry_at,
+            Phase::Backoff { retry_at } | Phase::Rejected { retry_at } => retry_at,
             Phase::Connecting { since } => since + self.cfg.connect_timeout,
             Phase::Open {
                 last_data,
@@ -207,6 +221,17 @@ impl Machine {
         self.phase = Phase::Backoff { retry_at: now };
     }
 
+    /// New credentials (or a request to try the current ones again): dial at once, with the
+    /// backoff started over, whatever the phase (the caller has dropped any socket).
+    pub fn renew(&mut self, now: Instant) {
+        self.reset(now);
+    }
+
+    /// True while waiting after a refusal of the credentials.
+    pub fn is_rejected(&self) -> bool {
+        matches!(self.phase, Phase::Rejected { .. })
+    }
+
     /// The attempt or the connection ended with `e` (not a [`Action::Reject`], which keeps the
     /// connection). Returns the delay before the next attempt, or `None` when stopped.
     pub fn failed(&mut self, e: &FeedError, now: Instant) -> Option<Duration> {
@@ -219,6 +244,13 @@ impl Machine {
             Action::Stop => {
                 self.phase = Phase::Stopped;
                 return None;
+            }
+            Action::CredentialsRejected => {
+                let delay = self.cfg.rejected_retry;
+                self.phase = Phase::Rejected {
+                    retry_at: now + delay,
+                };
+                return Some(delay);
             }
             Action::RetryAfter(at_least) => self.backoff.next_delay().max(*at_least),
             Action::Retry | Action::Reauthorize | Action::Reject(_) | Action::Refuse(_) => {
@@ -244,6 +276,7 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             dead_after: Duration::from_secs(5),
             keepalive: Some(Duration::from_secs(2)),
+            rejected_retry: Duration::from_secs(300),
         }
     }
 
@@ -304,6 +337,28 @@ mod tests {
         assert_eq!(m.failed(&FeedError::stop("HTTP 403"), now), None);
         assert_eq!(m.phase(), Phase::Stopped);
         assert_eq!(m.due(now + Duration::from_secs(3600)), Due::Nothing);
+    }
+
+    #[test]
+    fn refused_credentials_wait_for_new_ones_and_retry_rarely() {
+        let t0 = Instant::now();
+        let mut m = Machine::new(cfg(), t0, 3);
+        m.dialing(t0);
+        let e = FeedError::credentials("HTTP 403");
+        assert_eq!(m.failed(&e, t0), Some(Duration::from_secs(300)));
+        assert!(m.is_rejected());
+        assert_eq!(m.due(t0 + Duration::from_secs(299)), Due::Nothing);
+        assert_eq!(m.wait(t0), Duration::from_secs(300));
+        assert_eq!(m.due(t0 + Duration::from_secs(300)), Due::Dial);
+        // New credentials: at once, whatever the phase.
+        let t1 = t0 + Duration::from_secs(10);
+        m.renew(t1);
+        assert!(!m.is_rejected());
+        assert_eq!(m.due(t1), Due::Dial);
+        m.dialing(t1);
+        m.opened(t1);
+        m.renew(t1);
+        assert_eq!(m.due(t1), Due::Dial);
     }
 
     #[test]

@@ -11,8 +11,9 @@
 //! | [`dial`] | connect job and name lookup on a helper thread, the upgrade request |
 //! | [`thread`] | a feed IO thread: one mio poller for every connection of its feeds (and the router, inline) |
 //! | [`sink`] | where parsers put ticks (inline router, ring, or a test's `Vec`) |
-//! | [`error`] | [`FeedError`]: what happened and what to do (retry, retry after, reauthorize, reject, stop) |
+//! | [`error`] | [`FeedError`]: what happened and what to do (retry, retry after, reauthorize, reject, credentials rejected, stop) |
 //! | [`hours`] | market hours: whether a feed should be connected now (the calendar, once a second) |
+//! | [`renew`] | new credentials for a running feed, handed to its thread |
 //! | [`status`] | [`FeedStatus`]: health, counters, per-symbol upstream state |
 //! | [`backoff`], [`stream`] | capped exponential backoff with jitter; plain TCP or rustls TLS |
 
@@ -26,6 +27,7 @@ pub mod hours;
 pub mod machine;
 pub mod pool;
 pub mod protocol;
+pub mod renew;
 pub mod sink;
 pub mod status;
 pub mod stream;

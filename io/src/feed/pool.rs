@@ -15,9 +15,10 @@ use tickwire_engine::symbols::{SymbolId, SymbolRegistry};
 use tickwire_engine::Tick;
 
 use super::assign::{Assign, Retries, Waiting};
-use super::conn::{Conn, Ctx};
+use super::conn::{AuthNote, Conn, Ctx};
 use super::hours::{FeedHours, Gate};
 use super::protocol::{BrokerProtocol, Limits};
+use super::renew::{RenewInbox, Renewal};
 use super::status::{feed_state, upstream_state, FeedStatus};
 use super::thread::FeedConfig;
 
@@ -47,6 +48,8 @@ pub struct Feed {
     /// Market hours: the feed connects only while its exchanges (nearly) trade. `None`: always
     /// connected.
     pub hours: Option<FeedHours>,
+    /// New credentials, while the gateway runs ([`super::renew`]); `None`: never renewed.
+    pub renew: Option<RenewInbox>,
 }
 
 /// A [`Feed`] at work on a feed thread.
@@ -62,6 +65,9 @@ pub(super) struct Pool {
     parked: std::collections::BTreeMap<SymbolId, Mode>,
     /// "Pool full" lines logged so far (the first few are).
     full_logged: u32,
+    /// What the log last said about the credentials (a refusal once until a connection opens or
+    /// new credentials come, not once per rare retry).
+    auth_note: AuthNote,
     /// Token of connection `c` is `base + c`.
     base: usize,
     next_retry_check: Instant,
@@ -93,6 +99,7 @@ impl Pool {
             conns: Vec::new(),
             parked: Default::default(),
             full_logged: 0,
+            auth_note: AuthNote::Quiet,
             base,
             next_retry_check: now,
             gate,
@@ -176,9 +183,9 @@ impl Pool {
         }
     }
 
-    /// True when a demand change waits in the ring.
+    /// True when a demand change or new credentials wait.
     pub fn has_input(&self) -> bool {
-        !self.feed.upstream.is_empty()
+        !self.feed.upstream.is_empty() || self.feed.renew.as_ref().is_some_and(|r| !r.is_empty())
     }
 
     /// The longest the thread may sleep for this pool's sake.
@@ -215,7 +222,19 @@ impl Pool {
         // Demand is still taken while closed: each connection re-subscribes what is wanted
         // when it opens.
         self.take_demand(now);
+        // New credentials are taken at once, closed or not: left in the inbox they would keep
+        // `has_input` true and the thread awake all night.
+        let renewed = match self.feed.renew.as_mut().filter(|r| !r.is_empty()) {
+            Some(inbox) => inbox.take().map(|r| self.take_renewal(r)).is_some(),
+            None => false,
+        };
         if self.market_closed() {
+            if renewed {
+                // Each connection dials with them when the market opens.
+                for c in &mut self.conns {
+                    c.set_protocol((self.feed.protocol)());
+                }
+            }
             return;
         }
         if now >= self.next_retry_check {
@@ -226,6 +245,7 @@ impl Pool {
             feed,
             retries,
             conns,
+            auth_note,
             ..
         } = self;
         let mut ctx = Ctx {
@@ -236,10 +256,28 @@ impl Pool {
             inline,
             ticks: &mut feed.ticks,
             router_bell: feed.router_bell.as_deref(),
+            auth_note,
         };
         for c in conns.iter_mut() {
+            if renewed {
+                c.renew(&mut ctx, (feed.protocol)());
+            }
             c.pass(&mut ctx, fired & (1 << c.idx) != 0);
         }
+    }
+
+    /// Swaps in the protocol made with new credentials; each connection then reconnects with it
+    /// and re-subscribes what it carried (its `Demand` stays).
+    fn take_renewal(&mut self, r: Renewal) {
+        tracing::info!(
+            "{} feed: {}; reconnecting its {} connection(s) with them",
+            self.proto.name(),
+            r.why,
+            self.conns.len()
+        );
+        self.proto = (r.factory)();
+        self.feed.protocol = r.factory;
+        self.auth_note = AuthNote::Renewed;
     }
 
     /// Closes every connection.

@@ -28,10 +28,14 @@ pub mod feed_state {
     pub const CONNECTING: u8 = 1;
     /// Open.
     pub const OPEN: u8 = 2;
-    /// Stopped for good: the broker refused the credentials. `last_error` says why.
+    /// Stopped for good: the configuration cannot work (a bad URL, a bad CA file). `last_error`
+    /// says why.
     pub const STOPPED: u8 = 3;
     /// Not connected on purpose: the markets it carries are shut (market hours).
     pub const CLOSED: u8 = 4;
+    /// The broker refused the credentials (expired or wrong token): waiting for new ones (a
+    /// reload), retried rarely meanwhile. `last_error` says what the broker said.
+    pub const CREDENTIALS_REJECTED: u8 = 5;
 
     /// The state's name in `GET /status`.
     pub fn name(s: u8) -> &'static str {
@@ -40,6 +44,7 @@ pub mod feed_state {
             OPEN => "open",
             STOPPED => "stopped",
             CLOSED => "closed",
+            CREDENTIALS_REJECTED => "credentials_rejected",
             _ => "backoff",
         }
     }
@@ -174,9 +179,15 @@ impl FeedStatus {
         &self.conns[..n]
     }
 
+    /// True while a connection of the feed waits after a refusal of its credentials.
+    pub fn credentials_rejected(&self) -> bool {
+        self.feed_state() == feed_state::CREDENTIALS_REJECTED
+    }
+
     /// Records connection `c`'s state and recomputes the feed's: `stopped` if any connection
-    /// stopped (the broker refused the credentials), `open` when all are open, `closed` when all
-    /// are closed for market hours, else `connecting` if any is, else `backoff`.
+    /// stopped (its configuration cannot work), else `credentials_rejected` if the broker refused
+    /// the credentials on any, `open` when all are open, `closed` when all are closed for market
+    /// hours, else `connecting` if any is, else `backoff`.
     pub(crate) fn set_conn_state(&self, c: usize, st: u8) {
         let now = now_ns();
         if let Some(cs) = self.conns.get(c) {
@@ -196,6 +207,8 @@ impl FeedStatus {
         };
         let all = if states().any(|s| s == feed_state::STOPPED) {
             feed_state::STOPPED
+        } else if states().any(|s| s == feed_state::CREDENTIALS_REJECTED) {
+            feed_state::CREDENTIALS_REJECTED
         } else if states().all(|s| s == feed_state::OPEN) {
             feed_state::OPEN
         } else if states().all(|s| s == feed_state::CLOSED) {

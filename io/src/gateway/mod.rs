@@ -157,8 +157,18 @@ pub struct FeedRef {
 impl Shared {
     /// The feed that serves `symbol` (the first feed for an id outside the map).
     pub fn feed(&self, symbol: u32) -> &FeedRef {
+        &self.feeds[self.feed_index(symbol)]
+    }
+
+    /// The index in `feeds` of the feed that serves `symbol`.
+    pub fn feed_index(&self, symbol: u32) -> usize {
         let i = self.feed_of.get(symbol as usize).copied().unwrap_or(0) as usize;
-        &self.feeds[i.min(self.feeds.len() - 1)]
+        i.min(self.feeds.len() - 1)
+    }
+
+    /// True when the broker of some feed refused its credentials.
+    pub fn any_credentials_rejected(&self) -> bool {
+        self.feeds.iter().any(|f| f.status.credentials_rejected())
     }
 
     /// The upstream state of `symbol` (`crate::feed::upstream_state`).

@@ -9,7 +9,9 @@
 //!
 //! With `--router thread` the router runs on its own thread between the two (`docs/architecture.md`).
 
+mod credentials;
 mod feeds;
+mod rollover;
 mod start;
 
 use std::path::PathBuf;
@@ -20,9 +22,11 @@ use clap::Args;
 use tickwire_engine::idle::IdleStrategy;
 use tickwire_io::feed::FeedConfig;
 
+pub use credentials::{secrets_given_as_flags, Sources};
 #[cfg(test)]
 pub(crate) use feeds::upstreams;
 pub use feeds::FeedSpec;
+pub use rollover::{FeedCredentials, Resolve, Rollover};
 pub use start::{start, Running, Upstream};
 
 use crate::mock::{BrokerKind, MockBroker, MockConfig};
@@ -183,10 +187,19 @@ TICKWIRE_API_KEYS (comma-separated), TICKWIRE_KITE_API_KEY, TICKWIRE_KITE_ACCESS
 TICKWIRE_UPSTOX_ACCESS_TOKEN, TICKWIRE_FYERS_ACCESS_TOKEN, TICKWIRE_ANGEL_API_KEY,\n  \
 TICKWIRE_ANGEL_CLIENT_CODE, TICKWIRE_ANGEL_JWT, TICKWIRE_ANGEL_FEED_TOKEN, TICKWIRE_DHAN_CLIENT_ID,\n  \
 TICKWIRE_DHAN_ACCESS_TOKEN, TICKWIRE_NOREN_USER, TICKWIRE_NOREN_ACCOUNT, TICKWIRE_NOREN_TOKEN,\n  \
-as variables or as NAME=value lines of --secrets-file FILE; a flag wins over its variable, a\n  \
-variable over the file.\n\
-Every setting can come from a TOML file instead: --config tickwire.toml (tickwire.example.toml lists\n\
-the keys; `tickwire config check FILE` validates one); flags and variables win over it.")]
+as variables or as NAME=value lines of --credentials-file FILE (alias --secrets-file); a flag
+  \
+wins over its variable, a variable over the file.
+\
+Every setting can come from a TOML file instead: --config tickwire.toml (tickwire.example.toml lists
+\
+the keys; `tickwire config check FILE` validates one); flags and variables win over it.
+\
+The broker credentials are read again while the gateway runs, when the credentials file or the
+\
+config file changes or on SIGHUP: a feed whose credentials changed reconnects with them, clients
+\
+kept. SIGINT or SIGTERM stops the gateway cleanly (the shm file is marked closed).")]
 pub struct ServeArgs {
     /// A TOML config file (`tickwire.example.toml` documents every key); flags and environment
     /// variables override its values.
@@ -310,8 +323,14 @@ pub struct ServeArgs {
     #[arg(long)]
     pub broker_ca_file: Option<PathBuf>,
     /// A file of `NAME=value` lines setting the secrets' variables (see below); keep it mode 600.
-    #[arg(long, alias = "credentials-file")]
+    /// Its broker tokens are read again while the gateway runs, when the file changes or on
+    /// SIGHUP: a feed whose credentials changed reconnects with them, clients stay connected.
+    #[arg(long, visible_alias = "credentials-file")]
     pub secrets_file: Option<PathBuf>,
+    /// The secrets given as flags on the command line, by variable name (filled in by `main` from
+    /// clap's value sources): a reload keeps their values, since a flag wins over the file.
+    #[arg(skip)]
+    pub secrets_given_as_flags: std::collections::BTreeSet<String>,
     /// The API keys file (`tickwire keys add` writes it).
     #[arg(long, env = "TICKWIRE_KEYS_FILE")]
     pub keys_file: Option<PathBuf>,
@@ -432,7 +451,16 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
             false => format!("{} ({})", u.broker.name(), u.exchanges.join(",")),
         })
         .collect();
-    let run = start(ups, a.port, a.api_keys, &a.engine)?;
+    // Watching starts before the feeds do: a file rewritten during a slow start is not missed.
+    let sources = Sources::at_start(&a);
+    let files = sources.files();
+    let args = a.clone();
+    let rollover = Rollover::new(
+        &files,
+        Box::new(move || credentials::broker_configs(&args, &sources)),
+    );
+    let mut run = start(ups, a.port, a.api_keys, &a.engine)?;
+    let rollover = rollover.with_feeds(std::mem::take(&mut run.credentials));
     tracing::info!(
         "tickwire: serving ws://{} ({} instruments from {}), shm {}",
         run.addr,
@@ -440,8 +468,16 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
         names.join(" + "),
         a.engine.shm.display()
     );
-    wait(stop);
-    run.shutdown();
+    std::thread::scope(|s| {
+        let reload = std::thread::Builder::new()
+            .name("tickwire-reload".into())
+            .spawn_scoped(s, || rollover.run(stop));
+        if let Err(e) = &reload {
+            tracing::error!("cannot start the reload thread ({e}): credentials are not reloaded");
+        }
+        wait(stop);
+        run.shutdown();
+    });
     Ok(())
 }
 

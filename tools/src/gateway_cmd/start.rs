@@ -18,10 +18,12 @@ use tickwire_engine::router::{
 };
 use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_io::brokers::{self, BrokerConfig, Listing};
+use tickwire_io::feed::renew;
 use tickwire_io::feed::{Feed, FeedConfig, FeedHours, FeedPoller, FeedStatus, FeedThread};
 use tickwire_io::gateway::{Budget, FeedRef, Gateway, GatewayConfig, GatewayStats, Shared};
 use tickwire_shm::{Writer, WriterConfig};
 
+use super::rollover::FeedCredentials;
 use super::{EngineArgs, RouterPlacement};
 
 /// What one feed connects to.
@@ -50,6 +52,9 @@ pub struct Running {
     pub router: Arc<RouterStats>,
     /// The registry.
     pub registry: Arc<SymbolRegistry>,
+    /// Each feed's credentials and the way to hand it new ones (`serve`'s reload thread takes
+    /// them; see `rollover`).
+    pub credentials: Vec<FeedCredentials>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     router_thread: Option<JoinHandle<Writer>>,
@@ -228,14 +233,18 @@ pub fn start(
     };
     let mut groups: Vec<Vec<Feed>> = (0..threads_n).map(|_| Vec::new()).collect();
     let mut names: Vec<Vec<&str>> = vec![Vec::new(); threads_n];
+    let mut credentials = Vec::new();
     for (i, ((up, ends), listings)) in ups.iter().zip(feed_ends).zip(&per_feed).enumerate() {
         let mut cfg = up.feed.clone();
         cfg.per_connection = cfg.per_connection.or(e.upstream_symbols_per_connection);
         cfg.connections = cfg.connections.or(e.upstream_connections);
         cfg.confirm_after = Duration::from_millis(e.upstream_confirm_ms.max(1));
+        // The keys stay for new credentials: a renewed protocol is built from them.
+        let keys = brokers::keys_by_id(listings, &registry);
+        let (sender, inbox) = renew::channel(pollers[i % threads_n].doorbell());
         groups[i % threads_n].push(Feed {
             cfg,
-            protocol: up.broker.protocol(listings, &registry),
+            protocol: up.broker.factory(keys.clone()),
             ticks: ends.ticks,
             upstream: ends.upstream,
             status: statuses[i].clone(),
@@ -245,6 +254,13 @@ pub fn start(
                 market: market.clone(),
                 exchanges: exchanges_of(listings),
             }),
+            renew: Some(inbox),
+        });
+        credentials.push(FeedCredentials {
+            broker: up.broker.clone(),
+            keys,
+            sender,
+            status: statuses[i].clone(),
         });
         names[i % threads_n].push(up.broker.name());
     }
@@ -271,6 +287,7 @@ pub fn start(
         clients,
         router: router_stats,
         registry,
+        credentials,
         stop,
         threads,
         router_thread,

@@ -73,8 +73,9 @@ fn code_of_index(m: u8) -> u8 {
 }
 
 /// What Dhan's disconnect reason means for the feed. 805 backs off; every credential or account
-/// reason stops: retrying with the same token would be refused again (and the official SDK's
-/// redial every second is exactly what tickwire must not do).
+/// reason is a refusal of the credentials: retrying with the same token would be refused again
+/// (and the official SDK's redial every second is exactly what tickwire must not do), so the feed
+/// waits for new ones.
 pub fn disconnect_error(reason: u16) -> FeedError {
     let why = |s: &str| format!("Dhan closed the feed with code {reason}: {s}");
     match reason {
@@ -82,15 +83,15 @@ pub fn disconnect_error(reason: u16) -> FeedError {
             TOO_MANY_BACKOFF,
             why("too many WebSocket connections for this client id (Dhan allows 5); close the others"),
         ),
-        806 => FeedError::stop(why(
-            "the Data APIs are not subscribed for this account; subscribe to them and restart",
+        806 => FeedError::credentials(why(
+            "the Data APIs are not subscribed for this account; subscribe to them",
         )),
-        807 => FeedError::stop(why(
-            "the access token has expired; generate a new one and restart",
+        807 => FeedError::credentials(why(
+            "the access token has expired; generate a new one",
         )),
-        808 => FeedError::stop(why("the client id is invalid; fix it and restart")),
-        809 => FeedError::stop(why(
-            "authentication failed (client id or access token refused); fix them and restart",
+        808 => FeedError::credentials(why("the client id is invalid")),
+        809 => FeedError::credentials(why(
+            "authentication failed (client id or access token refused)",
         )),
         _ => FeedError::retry(why("unknown reason")),
     }

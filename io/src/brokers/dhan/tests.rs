@@ -462,7 +462,7 @@ fn disconnect_reasons_stop_or_back_off() {
         (809, "authentication"),
     ] {
         let e = on(r);
-        assert_eq!(e.action, Action::Stop, "{r}");
+        assert_eq!(e.action, Action::CredentialsRejected, "{r}");
         assert!(
             e.reason.contains(word) && e.reason.contains(&r.to_string()),
             "{}",

@@ -42,7 +42,7 @@ use crate::feed::protocol::{
 use crate::feed::{Action, FeedError, TickSink};
 
 /// Fyers credentials and endpoints.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FyersConfig {
     /// `APPID-100:<JWT>` or the bare JWT.
     pub access_token: String,
@@ -215,8 +215,10 @@ impl Fyers {
         let reply = match o.result {
             Ok(r) => r,
             Err(e) => {
-                // Not cached: the next connection asks again. A stop outranks a retry.
-                if err.as_ref().is_none_or(|old| old.action != Action::Stop) {
+                // Not cached: the next connection asks again. A stop or a refusal of the
+                // credentials outranks a retry.
+                let final_ = |a: &Action| matches!(a, Action::Stop | Action::CredentialsRejected);
+                if err.as_ref().is_none_or(|old| !final_(&old.action)) {
                     *err = Some(e);
                 }
                 return;
@@ -336,9 +338,9 @@ impl Fyers {
                 self.conn.authenticated(ack_every, out);
                 Ok(())
             }
-            ServerPacket::Auth { ok: false, .. } => Err(FeedError::stop(
+            ServerPacket::Auth { ok: false, .. } => Err(FeedError::credentials(
                 "Fyers refused the access token (auth reply N): the token's hsm_key is not \
-                 accepted by the data socket; log in again and restart with the new token",
+                 accepted by the data socket; log in again and give the gateway the new token",
             )),
             ServerPacket::Status { ok: false, of } => {
                 let what = match of {
@@ -422,7 +424,7 @@ impl BrokerProtocol for Fyers {
         let token = self.cfg.access_token.clone();
         let url = self.cfg.ws_url.clone();
         Box::new(move || {
-            AccessToken::usable(&token).map_err(|e| FeedError::stop(e.to_string()))?;
+            AccessToken::usable(&token).map_err(|e| FeedError::credentials(e.to_string()))?;
             Ok(ConnectRequest {
                 url,
                 headers: Vec::new(),

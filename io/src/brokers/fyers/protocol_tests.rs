@@ -375,7 +375,7 @@ fn a_refused_auth_stops_the_feed() {
     let mut out = Vec::new();
     f.on_open(&mut out);
     let e = frame(&mut f, AUTH_REFUSED, &mut out).2.unwrap_err();
-    assert_eq!(e.action, Action::Stop);
+    assert_eq!(e.action, Action::CredentialsRejected);
     assert!(e.reason.contains("refused the access token"), "{e}");
 }
 
@@ -389,7 +389,7 @@ fn the_token_is_checked_before_a_dial() {
     );
     let expired = Fyers::new(cfg(1_700_000_000), symbols());
     let e = expired.connect_job()().unwrap_err();
-    assert_eq!(e.action, Action::Stop);
+    assert_eq!(e.action, Action::CredentialsRejected);
     assert!(e.reason.contains("expired"), "{e}");
     let garbage = Fyers::new(
         FyersConfig {
@@ -398,7 +398,10 @@ fn the_token_is_checked_before_a_dial() {
         },
         symbols(),
     );
-    assert_eq!(garbage.connect_job()().unwrap_err().action, Action::Stop);
+    assert_eq!(
+        garbage.connect_job()().unwrap_err().action,
+        Action::CredentialsRejected
+    );
     assert_eq!(
         (f.name(), f.limits().per_message, f.limits().connections),
         ("fyers", 1500, 1)
@@ -473,12 +476,12 @@ fn unknown_symbols_are_resolved_off_the_feed_thread_and_kept_across_reconnects()
 
 #[test]
 fn a_refused_resolution_stops_the_feed() {
-    let refuse: ResolveFn = Arc::new(|_: &[&str]| Err(FeedError::stop("refused")));
+    let refuse: ResolveFn = Arc::new(|_: &[&str]| Err(FeedError::credentials("refused")));
     let mut f = Fyers::with_resolver(cfg(auth::now_s() + 60), symbols(), refuse);
     let mut out = Vec::new();
     f.encode(sub(Mode::Ltp, &[RELIANCE]), &mut out);
     let e = poll_until(&mut f, &mut out, |r, _| r.is_err()).unwrap_err();
-    assert_eq!(e.action, Action::Stop);
+    assert_eq!(e.action, Action::CredentialsRejected);
 }
 
 #[test]

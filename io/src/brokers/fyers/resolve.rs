@@ -32,7 +32,7 @@ pub struct Reply {
 }
 
 /// One `symbol-token` call (blocking; runs on the worker thread). `Err` with
-/// [`FeedError::stop`] when the credentials were refused, [`FeedError::retry`] otherwise.
+/// [`FeedError::credentials`] when the credentials were refused, [`FeedError::retry`] otherwise.
 pub type ResolveFn = Arc<dyn Fn(&[&str]) -> Result<Reply, FeedError> + Send + Sync>;
 
 /// The outcome of one call, with the symbols it was for.
@@ -44,15 +44,15 @@ pub struct Outcome {
     pub result: Result<Reply, FeedError>,
 }
 
-/// Reads a `symbol-token` answer. 401 / 403 and `"s":"error"` stop the feed (the token is
-/// refused or the account cannot use the API); anything else that is not a 200 with the expected
+/// Reads a `symbol-token` answer. 401 / 403 and `"s":"error"` are a refusal of the credentials
+/// (the token is refused or the account cannot use the API); anything else that is not a 200 with the expected
 /// JSON is transient.
 pub fn parse_reply(status: u16, body: &str) -> Result<Reply, FeedError> {
     let excerpt = &body[..body.floor_char_boundary_compat(200)];
     match status {
         200 => {}
         401 | 403 => {
-            return Err(FeedError::stop(format!(
+            return Err(FeedError::credentials(format!(
                 "Fyers refused the access token (HTTP {status} from symbol-token); a new token \
                  is needed (they expire daily): {excerpt}"
             )))
@@ -67,7 +67,7 @@ pub fn parse_reply(status: u16, body: &str) -> Result<Reply, FeedError> {
         .map_err(|e| FeedError::retry(format!("symbol-token: not JSON ({e}): {excerpt}")))?;
     if v["s"] != "ok" {
         let why = v["message"].as_str().unwrap_or(excerpt);
-        return Err(FeedError::stop(format!(
+        return Err(FeedError::credentials(format!(
             "Fyers refused the symbol-token request: {why}"
         )));
     }
@@ -268,13 +268,13 @@ mod tests {
         let (base, h) = serve_once("401 Unauthorized", r#"{"s":"error","message":"bad token"}"#);
         let e = http(&base, "jwt")(&["X"]).unwrap_err();
         h.join().unwrap();
-        assert_eq!(e.action, Action::Stop);
+        assert_eq!(e.action, Action::CredentialsRejected);
         // the reply parser alone
         assert_eq!(
             parse_reply(200, r#"{"s":"error","message":"no"}"#)
                 .unwrap_err()
                 .action,
-            Action::Stop
+            Action::CredentialsRejected
         );
         assert_eq!(parse_reply(500, "oops").unwrap_err().action, Action::Retry);
         assert_eq!(

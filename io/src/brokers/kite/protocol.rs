@@ -16,7 +16,7 @@ use crate::feed::protocol::{
 use crate::feed::{FeedError, TickSink};
 
 /// Kite credentials and endpoint.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KiteConfig {
     /// `wss://ws.kite.trade` for Kite; `ws://127.0.0.1:PORT` for the mock.
     pub url: String,

@@ -213,10 +213,10 @@ impl Noren {
                 out.append(&mut self.held);
                 Ok(())
             }
-            Some(false) => Err(FeedError::stop(format!(
+            Some(false) => Err(FeedError::credentials(format!(
                 "{} refused the session (connect ack s != OK) for user {}: the susertoken is \
                  wrong or spent (Noren tokens last a day; a new login ends the old session); log \
-                 in again and restart with the new token",
+                 in again and give the gateway the new token",
                 self.cfg.broker, self.cfg.user
             ))),
             None => Ok(()),
@@ -253,7 +253,7 @@ impl BrokerProtocol for Noren {
         let missing = self.cfg.user.is_empty() || self.cfg.token.is_empty();
         Box::new(move || {
             if missing {
-                return Err(FeedError::stop(format!(
+                return Err(FeedError::credentials(format!(
                     "{broker}: a user id and a session token (susertoken) are needed"
                 )));
             }

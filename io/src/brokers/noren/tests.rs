@@ -281,11 +281,14 @@ fn a_refused_session_stops_the_feed() {
     let e = p
         .on_text(br#"{"t":"ck","s":"NOT_OK"}"#, 1, &mut out, |_| {})
         .unwrap_err();
-    assert_eq!(e.action, Action::Stop);
+    assert_eq!(e.action, Action::CredentialsRejected);
     assert!(e.reason.contains("susertoken"), "{}", e.reason);
     // No credentials: the dial never happens.
     let p = Noren::new(NorenConfig::default(), keys());
-    assert_eq!((p.connect_job())().unwrap_err().action, Action::Stop);
+    assert_eq!(
+        (p.connect_job())().unwrap_err().action,
+        Action::CredentialsRejected
+    );
     let lv = Noren::new(cfg(), keys()).liveness();
     let (every, msgs) = lv.keepalive.unwrap();
     assert_eq!(every, std::time::Duration::from_secs(3));

@@ -26,7 +26,7 @@ use crate::feed::protocol::{
 use crate::feed::{FeedError, TickSink};
 
 /// Upstox credentials and endpoints.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpstoxConfig {
     /// REST base: `https://api.upstox.com`, or the mock's `http://127.0.0.1:PORT`.
     pub api_base: String,
@@ -148,7 +148,7 @@ fn authorize(cfg: &UpstoxConfig) -> Result<String, FeedError> {
     match code {
         200 => {}
         401 | 403 => {
-            return Err(FeedError::stop(format!(
+            return Err(FeedError::credentials(format!(
                 "Upstox refused the access token (HTTP {code} from authorize); a new token is \
                  needed (they expire daily): {}",
                 &body[..body.len().min(200)]

@@ -70,6 +70,9 @@ pub struct Session {
     conflation_starts: u64,
     /// Subscription changes for the IO thread's fan-out index: (symbol, modes now held).
     sub_changes: Vec<(SymbolId, ModeSet)>,
+    /// Bit `i`: told that feed `i`'s broker refused its credentials (cleared once it no longer
+    /// does, so a later refusal is told again).
+    auth_told: u64,
 }
 
 /// Time to send a complete request head.
@@ -144,6 +147,7 @@ impl Session {
             high_water: cfg.high_water as u64,
             conflation_starts: 0,
             sub_changes: Vec::new(),
+            auth_told: 0,
         }
     }
 
@@ -354,9 +358,32 @@ impl Session {
                     "symbol": s.symbol, "exchange": s.exchange}));
             }
         }
+        self.auth_notices(shared, &mut told);
         for t in told {
             self.send(&t.to_string());
         }
         self.flush_socket();
+    }
+
+    /// One `BROKER_AUTH_FAILED` error per refusal of a feed's credentials, to a client holding
+    /// symbols of that feed: its data stops until the gateway has new credentials, and it should
+    /// know why rather than see a silent stream. The connection and its subscriptions stay.
+    fn auth_notices(&mut self, shared: &Shared, told: &mut Vec<Value>) {
+        for (i, f) in shared.feeds.iter().enumerate().take(64) {
+            let bit = 1u64 << i;
+            if !f.status.credentials_rejected() {
+                self.auth_told &= !bit;
+                continue;
+            }
+            if self.auth_told & bit != 0 || !self.subs.keys().any(|&s| shared.feed_index(s) == i) {
+                continue;
+            }
+            self.auth_told |= bit;
+            told.push(json!({"status": "error", "code": "BROKER_AUTH_FAILED",
+                "message": format!("The broker ({}) refused the gateway's credentials; market \
+                    data from it stops until the gateway is given new ones. You stay connected \
+                    and subscribed.", f.broker),
+                "broker": f.broker}));
+        }
     }
 }

@@ -87,6 +87,8 @@ impl Session {
             Some("get_broker_info") => {
                 let st = if shared.all_connected() {
                     "connected"
+                } else if shared.any_credentials_rejected() {
+                    "credentials_rejected"
                 } else {
                     "disconnected"
                 };
