@@ -10,8 +10,10 @@
 //! With `--router thread` the router runs on its own thread between the two (`docs/architecture.md`).
 
 mod feeds;
+mod limits;
 mod start;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -19,8 +21,10 @@ use std::time::Duration;
 use clap::Args;
 use tickwire_engine::idle::IdleStrategy;
 use tickwire_io::feed::FeedConfig;
+use tickwire_io::gateway::LimitOverrides;
 
 pub use feeds::FeedSpec;
+pub use limits::{KeyLimit, LimitArgs};
 pub use start::{start, Running, Upstream};
 
 use crate::mock::{BrokerKind, MockBroker, MockConfig};
@@ -98,6 +102,13 @@ pub struct EngineArgs {
     /// Connections not yet authenticated from one remote address.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_pending_per_addr: u32,
+    /// Client limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Per-API-key limit overrides (from the config file's `[limits.per_key.NAME]`); the
+    /// `--limit-override` flags go over them.
+    #[arg(skip)]
+    pub per_key_limits: BTreeMap<String, LimitOverrides>,
 }
 
 /// `--router`: the thread the router runs on.
