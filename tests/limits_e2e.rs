@@ -63,7 +63,10 @@ fn subscribe(ws: &mut Ws, mode: u64, symbols: &[&str]) -> Value {
         .iter()
         .map(|s| json!({"symbol": s, "exchange": "NSE"}))
         .collect();
-    send(ws, json!({"action": "subscribe", "symbols": symbols, "mode": mode}));
+    send(
+        ws,
+        json!({"action": "subscribe", "symbols": symbols, "mode": mode}),
+    );
     reply(ws)
 }
 
@@ -80,7 +83,14 @@ fn two_keys(extra: &[&str]) -> (Proc, Served) {
 
 #[test]
 fn instruments_past_the_limit_fail_per_entry_and_the_client_keeps_what_it_has() {
-    let d = start_demo(&["--symbols", "3", "--rate", "300", "--max-subscriptions", "2"]);
+    let d = start_demo(&[
+        "--symbols",
+        "3",
+        "--rate",
+        "300",
+        "--max-subscriptions",
+        "2",
+    ]);
     let mut ws = authed(d.port);
     let r = subscribe(&mut ws, 1, &["SBIN", "RELIANCE", "INFY"]);
     assert_eq!(r["status"], "partial", "{r}");
@@ -98,10 +108,15 @@ fn instruments_past_the_limit_fail_per_entry_and_the_client_keeps_what_it_has() 
     let r = subscribe(&mut ws, 3, &["SBIN"]);
     assert_eq!(r["status"], "success", "{r}");
     // It keeps what it has, in every mode it asked for.
-    wait_data_where(&mut ws, 10, "SBIN depth", |v| v["symbol"] == "SBIN" && v["mode"] == 3);
+    wait_data_where(&mut ws, 10, "SBIN depth", |v| {
+        v["symbol"] == "SBIN" && v["mode"] == 3
+    });
     wait_data(&mut ws, "NSE", "RELIANCE", 10);
     // Room again after an unsubscribe.
-    send(&mut ws, json!({"action": "unsubscribe", "symbol": "RELIANCE", "exchange": "NSE"}));
+    send(
+        &mut ws,
+        json!({"action": "unsubscribe", "symbol": "RELIANCE", "exchange": "NSE"}),
+    );
     assert_eq!(reply(&mut ws)["status"], "success");
     assert_eq!(subscribe(&mut ws, 1, &["INFY"])["status"], "success");
     assert_eq!(limit_counts(d.port)["subscription_limit"], 1);
@@ -120,10 +135,16 @@ fn changes_past_the_rate_are_refused_and_a_client_hammering_on_is_closed() {
     ]);
     let mut ws = authed(d.port);
     assert_eq!(subscribe(&mut ws, 1, &["SBIN"])["status"], "success");
-    send(&mut ws, json!({"action": "unsubscribe", "symbol": "SBIN", "exchange": "NSE"}));
+    send(
+        &mut ws,
+        json!({"action": "unsubscribe", "symbol": "SBIN", "exchange": "NSE"}),
+    );
     assert_eq!(reply(&mut ws)["status"], "success");
     let r = subscribe(&mut ws, 2, &["SBIN", "RELIANCE"]);
-    assert_eq!(r["status"], "partial", "the third change passes, the fourth not: {r}");
+    assert_eq!(
+        r["status"], "partial",
+        "the third change passes, the fourth not: {r}"
+    );
     let e = &r["subscriptions"][1];
     assert_eq!(e["code"], "RATE_LIMITED");
     let msg = e["message"].as_str().unwrap();
@@ -132,9 +153,15 @@ fn changes_past_the_rate_are_refused_and_a_client_hammering_on_is_closed() {
         "{msg}"
     );
     // Unsubscribes are changes too; unsubscribe_all never fails.
-    send(&mut ws, json!({"action": "unsubscribe", "symbol": "SBIN", "exchange": "NSE"}));
+    send(
+        &mut ws,
+        json!({"action": "unsubscribe", "symbol": "SBIN", "exchange": "NSE"}),
+    );
     let r = reply(&mut ws);
-    assert_eq!((r["status"].as_str(), r["failed"][0]["code"].as_str()), (Some("error"), Some("RATE_LIMITED")));
+    assert_eq!(
+        (r["status"].as_str(), r["failed"][0]["code"].as_str()),
+        (Some("error"), Some("RATE_LIMITED"))
+    );
     send(&mut ws, json!({"action": "unsubscribe_all"}));
     assert_eq!(reply(&mut ws)["status"], "success");
     // The client is still served while it only went over a little.
@@ -144,12 +171,18 @@ fn changes_past_the_rate_are_refused_and_a_client_hammering_on_is_closed() {
 
     // Hammering on: refused changes past twice its allowance (6) close it with 4429.
     for _ in 0..3 {
-        send(&mut ws, json!({"action": "subscribe", "symbols": [
-            {"symbol": "SBIN", "exchange": "NSE"}, {"symbol": "RELIANCE", "exchange": "NSE"}]}));
+        send(
+            &mut ws,
+            json!({"action": "subscribe", "symbols": [
+            {"symbol": "SBIN", "exchange": "NSE"}, {"symbol": "RELIANCE", "exchange": "NSE"}]}),
+        );
     }
     let (code, reason, before) = until_close(&mut ws, 10);
     assert_eq!(code, 4429, "{reason}");
-    assert_eq!(reason, "rate limit: far more than 3 subscription changes a minute");
+    assert_eq!(
+        reason,
+        "rate limit: far more than 3 subscription changes a minute"
+    );
     assert!(before.iter().all(|r| r["status"] == "error"), "{before:?}");
     let counts = limit_counts(d.port);
     assert_eq!(counts["rate_abuse_closed"], 1, "{counts}");
@@ -167,7 +200,10 @@ fn a_message_over_the_size_limit_is_answered_then_closed_with_1009() {
     assert_eq!(reply(&mut ws)["type"], "pong", "under the limit");
     send(&mut ws, pad(2000));
     let (code, reason, before) = until_close(&mut ws, 10);
-    assert_eq!((code, reason.as_str()), (1009, "message too big: the limit is 1024 bytes"));
+    assert_eq!(
+        (code, reason.as_str()),
+        (1009, "message too big: the limit is 1024 bytes")
+    );
     assert_eq!(
         before,
         vec![json!({"status": "error", "code": "MESSAGE_TOO_BIG",
@@ -204,12 +240,20 @@ impl Write for Muted {
 /// An authenticated client that goes silent (see [`Muted`]).
 fn silent_client(port: u16) -> WebSocket<Muted> {
     let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-    let mute = Arc::new(AtomicBool::new(false));
-    let stream = Muted { tcp, mute: mute.clone() };
-    let (mut ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}"), stream).unwrap();
-    ws.send(Message::Text(json!({"action": "authenticate", "api_key": "k1"}).to_string().into()))
+    tcp.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
+    let mute = Arc::new(AtomicBool::new(false));
+    let stream = Muted {
+        tcp,
+        mute: mute.clone(),
+    };
+    let (mut ws, _) = tungstenite::client(format!("ws://127.0.0.1:{port}"), stream).unwrap();
+    ws.send(Message::Text(
+        json!({"action": "authenticate", "api_key": "k1"})
+            .to_string()
+            .into(),
+    ))
+    .unwrap();
     loop {
         if let Ok(Message::Text(t)) = ws.read() {
             let v: Value = serde_json::from_str(t.as_str()).unwrap();
@@ -232,10 +276,17 @@ fn a_silent_client_is_closed_one_answering_pings_is_not() {
         let _ = recv(&mut alive, Duration::from_millis(200));
     }
     send(&mut alive, json!({"action": "ping"}));
-    assert_eq!(reply(&mut alive)["type"], "pong", "not idle: it answered the Pings");
+    assert_eq!(
+        reply(&mut alive)["type"],
+        "pong",
+        "not idle: it answered the Pings"
+    );
     // `silent` answered nothing, not even a Ping.
     let (code, reason, before) = until_close(&mut silent, 10);
-    assert_eq!((code, reason.as_str()), (4408, "idle timeout: no message or pong for 2 s"));
+    assert_eq!(
+        (code, reason.as_str()),
+        (4408, "idle timeout: no message or pong for 2 s")
+    );
     assert_eq!(before.last().unwrap()["code"], "IDLE_TIMEOUT");
     assert_eq!(limit_counts(d.port)["idle_timeout"], 1);
 }
@@ -251,7 +302,10 @@ fn clients_per_key_and_in_total_are_capped_and_places_come_back() {
     let (code, reason, before) = until_close(&mut a3, 10);
     let msg = "Too many clients for this API key (api-key-1): at most 2 at once";
     assert_eq!((code, reason.as_str()), (1013, msg));
-    assert_eq!(before, vec![json!({"status": "error", "code": "KEY_CLIENT_LIMIT", "message": msg})]);
+    assert_eq!(
+        before,
+        vec![json!({"status": "error", "code": "KEY_CLIENT_LIMIT", "message": msg})]
+    );
     // k2 is not held back by k1's cap, only by the total.
     let _b1 = authed_with(s.port, "k2");
     let mut b2 = connect(s.port);
@@ -277,7 +331,10 @@ fn a_per_key_override_applies_to_its_key_only() {
     let (_m, s) = two_keys(&["--limit-override", "api-key-2:max_subscriptions=1"]);
     let mut a = authed_with(s.port, "k1");
     let mut b = authed_with(s.port, "k2");
-    assert_eq!(subscribe(&mut a, 1, &["SBIN", "RELIANCE"])["status"], "success");
+    assert_eq!(
+        subscribe(&mut a, 1, &["SBIN", "RELIANCE"])["status"],
+        "success"
+    );
     let r = subscribe(&mut b, 1, &["SBIN", "RELIANCE"]);
     assert_eq!(r["status"], "partial", "{r}");
     assert_eq!(r["subscriptions"][1]["code"], "SUBSCRIPTION_LIMIT");
@@ -291,7 +348,10 @@ fn a_per_key_override_applies_to_its_key_only() {
 fn a_bad_limit_override_stops_the_start_with_a_clear_message() {
     for (flag, want) in [
         ("api-key-2:max_subs=1", "unknown per-key limit \"max_subs\""),
-        ("api-key-2:idle_timeout_s=0", "idle_timeout_s must be 1 to 86400, got 0"),
+        (
+            "api-key-2:idle_timeout_s=0",
+            "idle_timeout_s must be 1 to 86400, got 0",
+        ),
         ("api-key-2", "expected KEYNAME:field=value"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_tickwire"))
@@ -300,7 +360,10 @@ fn a_bad_limit_override_stops_the_start_with_a_clear_message() {
             .unwrap();
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("--limit-override") && err.contains(want), "{flag}: {err}");
+        assert!(
+            err.contains("--limit-override") && err.contains(want),
+            "{flag}: {err}"
+        );
     }
 }
 
@@ -311,7 +374,10 @@ fn collect(ws: &mut Ws, secs: f64) -> Vec<(String, u64)> {
     while Instant::now() < end {
         if let Some(v) = recv(ws, Duration::from_millis(100)) {
             if v["type"] == "market_data" {
-                got.push((v["symbol"].as_str().unwrap().to_string(), v["mode"].as_u64().unwrap()));
+                got.push((
+                    v["symbol"].as_str().unwrap().to_string(),
+                    v["mode"].as_u64().unwrap(),
+                ));
             }
         }
     }
@@ -333,10 +399,16 @@ fn clients_of_two_keys_get_only_their_own_subscriptions_in_their_own_modes() {
     let want_b = [("SBIN", 3), ("INFY", 1)];
     let only = |got: &[(String, u64)], want: &[(&str, u64)]| {
         for g in got {
-            assert!(want.iter().any(|w| w.0 == g.0 && w.1 == g.1), "unexpected {g:?} in {got:?}");
+            assert!(
+                want.iter().any(|w| w.0 == g.0 && w.1 == g.1),
+                "unexpected {g:?} in {got:?}"
+            );
         }
         for w in want {
-            assert!(got.iter().any(|g| g.0 == w.0 && g.1 == w.1), "no {w:?} in {got:?}");
+            assert!(
+                got.iter().any(|g| g.0 == w.0 && g.1 == w.1),
+                "no {w:?} in {got:?}"
+            );
         }
     };
     only(&ga, &want_a);
@@ -344,10 +416,19 @@ fn clients_of_two_keys_get_only_their_own_subscriptions_in_their_own_modes() {
     only(&[gb, gb2].concat(), &want_b);
 
     // B cannot touch A's RELIANCE; A drops SBIN (every mode): B keeps its SBIN depth.
-    send(&mut b, json!({"action": "unsubscribe", "symbol": "RELIANCE", "exchange": "NSE"}));
+    send(
+        &mut b,
+        json!({"action": "unsubscribe", "symbol": "RELIANCE", "exchange": "NSE"}),
+    );
     let r = reply(&mut b);
-    assert_eq!(r["failed"][0]["message"], "Not subscribed to RELIANCE on NSE", "{r}");
-    send(&mut a, json!({"action": "unsubscribe", "symbol": "SBIN", "exchange": "NSE"}));
+    assert_eq!(
+        r["failed"][0]["message"], "Not subscribed to RELIANCE on NSE",
+        "{r}"
+    );
+    send(
+        &mut a,
+        json!({"action": "unsubscribe", "symbol": "SBIN", "exchange": "NSE"}),
+    );
     assert_eq!(reply(&mut a)["status"], "success");
     let (ga, gb) = (collect(&mut a, 3.0), collect(&mut b, 3.0));
     only(&ga, &[("RELIANCE", 2)]);

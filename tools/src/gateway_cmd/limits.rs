@@ -58,7 +58,8 @@ impl FromStr for KeyLimit {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?}: expected KEYNAME:field=value, e.g. api-key-2:max_subscriptions=50");
+        let bad =
+            || format!("{s:?}: expected KEYNAME:field=value, e.g. api-key-2:max_subscriptions=50");
         let (key, rest) = s.split_once(':').ok_or_else(bad)?;
         let (field, value) = rest.split_once('=').ok_or_else(bad)?;
         let (key, field) = (key.trim(), field.trim());
@@ -78,7 +79,10 @@ impl FromStr for KeyLimit {
 impl LimitArgs {
     /// The gateway's limits: these flags, then `per_key` (from the config file) with the
     /// `--limit-override` flags over it.
-    pub fn config(&self, per_key: &BTreeMap<String, LimitOverrides>) -> Result<LimitConfig, String> {
+    pub fn config(
+        &self,
+        per_key: &BTreeMap<String, LimitOverrides>,
+    ) -> Result<LimitConfig, String> {
         let mut per_key = per_key.clone();
         for (name, o) in &per_key {
             o.validate()
@@ -115,15 +119,31 @@ mod tests {
     #[test]
     fn override_flags_parse_and_win_over_the_file() {
         let k: KeyLimit = "api-key-2:max_subscriptions=50".parse().unwrap();
-        assert_eq!((k.key.as_str(), k.field.as_str(), k.value.as_str()), ("api-key-2", "max_subscriptions", "50"));
-        assert!("api-key-2".parse::<KeyLimit>().unwrap_err().contains("expected KEYNAME:field=value"));
-        assert!("a:max_clients=5".parse::<KeyLimit>().unwrap_err().contains("unknown per-key limit"));
-        assert!("a:idle_timeout_s=0".parse::<KeyLimit>().unwrap_err().contains("must be 1 to"));
+        assert_eq!(
+            (k.key.as_str(), k.field.as_str(), k.value.as_str()),
+            ("api-key-2", "max_subscriptions", "50")
+        );
+        assert!("api-key-2"
+            .parse::<KeyLimit>()
+            .unwrap_err()
+            .contains("expected KEYNAME:field=value"));
+        assert!("a:max_clients=5"
+            .parse::<KeyLimit>()
+            .unwrap_err()
+            .contains("unknown per-key limit"));
+        assert!("a:idle_timeout_s=0"
+            .parse::<KeyLimit>()
+            .unwrap_err()
+            .contains("must be 1 to"));
 
         let mut file = BTreeMap::new();
         file.insert(
             "api-key-2".to_string(),
-            LimitOverrides { max_subscriptions: Some(10), idle_timeout_s: Some(30), ..Default::default() },
+            LimitOverrides {
+                max_subscriptions: Some(10),
+                idle_timeout_s: Some(30),
+                ..Default::default()
+            },
         );
         let args = LimitArgs {
             max_subscriptions: 1000,
@@ -139,11 +159,24 @@ mod tests {
         let cfg = args.config(&file).unwrap();
         let two = cfg.for_key("api-key-2");
         assert_eq!(two.max_subscriptions, 50, "the flag wins");
-        assert_eq!(two.idle_timeout, Duration::from_secs(30), "the file's other field stays");
+        assert_eq!(
+            two.idle_timeout,
+            Duration::from_secs(30),
+            "the file's other field stays"
+        );
         assert_eq!(cfg.for_key("api-key-1").max_subscriptions, 1000);
 
-        file.insert("x".into(), LimitOverrides { max_message_bytes: Some(1), ..Default::default() });
+        file.insert(
+            "x".into(),
+            LimitOverrides {
+                max_message_bytes: Some(1),
+                ..Default::default()
+            },
+        );
         let e = args.config(&file).unwrap_err();
-        assert!(e.starts_with("limits for key \"x\": max_message_bytes must be"), "{e}");
+        assert!(
+            e.starts_with("limits for key \"x\": max_message_bytes must be"),
+            "{e}"
+        );
     }
 }

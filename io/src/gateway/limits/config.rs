@@ -174,9 +174,15 @@ impl LimitOverrides {
                 "subscription_changes_per_minute",
                 self.subscription_changes_per_minute.map(u64::from),
             ),
-            ("max_message_bytes", self.max_message_bytes.map(|v| v as u64)),
+            (
+                "max_message_bytes",
+                self.max_message_bytes.map(|v| v as u64),
+            ),
             ("idle_timeout_s", self.idle_timeout_s),
-            ("max_clients_per_key", self.max_clients_per_key.map(u64::from)),
+            (
+                "max_clients_per_key",
+                self.max_clients_per_key.map(u64::from),
+            ),
         ];
         for (f, v) in fields {
             if let Some(v) = v {
@@ -228,7 +234,10 @@ mod tests {
         let mut o = LimitOverrides::default();
         let e = o.set("max_subs", "5").unwrap_err();
         assert!(e.contains("unknown per-key limit \"max_subs\""), "{e}");
-        assert!(o.set("max_subscriptions", "many").unwrap_err().contains("whole number"));
+        assert!(o
+            .set("max_subscriptions", "many")
+            .unwrap_err()
+            .contains("whole number"));
         let e = o.set("max_message_bytes", "10").unwrap_err();
         assert_eq!(e, "max_message_bytes must be 512 to 67108864, got 10");
         assert_eq!(o, LimitOverrides::default(), "nothing set by a bad value");
@@ -236,7 +245,10 @@ mod tests {
             idle_timeout_s: Some(0),
             ..LimitOverrides::default()
         };
-        assert!(bad.validate().unwrap_err().starts_with("idle_timeout_s must be 1"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .starts_with("idle_timeout_s must be 1"));
     }
 
     #[test]

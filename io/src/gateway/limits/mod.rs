@@ -91,8 +91,12 @@ impl Violation {
             Violation::RateAbuse => "client limit: closed for far too many subscription changes",
             Violation::MessageTooBig => "client limit: closed for a message over the size limit",
             Violation::IdleTimeout => "client limit: closed idle",
-            Violation::KeyClientLimit => "client limit: refused, the key has its maximum of clients",
-            Violation::TooManyClients => "client limit: refused, the gateway has its maximum of clients",
+            Violation::KeyClientLimit => {
+                "client limit: refused, the key has its maximum of clients"
+            }
+            Violation::TooManyClients => {
+                "client limit: refused, the gateway has its maximum of clients"
+            }
         }
     }
 

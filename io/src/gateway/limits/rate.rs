@@ -111,7 +111,10 @@ mod tests {
             w.force(t0);
         }
         assert!(!w.abusive(), "forced changes are not excess");
-        assert!(w.take(t0 + Duration::from_secs(1)), "one second refills one token");
+        assert!(
+            w.take(t0 + Duration::from_secs(1)),
+            "one second refills one token"
+        );
     }
 
     #[test]

@@ -191,17 +191,14 @@ impl Session {
     /// A client's change allowance: bursts of a minute's worth, or of its whole subscription
     /// limit when that is larger, so a client can subscribe all it may hold at once.
     fn rate_window(l: &Limits, now: Instant) -> RateWindow {
-        RateWindow::new(
-            l.subscription_changes_per_minute,
-            l.max_subscriptions,
-            now,
-        )
+        RateWindow::new(l.subscription_changes_per_minute, l.max_subscriptions, now)
     }
 
     /// The key named `name` checked out for this client: counts it against its key's and the
     /// gateway's client limits and applies the key's limits. Returns the reply to the
     /// authentication: success, or the refusal (the connection then closes after it).
-    pub(super) fn on_authed(&mut self, name: Arc<str>, shared: &Shared) -> Value {
+    /// Answer with [`Session::answer`], which closes after a refusal.
+    pub fn on_authed(&mut self, name: Arc<str>, shared: &Shared) -> Value {
         let success = || {
             json!({"type": "auth", "status": "success", "message": "Authentication successful",
                 "broker": shared.cfg.broker, "user_id": shared.cfg.user_id,
@@ -213,7 +210,11 @@ impl Session {
         }
         let limits = shared.cfg.limits.for_key(&name);
         let joined = match shared.limit_state.clients.lock() {
-            Ok(mut c) => c.join(&name, limits.max_clients_per_key, shared.cfg.limits.max_clients),
+            Ok(mut c) => c.join(
+                &name,
+                limits.max_clients_per_key,
+                shared.cfg.limits.max_clients,
+            ),
             Err(_) => Ok(()),
         };
         if let Err(full) = joined {
@@ -224,7 +225,9 @@ impl Session {
                 ),
                 super::limits::Full::Gateway(n) => (
                     Violation::TooManyClients,
-                    format!("Too many clients: the gateway serves at most {n} at once; retry later"),
+                    format!(
+                        "Too many clients: the gateway serves at most {n} at once; retry later"
+                    ),
                 ),
             };
             shared
@@ -250,9 +253,11 @@ impl Session {
     /// Counts and logs a violation of this client's limits.
     fn violation(&self, shared: &Shared, kind: Violation, n: u64, what: &str) {
         let key = self.key_name().unwrap_or("(not authenticated)");
-        shared.limit_state.violation(&shared.stats.limits, kind, n, || {
-            format!("client {} (key {key}): {what}", self.consumer)
-        });
+        shared
+            .limit_state
+            .violation(&shared.stats.limits, kind, n, || {
+                format!("client {} (key {key}): {what}", self.consumer)
+            });
     }
 
     /// Says why (the protocol's error message), then closes with `code` and `reason`.
@@ -357,12 +362,12 @@ impl Session {
             match read {
                 Ok(Message::Text(t)) => {
                     let reply = self.request(t.as_bytes(), shared, last, outbox);
-                    self.send(&reply.to_string());
+                    self.answer(&reply);
                 }
                 Ok(Message::Binary(b)) => {
                     // OpenAlgo json.loads whatever arrives, so JSON in a binary frame works too.
                     let reply = self.request(&b, shared, last, outbox);
-                    self.send(&reply.to_string());
+                    self.answer(&reply);
                 }
                 Ok(Message::Close(_)) => {
                     let Ws::Open(ws) = &mut self.ws else { return };
@@ -392,11 +397,16 @@ impl Session {
                     return;
                 }
             }
-            // A refusal asked to close once its reply is queued.
-            if let Some((code, reason)) = self.closing.take() {
-                self.close(code, &reason);
-                return;
-            }
+        }
+    }
+
+    /// Queues the reply to a request; then, if handling it decided the connection must end (a
+    /// refused authentication, a client far past its rate), closes with the code and reason it
+    /// chose. A caller answering an authentication later (off this call path) uses this too.
+    pub fn answer(&mut self, reply: &Value) {
+        self.send(&reply.to_string());
+        if let Some((code, reason)) = self.closing.take() {
+            self.close(code, &reason);
         }
     }
 
@@ -431,7 +441,8 @@ impl Session {
                 let idle = self.limits.idle_timeout;
                 let quiet = self.last_heard.elapsed();
                 if quiet >= idle {
-                    let reason = format!("idle timeout: no message or pong for {} s", idle.as_secs());
+                    let reason =
+                        format!("idle timeout: no message or pong for {} s", idle.as_secs());
                     self.refuse_and_close(shared, Violation::IdleTimeout, 4408, &reason);
                     return;
                 }

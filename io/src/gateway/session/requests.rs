@@ -11,8 +11,8 @@ use tickwire_engine::router::{Control, Mode, ModeSet};
 use tickwire_engine::symbols::SymbolId;
 
 use super::{error, overall, Session, Sub};
-use crate::gateway::limits::Violation;
 use crate::feed::upstream_state;
+use crate::gateway::limits::Violation;
 
 /// One usable request entry: symbol, exchange, and its own `mode` if it has one.
 type Entry<'a> = (String, String, Option<&'a Value>);
@@ -409,9 +409,8 @@ impl Session {
         let what = format!("{limited} subscription changes past its rate of {per_minute} a minute");
         self.violation(shared, Violation::RateLimited, limited, &what);
         if self.rate.abusive() && self.closing.is_none() {
-            let reason = format!(
-                "rate limit: far more than {per_minute} subscription changes a minute"
-            );
+            let reason =
+                format!("rate limit: far more than {per_minute} subscription changes a minute");
             self.violation(shared, Violation::RateAbuse, 1, &reason);
             self.closing = Some((4429, reason));
         }
