@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use hdrhistogram::Histogram;
 use tickwire_engine::clock::now_ns;
-use tungstenite::Message;
 
 use crate::gateway_cmd::{self, EngineArgs};
 use crate::mock::MockConfig;
+use crate::wsraw::{authed_socket, field, next_frame, TEXT};
 
 /// `tickwire bench fanout` flags.
 #[derive(Args, Debug, Clone)]
@@ -66,32 +66,6 @@ pub enum FanMode {
     Depth,
 }
 
-/// A masked client text frame (mask key zero: the payload is sent as is).
-fn client_frame(payload: &[u8]) -> Vec<u8> {
-    let mut f = vec![0x81];
-    match payload.len() {
-        n @ 0..=125 => f.push(0x80 | n as u8),
-        n @ 126..=65_535 => {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(0x80 | 127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(&[0; 4]);
-    f.extend_from_slice(payload);
-    f
-}
-
-/// The value of `"key":"…"` in a JSON text, without parsing the rest.
-fn field<'a>(json: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
-    let at = json.windows(key.len()).position(|w| w == key)? + key.len();
-    let end = json[at..].iter().position(|&b| b == b'"')?;
-    Some(&json[at..at + end])
-}
-
 fn key_of(exchange: &[u8], symbol: &[u8]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     exchange.hash(&mut h);
@@ -132,27 +106,6 @@ fn rss_anon_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Connects, authenticates and subscribes one client; returns its raw socket.
-fn client(addr: std::net::SocketAddr, key: &str, subscribe: &[u8]) -> Result<TcpStream, String> {
-    let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    let (mut ws, _) =
-        tungstenite::client(format!("ws://{addr}"), tcp).map_err(|e| e.to_string())?;
-    let auth = serde_json::json!({"action": "authenticate", "api_key": key});
-    ws.send(Message::Text(auth.to_string().into()))
-        .map_err(|e| e.to_string())?;
-    match ws.read() {
-        Ok(Message::Text(t)) if t.contains("success") => {}
-        other => return Err(format!("auth: {other:?}")),
-    }
-    // From here on raw frames: nothing is buffered in tungstenite (the server sends nothing
-    // until the subscribe below).
-    let mut tcp = ws.into_inner();
-    tcp.write_all(&client_frame(subscribe))
-        .map_err(|e| e.to_string())?;
-    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-    Ok(tcp)
-}
-
 /// Parses the complete frames at the start of `buf`, recording each market-data message; returns
 /// the bytes consumed.
 fn parse_frames(
@@ -164,26 +117,10 @@ fn parse_frames(
 ) -> usize {
     let now = now_ns();
     let mut at = 0;
-    while buf.len() - at >= 2 {
-        let (b0, b1) = (buf[at], buf[at + 1]);
-        let (len, hdr) = match b1 & 0x7f {
-            126 if buf.len() - at >= 4 => {
-                (u16::from_be_bytes([buf[at + 2], buf[at + 3]]) as usize, 4)
-            }
-            127 if buf.len() - at >= 10 => {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&buf[at + 2..at + 10]);
-                (u64::from_be_bytes(b) as usize, 10)
-            }
-            126 | 127 => break,
-            n => (n as usize, 2),
-        };
-        if buf.len() - at < hdr + len {
-            break;
-        }
+    while let Some((op, hdr, len)) = next_frame(&buf[at..]) {
         let payload = &buf[at + hdr..at + hdr + len];
         at += hdr + len;
-        if b0 & 0x0f != 1 || !measure {
+        if op != TEXT || !measure {
             continue;
         }
         let (Some(x), Some(s)) = (
@@ -348,7 +285,7 @@ pub fn fanout(a: FanoutArgs, stop: &AtomicBool) -> Result<(), String> {
     let stalled_n = (a.clients as u64 * a.stalled.min(100) as u64 / 100) as u32;
     let (mut reading, mut stalled) = (Vec::new(), Vec::new());
     for i in 0..a.clients {
-        let c = client(run.addr, &key, sub.as_bytes())?;
+        let c = authed_socket(run.addr, &key, Some(sub.as_bytes()))?;
         if i < stalled_n {
             stalled.push(c);
         } else {

@@ -3,6 +3,8 @@
 
 pub mod bench_cmd;
 pub mod bench_fanout;
+pub mod bench_soak;
+pub mod config;
 pub mod gateway_cmd;
 pub mod json;
 pub mod logging;
@@ -11,3 +13,4 @@ pub mod reload;
 pub mod secrets;
 pub mod shm_cmd;
 pub mod synthetic;
+pub mod wsraw;

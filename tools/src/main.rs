@@ -4,7 +4,11 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use tickwire::config::{self, Config};
 use tickwire::gateway_cmd::{self, DemoArgs, MockArgs, ServeArgs};
 use tickwire::logging::LogFormat;
 use tickwire::shm_cmd::{self, ShmCmd};
@@ -41,6 +45,19 @@ enum Cmd {
     /// Shared-memory tools: synthetic writer, tail, stat, rm.
     #[command(subcommand)]
     Shm(ShmCmd),
+    /// Config file tools: `config check FILE`.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Validates a config file (syntax, keys, values, each feed's credentials found in the file,
+    /// the environment or the credentials file) without starting anything.
+    Check {
+        /// The config file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -50,13 +67,32 @@ enum BenchCmd {
     /// Mock broker → gateway → many WebSocket clients (1,000 by default): messages/s delivered,
     /// latency percentiles, gateway CPU per million messages, with `--stalled P` % never reading.
     Fanout(tickwire::bench_fanout::FanoutArgs),
+    /// Mock market at 200,000 updates/s → a `tickwire serve` child → 500 clients subscribing and
+    /// unsubscribing at random for 5 minutes: the gateway's memory over time and every error
+    /// (bounded; run by hand, not part of the tests).
+    Soak(tickwire::bench_soak::SoakArgs),
 }
 
 fn main() -> ExitCode {
-    // Before parsing: the file supplies values of flags, required ones included.
+    // Before parsing: the config file's `[log]` configures logging, and it and the credentials
+    // file supply values clap reads (variables, defaults of required values).
     let args: Vec<String> = std::env::args().collect();
-    if let Some(path) = tickwire::secrets::flag(&args) {
-        match tickwire::secrets::load(std::path::Path::new(&path)) {
+    let cfg = match config::flag_value(&args, "config") {
+        Some(p) => match config::load(Path::new(&p)) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("tickwire: error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let secrets = tickwire::secrets::flag(&args)
+        .or_else(|| config::flag_value(&args, "credentials-file"))
+        .map(PathBuf::from)
+        .or_else(|| cfg.as_ref().and_then(|c| c.credentials_file.clone()));
+    if let Some(path) = secrets {
+        match tickwire::secrets::load(&path) {
             Ok(None) => {}
             Ok(Some(warning)) => eprintln!("tickwire: warning: {warning}"),
             Err(e) => {
@@ -65,8 +101,21 @@ fn main() -> ExitCode {
             }
         }
     }
-    let cli = Cli::parse();
-    let _log = match tickwire::logging::init(cli.log_level.as_deref(), cli.log_format) {
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Cmd::Serve(a), Some(("serve", m))) = (&mut cli.cmd, matches.subcommand()) {
+        a.explicit = config::explicit(m);
+        if let Some(c) = &cfg {
+            config::apply(c, a);
+        }
+    }
+    let file_log = cfg.map(|c: Config| c.log).unwrap_or_default();
+    let level = cli.log_level.clone().or(file_log.level);
+    let format = match matches.value_source("log_format") {
+        Some(ValueSource::CommandLine) => cli.log_format,
+        _ => file_log.format.unwrap_or(cli.log_format),
+    };
+    let _log = match tickwire::logging::init(level.as_deref(), format) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("tickwire: error: {e}");
@@ -92,9 +141,13 @@ fn main() -> ExitCode {
         Cmd::Shm(c) => shm_cmd::run(c, &stop),
         Cmd::Bench(BenchCmd::E2e(a)) => tickwire::bench_cmd::e2e(a, &stop),
         Cmd::Bench(BenchCmd::Fanout(a)) => tickwire::bench_fanout::fanout(a, &stop),
+        Cmd::Bench(BenchCmd::Soak(a)) => tickwire::bench_soak::soak(a, &stop),
         Cmd::Demo(a) => gateway_cmd::demo(a, &stop),
         Cmd::Serve(a) => gateway_cmd::serve(*a, &stop),
         Cmd::MockBroker(a) => gateway_cmd::mock_broker(a, &stop),
+        Cmd::Config(ConfigCmd::Check { file }) => {
+            config::check(&file).map(|summary| println!("tickwire: {summary}"))
+        }
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

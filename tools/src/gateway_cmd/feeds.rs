@@ -26,6 +26,11 @@ pub struct FeedSpec {
     pub broker: BrokerKind,
     /// Exchanges it serves.
     pub exchanges: Vec<String>,
+    /// This feed's most upstream connections (a config file's `connections`; default:
+    /// `--upstream-connections`, else the broker's limit).
+    pub connections: Option<usize>,
+    /// This feed's most instruments per connection (a config file's `symbols_per_connection`).
+    pub per_connection: Option<usize>,
 }
 
 impl FromStr for FeedSpec {
@@ -59,7 +64,12 @@ impl FromStr for FeedSpec {
             }
             exchanges.push(x);
         }
-        Ok(Self { broker, exchanges })
+        Ok(Self {
+            broker,
+            exchanges,
+            connections: None,
+            per_connection: None,
+        })
     }
 }
 
@@ -98,6 +108,8 @@ pub fn upstreams(a: &ServeArgs) -> Result<Vec<Upstream>, String> {
         vec![FeedSpec {
             broker: a.broker.unwrap_or_default(),
             exchanges: Vec::new(),
+            connections: None,
+            per_connection: None,
         }]
     } else {
         if let Some(b) = a.broker {
@@ -155,8 +167,18 @@ pub fn upstreams(a: &ServeArgs) -> Result<Vec<Upstream>, String> {
                 own.clone().or_else(|| shared.clone().filter(|_| single))
             };
             let need = |v: &Option<String>, flag: &str| {
-                v.clone()
-                    .ok_or_else(|| format!("the {} feed needs {flag}", b.name()))
+                v.clone().ok_or_else(|| {
+                    // Every credential flag has a variable of the same name (`--kite-api-key`:
+                    // `TICKWIRE_KITE_API_KEY`); `--noren-url` is no secret and has none.
+                    let var = match flag {
+                        "--noren-url" => String::new(),
+                        f => format!(
+                            " (or TICKWIRE_{})",
+                            f.trim_start_matches('-').replace('-', "_").to_uppercase()
+                        ),
+                    };
+                    format!("the {} feed needs {flag}{var}", b.name())
+                })
             };
             let (url, master) = match b {
                 BrokerKind::Kite => (&a.kite_url, &a.kite_instruments),
@@ -215,7 +237,11 @@ pub fn upstreams(a: &ServeArgs) -> Result<Vec<Upstream>, String> {
             };
             Ok(Upstream {
                 broker,
-                feed: feed.clone(),
+                feed: FeedConfig {
+                    connections: s.connections,
+                    per_connection: s.per_connection,
+                    ..feed.clone()
+                },
                 instruments: pick(master, &a.instruments).unwrap_or_else(|| default_master(b)),
                 exchanges: s.exchanges.clone(),
             })

@@ -20,8 +20,8 @@ pub struct LimitArgs {
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_subscription_changes_per_minute: u32,
     /// Largest message or frame a client may send, in bytes (past it: closed with 1009).
-    #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(512..=(64 << 20)))]
-    pub max_message_bytes: u64,
+    #[arg(long, default_value_t = 65_536, value_parser = message_bytes)]
+    pub max_message_bytes: usize,
     /// A client that sends nothing (no message, no Pong) for this many seconds is closed.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub idle_timeout_s: u64,
@@ -41,6 +41,15 @@ pub struct LimitArgs {
     /// of the config file). Wins over the config file.
     #[arg(long = "limit-override", hide = true)]
     pub overrides: Vec<KeyLimit>,
+}
+
+/// `--max-message-bytes`: a whole number within the accepted range.
+fn message_bytes(s: &str) -> Result<usize, String> {
+    let v: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number"))?;
+    Ok(check("max_message_bytes", v)? as usize)
 }
 
 /// One `--limit-override NAME:field=value`.
@@ -95,12 +104,30 @@ impl LimitArgs {
                 .set(&o.field, &o.value)
                 .map_err(|e| format!("--limit-override {}: {e}", o.key))?;
         }
-        check("max_message_bytes", self.max_message_bytes)?;
+        // The config file's values arrive without the flags' range checks.
+        for (field, v) in [
+            ("max_subscriptions", u64::from(self.max_subscriptions)),
+            (
+                "subscription_changes_per_minute",
+                u64::from(self.max_subscription_changes_per_minute),
+            ),
+            ("max_message_bytes", self.max_message_bytes as u64),
+            ("idle_timeout_s", self.idle_timeout_s),
+            ("max_clients_per_key", u64::from(self.max_clients_per_key)),
+            ("max_clients", u64::from(self.max_clients)),
+            ("max_auth_attempts", u64::from(self.max_auth_attempts)),
+            (
+                "auth_failures_per_minute",
+                u64::from(self.auth_failures_per_minute),
+            ),
+        ] {
+            check(field, v).map_err(|e| format!("limits: {e}"))?;
+        }
         Ok(LimitConfig {
             defaults: Limits {
                 max_subscriptions: self.max_subscriptions,
                 subscription_changes_per_minute: self.max_subscription_changes_per_minute,
-                max_message_bytes: self.max_message_bytes as usize,
+                max_message_bytes: self.max_message_bytes,
                 idle_timeout: Duration::from_secs(self.idle_timeout_s),
                 max_clients_per_key: self.max_clients_per_key,
             },

@@ -23,6 +23,8 @@ use tickwire_engine::idle::IdleStrategy;
 use tickwire_io::feed::FeedConfig;
 use tickwire_io::gateway::LimitOverrides;
 
+#[cfg(test)]
+pub(crate) use feeds::upstreams;
 pub use feeds::FeedSpec;
 pub use limits::{KeyLimit, LimitArgs};
 pub use start::{start, Running, Upstream};
@@ -38,6 +40,10 @@ pub const MAX_SYMBOLS: i64 = 500_000;
 /// Flags shared by `serve` and `demo`.
 #[derive(Args, Debug, Clone)]
 pub struct EngineArgs {
+    /// Address the client port listens on (`0.0.0.0` or a LAN address exposes it beyond this
+    /// machine: clients then send API keys over plain WebSocket, so keep it behind a TLS proxy).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub listen: std::net::IpAddr,
     /// shm file the router writes.
     #[arg(long = "shm", default_value = tickwire_shm::DEFAULT_PATH)]
     pub shm: PathBuf,
@@ -109,6 +115,15 @@ pub struct EngineArgs {
     /// `--limit-override` flags go over them.
     #[arg(skip)]
     pub per_key_limits: BTreeMap<String, LimitOverrides>,
+    /// Ignore the market calendar: feeds stay connected at any hour (development, weekends).
+    #[arg(long)]
+    pub dev: bool,
+    /// Exchange holidays: a file, or a directory of per-year files.
+    #[arg(long)]
+    pub holidays: Option<PathBuf>,
+    /// The market calendar's clock starts at this RFC 3339 instant and runs forward (tests).
+    #[arg(long, hide = true)]
+    pub market_now: Option<String>,
 }
 
 /// `--router`: the thread the router runs on.
@@ -137,16 +152,21 @@ TICKWIRE_UPSTOX_ACCESS_TOKEN, TICKWIRE_FYERS_ACCESS_TOKEN, TICKWIRE_ANGEL_API_KE
 TICKWIRE_ANGEL_CLIENT_CODE, TICKWIRE_ANGEL_JWT, TICKWIRE_ANGEL_FEED_TOKEN, TICKWIRE_DHAN_CLIENT_ID,\n  \
 TICKWIRE_DHAN_ACCESS_TOKEN, TICKWIRE_NOREN_USER, TICKWIRE_NOREN_ACCOUNT, TICKWIRE_NOREN_TOKEN,\n  \
 as variables or as NAME=value lines of --secrets-file FILE; a flag wins over its variable, a\n  \
-variable over the file.")]
+variable over the file.\n\
+Every setting can come from a TOML file instead: --config tickwire.toml (tickwire.example.toml lists\n\
+the keys; `tickwire config check FILE` validates one); flags and variables win over it.")]
 pub struct ServeArgs {
-    /// Client WebSocket port on 127.0.0.1 (OpenAlgo's 8765).
+    /// A TOML config file (`tickwire.example.toml` documents every key); flags and environment
+    /// variables override its values.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Client WebSocket port (OpenAlgo's 8765), on the `--listen` address.
     #[arg(long, default_value_t = 8765)]
     pub port: u16,
     /// API key clients authenticate with (repeatable; from the environment: comma-separated, so
-    /// it stays out of the process table).
+    /// it stays out of the process table). `serve` needs `--api-key` or `--keys-file`.
     #[arg(
         long = "api-key",
-        required = true,
         env = "TICKWIRE_API_KEYS",
         hide_env_values = true,
         value_delimiter = ','
@@ -258,8 +278,18 @@ pub struct ServeArgs {
     #[arg(long)]
     pub broker_ca_file: Option<PathBuf>,
     /// A file of `NAME=value` lines setting the secrets' variables (see below); keep it mode 600.
-    #[arg(long)]
+    #[arg(long, alias = "credentials-file")]
     pub secrets_file: Option<PathBuf>,
+    /// The API keys file (`tickwire keys add` writes it).
+    #[arg(long, env = "TICKWIRE_KEYS_FILE")]
+    pub keys_file: Option<PathBuf>,
+    /// Server-side pepper mixed into the keys file's hashes.
+    #[arg(long, env = "TICKWIRE_API_KEY_PEPPER", hide_env_values = true)]
+    pub api_key_pepper: Option<String>,
+    /// The flags given on the command line or by an environment variable: the config file does
+    /// not override them (also when it is re-read at run time).
+    #[arg(skip)]
+    pub explicit: std::collections::BTreeSet<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -347,6 +377,13 @@ fn wait(stop: &AtomicBool) {
 pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
     if a.api_keys.iter().any(|k| k.trim().is_empty()) {
         return Err("--api-key must not be empty: no client could authenticate".into());
+    }
+    if a.api_keys.is_empty() && a.keys_file.is_none() {
+        return Err(
+            "serve needs client API keys: --api-key (or TICKWIRE_API_KEYS, or [keys] \
+                    api_keys in the config file) or --keys-file"
+                .into(),
+        );
     }
     let ups = feeds::upstreams(&a)?;
     let names: Vec<String> = ups

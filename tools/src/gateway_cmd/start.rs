@@ -125,7 +125,7 @@ pub fn start(
     if ups.is_empty() {
         return Err("no feed configured".into());
     }
-    let listener = Gateway::listen(([127, 0, 0, 1], port).into()).map_err(|e| e.to_string())?;
+    let listener = Gateway::listen((e.listen, port).into()).map_err(|e| e.to_string())?;
     let (reg, per_feed, feed_of) = load(&ups)?;
     let n = reg.capacity();
     let wcfg = WriterConfig {
@@ -164,7 +164,7 @@ pub fn start(
     let statuses: Vec<Arc<FeedStatus>> = ups.iter().map(|_| Arc::new(FeedStatus::new(n))).collect();
     let gcfg = GatewayConfig {
         broker: openalgo_broker_name(&ups[0].broker).into(),
-        addr: ([127, 0, 0, 1], port).into(),
+        addr: (e.listen, port).into(),
         api_keys,
         core: e.client_core,
         pinned,
