@@ -442,3 +442,79 @@ fn clients_of_two_keys_get_only_their_own_subscriptions_in_their_own_modes() {
     only(&ga, &[("RELIANCE", 2)]);
     assert!(gb.is_empty(), "B holds nothing: {gb:?}");
 }
+
+/// `[limits.per_key.NAME]` in a config file reaches the gateway (and `--limit-override` goes over
+/// it); `config check` refuses a value out of range, naming the key.
+#[test]
+fn per_key_limits_from_the_config_file_and_the_flag_over_them() {
+    let bport = free_port();
+    let _m = mock(bport);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("tickwire.toml");
+    let text = |k2_idle: u64| {
+        format!(
+            r#"[gateway]
+port = {port}
+
+[shm]
+path = "ticks"
+
+[keys]
+api_keys = ["k1", "k2"]
+
+[limits]
+max_subscriptions = 3
+
+[limits.per_key.api-key-2]
+max_subscriptions = 1
+idle_timeout_s = {k2_idle}
+
+[[feed]]
+broker = "kite"
+url = "ws://127.0.0.1:{bport}"
+instruments = "http://127.0.0.1:{bport}/instruments"
+api_key = "mock_api_key"
+access_token = "mock_access_token"
+"#
+        )
+    };
+    std::fs::write(&f, text(0)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tickwire"))
+        .args(["config", "check"])
+        .arg(&f)
+        .env_remove("TICKWIRE_API_KEYS")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("limits.per_key.api-key-2")
+            && err.contains("idle_timeout_s must be 1 to 86400, got 0"),
+        "{err}"
+    );
+
+    std::fs::write(&f, text(300)).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_tickwire"))
+        .args(["serve", "--config"])
+        .arg(&f)
+        .args(["--limit-override", "api-key-1:max_subscriptions=2"])
+        .env_remove("TICKWIRE_API_KEYS")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _gw = Proc(child);
+    let mut a = authed_with(port, "k1");
+    let mut b = authed_with(port, "k2");
+    let r = subscribe(&mut a, 1, &["SBIN", "RELIANCE", "INFY"]);
+    assert_eq!(
+        r["subscriptions"][2]["code"], "SUBSCRIPTION_LIMIT",
+        "the flag's 2: {r}"
+    );
+    assert_eq!(r["subscriptions"][1]["status"], "success");
+    let r = subscribe(&mut b, 1, &["SBIN", "RELIANCE"]);
+    assert_eq!(
+        r["subscriptions"][1]["code"], "SUBSCRIPTION_LIMIT",
+        "the file's 1: {r}"
+    );
+}
