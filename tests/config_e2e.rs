@@ -137,6 +137,10 @@ path = "ticks"
 [log]
 format = "json"
 
+# The mock market trades at any hour.
+[market]
+dev = true
+
 [keys]
 api_keys = ["k1"]
 
@@ -211,7 +215,7 @@ access_token = "yesterdays_token"
     let child = bin()
         .args(["serve", "--config"])
         .arg(&f)
-        .args(["--port", &port.to_string()])
+        .args(["--port", &port.to_string(), "--dev"])
         .env("TICKWIRE_KITE_ACCESS_TOKEN", "mock_access_token")
         .env("TICKWIRE_API_KEYS", "k1")
         .stdout(Stdio::null())

@@ -207,7 +207,14 @@ fn refused_credentials_stop_the_feed_instead_of_redialling() {
     let (port, dir) = (free_port(), tempfile::tempdir().unwrap());
     let log = dir.path().join("stderr");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_tickwire"))
-        .args(["serve", "--port", &port.to_string(), "--api-key", "k1"])
+        .args([
+            "serve",
+            "--dev",
+            "--port",
+            &port.to_string(),
+            "--api-key",
+            "k1",
+        ])
         .args(["--shm", dir.path().join("ticks").to_str().unwrap()])
         .args(["--broker-url", &format!("ws://127.0.0.1:{bport}")])
         .args([
@@ -282,6 +289,7 @@ fn secrets_case(from_file: bool) {
     );
     let args = [
         "serve",
+        "--dev",
         "--port",
         &ps,
         "--shm",

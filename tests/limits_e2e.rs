@@ -499,6 +499,8 @@ access_token = "mock_access_token"
         .args(["serve", "--config"])
         .arg(&f)
         .args(["--limit-override", "api-key-1:max_subscriptions=2"])
+        // About limits, not market hours: the mock trades at any hour.
+        .arg("--dev")
         .env_remove("TICKWIRE_API_KEYS")
         .stdout(std::process::Stdio::null())
         .spawn()

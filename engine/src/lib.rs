@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod affinity;
+pub mod calendar;
 pub mod clock;
 pub mod dirty;
 pub mod doorbell;

@@ -236,6 +236,8 @@ pub fn start_serve_with(broker_args: &[&str]) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let shm = dir.path().join("ticks");
     let ps = port.to_string();
+    // `--dev`: these tests are about the feed, not market hours (tests/market_e2e.rs is), and
+    // must pass at any hour.
     let mut args = vec![
         "serve",
         "--port",
@@ -244,6 +246,7 @@ pub fn start_serve_with(broker_args: &[&str]) -> Served {
         "k1",
         "--shm",
         shm.to_str().unwrap(),
+        "--dev",
     ];
     args.extend_from_slice(broker_args);
     Served {

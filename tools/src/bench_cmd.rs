@@ -120,9 +120,11 @@ fn write_hgrm(dir: &std::path::Path, name: &str, h: &Histogram<u64>) -> std::io:
 }
 
 /// The engine flags with the shm path moved off the default one (a running gateway's) to a file of
-/// this benchmark's own, `/dev/shm/tickwire-<name>-<pid>`, unless one was given.
+/// this benchmark's own, `/dev/shm/tickwire-<name>-<pid>`, unless one was given; and market hours
+/// off (`--dev`): a benchmark's mock market trades at any hour.
 pub(crate) fn private_shm(engine: &EngineArgs, name: &str) -> EngineArgs {
     let mut e = engine.clone();
+    e.dev = true;
     if e.shm == std::path::Path::new(tickwire_shm::DEFAULT_PATH) {
         e.shm = PathBuf::from(format!("/dev/shm/tickwire-{name}-{}", std::process::id()));
     }

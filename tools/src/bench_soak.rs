@@ -288,6 +288,8 @@ pub fn soak(a: SoakArgs, stop: &AtomicBool) -> Result<(), String> {
         .args(["--instruments", &format!("http://{maddr}/instruments")])
         .args(["--kite-api-key", "mock_api_key"])
         .args(["--kite-access-token", "mock_access_token"])
+        // The mock market trades at any hour.
+        .arg("--dev")
         .args(&a.gateway_args)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).map_err(|e| e.to_string())?)

@@ -438,6 +438,36 @@ impl Conn {
         }
     }
 
+    /// Market hours: drops the socket (or the attempt) and waits, state `closed`, until
+    /// [`Conn::market_reopen`]. A connection stopped for good (credentials refused) stays
+    /// stopped.
+    pub fn market_close(&mut self, registry: &Registry, status: &FeedStatus) {
+        if self.machine.phase() == super::machine::Phase::Stopped {
+            return;
+        }
+        match std::mem::replace(&mut self.sock, Sock::None) {
+            Sock::Connecting(mut t, _) => {
+                let _ = registry.deregister(&mut t);
+            }
+            Sock::Open(mut ws) => {
+                let _ = ws.close(None);
+                let _ = ws.flush();
+                let _ = registry.deregister(ws.get_mut().tcp());
+            }
+            _ => {}
+        }
+        self.out.clear();
+        self.machine.reset(Instant::now());
+        status.set_conn_state(self.idx, feed_state::CLOSED);
+    }
+
+    /// Market hours: the markets open; dial at once.
+    pub fn market_reopen(&mut self) {
+        if self.machine.phase() != super::machine::Phase::Stopped {
+            self.machine.reset(Instant::now());
+        }
+    }
+
     /// Closes the WebSocket (shutdown).
     pub fn close(&mut self) {
         if let Sock::Open(ws) = &mut self.sock {

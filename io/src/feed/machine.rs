@@ -200,6 +200,13 @@ impl Machine {
         }
     }
 
+    /// Market hours closed the connection (or kept it from dialling): the next attempt is due at
+    /// `now`, with the backoff started over, so it dials as soon as the market reopens.
+    pub fn reset(&mut self, now: Instant) {
+        self.backoff.reset();
+        self.phase = Phase::Backoff { retry_at: now };
+    }
+
     /// The attempt or the connection ended with `e` (not a [`Action::Reject`], which keeps the
     /// connection). Returns the delay before the next attempt, or `None` when stopped.
     pub fn failed(&mut self, e: &FeedError, now: Instant) -> Option<Duration> {

@@ -12,6 +12,7 @@
 //! | [`thread`] | a feed IO thread: one mio poller for every connection of its feeds (and the router, inline) |
 //! | [`sink`] | where parsers put ticks (inline router, ring, or a test's `Vec`) |
 //! | [`error`] | [`FeedError`]: what happened and what to do (retry, retry after, reauthorize, reject, stop) |
+//! | [`hours`] | market hours: whether a feed should be connected now (the calendar, once a second) |
 //! | [`status`] | [`FeedStatus`]: health, counters, per-symbol upstream state |
 //! | [`backoff`], [`stream`] | capped exponential backoff with jitter; plain TCP or rustls TLS |
 
@@ -21,6 +22,7 @@ mod conn;
 pub mod demand;
 pub mod dial;
 pub mod error;
+pub mod hours;
 pub mod machine;
 pub mod pool;
 pub mod protocol;
@@ -30,6 +32,7 @@ pub mod stream;
 pub mod thread;
 
 pub use error::{Action, FeedError};
+pub use hours::FeedHours;
 pub use pool::{Feed, ProtocolFactory};
 pub use protocol::BrokerProtocol;
 pub use sink::TickSink;

@@ -16,8 +16,9 @@ use tickwire_engine::Tick;
 
 use super::assign::{Assign, Retries, Waiting};
 use super::conn::{Conn, Ctx};
+use super::hours::{FeedHours, Gate};
 use super::protocol::{BrokerProtocol, Limits};
-use super::status::{upstream_state, FeedStatus};
+use super::status::{feed_state, upstream_state, FeedStatus};
 use super::thread::FeedConfig;
 
 /// Makes one protocol instance per connection (each holds that connection's broker-side state;
@@ -43,6 +44,9 @@ pub struct Feed {
     pub router_bell: Option<Arc<Doorbell>>,
     /// Symbol names, for log lines.
     pub registry: Arc<SymbolRegistry>,
+    /// Market hours: the feed connects only while its exchanges (nearly) trade. `None`: always
+    /// connected.
+    pub hours: Option<FeedHours>,
 }
 
 /// A [`Feed`] at work on a feed thread.
@@ -61,10 +65,13 @@ pub(super) struct Pool {
     /// Token of connection `c` is `base + c`.
     base: usize,
     next_retry_check: Instant,
+    /// Market hours, when the feed follows them.
+    gate: Option<Gate>,
 }
 
 impl Pool {
-    /// The pool for `feed`; its connections get tokens from `base` on. Connection 0 dials at once.
+    /// The pool for `feed`; its connections get tokens from `base` on. Connection 0 dials at once,
+    /// unless the market calendar says the feed's exchanges are shut.
     pub fn new(feed: Feed, base: usize) -> Self {
         let proto = (feed.protocol)();
         let mut limits = proto.limits();
@@ -75,6 +82,8 @@ impl Pool {
             limits.connections = n;
         }
         let assign = Assign::new(feed.status.symbols.len(), limits);
+        let now = Instant::now();
+        let gate = feed.hours.clone().map(|h| Gate::new(h, now));
         let mut me = Self {
             retries: Retries::new(feed.cfg.confirm_after, feed.cfg.retry_max),
             feed,
@@ -85,10 +94,68 @@ impl Pool {
             parked: Default::default(),
             full_logged: 0,
             base,
-            next_retry_check: Instant::now(),
+            next_retry_check: now,
+            gate,
         };
         me.open_conn();
+        if me.gate.as_ref().is_some_and(|g| !g.open) {
+            me.announce_closed();
+        }
         me
+    }
+
+    /// True while market hours keep the feed disconnected.
+    fn market_closed(&self) -> bool {
+        self.gate.as_ref().is_some_and(|g| !g.open)
+    }
+
+    /// The markets shut: every connection closes and waits.
+    fn market_closes(&mut self, registry: &Registry) {
+        for c in &mut self.conns {
+            c.market_close(registry, &self.feed.status);
+        }
+        self.announce_closed();
+    }
+
+    /// Marks the feed `closed` with when it reopens, and says so once.
+    fn announce_closed(&mut self) {
+        let status = &*self.feed.status;
+        for c in 0..self.conns.len() {
+            if status.conns[c].state.load(Ordering::Relaxed) != feed_state::STOPPED {
+                status.set_conn_state(c, feed_state::CLOSED);
+            }
+        }
+        let Some(g) = &self.gate else { return };
+        let next = g.hours.next_connect();
+        status
+            .reopens_at_s
+            .store(next.unwrap_or(0), Ordering::Relaxed);
+        let when = next.map_or("no session within a year".into(), |s| {
+            format!(
+                "connecting at {}",
+                tickwire_engine::clock::rfc3339_utc(s.saturating_mul(1_000_000_000))
+            )
+        });
+        tracing::info!(
+            "{} feed: closed (market hours: {} shut); {when}",
+            self.proto.name(),
+            g.hours.names()
+        );
+    }
+
+    /// The markets open: every connection dials.
+    fn market_opens(&mut self) {
+        for c in &mut self.conns {
+            c.market_reopen();
+        }
+        self.feed.status.reopens_at_s.store(0, Ordering::Relaxed);
+        if let Some(g) = &self.gate {
+            tracing::info!(
+                "{} feed: market hours ({} open soon or open): connecting",
+                self.proto.name(),
+                g.hours.names()
+            );
+        }
     }
 
     fn open_conn(&mut self) {
@@ -104,6 +171,9 @@ impl Pool {
             .status
             .conns_used
             .store(self.conns.len(), Ordering::Relaxed);
+        if self.market_closed() {
+            self.feed.status.set_conn_state(idx, feed_state::CLOSED);
+        }
     }
 
     /// True when a demand change waits in the ring.
@@ -113,6 +183,10 @@ impl Pool {
 
     /// The longest the thread may sleep for this pool's sake.
     pub fn wait(&self, now: Instant) -> Duration {
+        let gate = self.gate.as_ref().map_or(Duration::MAX, |g| g.wait(now));
+        if self.market_closed() {
+            return gate;
+        }
         // Subscriptions awaiting confirmation are checked on the retry schedule's tick.
         let mut w = match self.retries.is_empty() {
             true => Duration::MAX,
@@ -121,7 +195,7 @@ impl Pool {
         for c in &self.conns {
             w = w.min(c.wait(now));
         }
-        w
+        w.min(gate)
     }
 
     /// One pass: take demand, run the retry schedule, then each connection's pass. `fired`: bit
@@ -133,7 +207,17 @@ impl Pool {
         fired: u64,
     ) {
         let now = Instant::now();
+        match self.gate.as_mut().and_then(|g| g.check(now)) {
+            Some(true) => self.market_opens(),
+            Some(false) => self.market_closes(registry),
+            None => {}
+        }
+        // Demand is still taken while closed: each connection re-subscribes what is wanted
+        // when it opens.
         self.take_demand(now);
+        if self.market_closed() {
+            return;
+        }
         if now >= self.next_retry_check {
             self.next_retry_check = now + RETRY_CHECK;
             self.run_retries(now);

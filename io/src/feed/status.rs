@@ -30,6 +30,8 @@ pub mod feed_state {
     pub const OPEN: u8 = 2;
     /// Stopped for good: the broker refused the credentials. `last_error` says why.
     pub const STOPPED: u8 = 3;
+    /// Not connected on purpose: the markets it carries are shut (market hours).
+    pub const CLOSED: u8 = 4;
 
     /// The state's name in `GET /status`.
     pub fn name(s: u8) -> &'static str {
@@ -37,6 +39,7 @@ pub mod feed_state {
             CONNECTING => "connecting",
             OPEN => "open",
             STOPPED => "stopped",
+            CLOSED => "closed",
             _ => "backoff",
         }
     }
@@ -117,6 +120,9 @@ pub struct FeedStatus {
     pub resubscribes: AtomicU64,
     /// Market segments' status as the broker last reported it (Upstox `market_info`).
     pub market: Mutex<BTreeMap<String, String>>,
+    /// While the feed is closed for market hours: when it dials again (Unix seconds; 0 when not
+    /// closed or not known).
+    pub reopens_at_s: AtomicI64,
 }
 
 impl FeedStatus {
@@ -169,8 +175,8 @@ impl FeedStatus {
     }
 
     /// Records connection `c`'s state and recomputes the feed's: `stopped` if any connection
-    /// stopped (the broker refused the credentials), `open` when all are open, else `connecting`
-    /// if any is, else `backoff`.
+    /// stopped (the broker refused the credentials), `open` when all are open, `closed` when all
+    /// are closed for market hours, else `connecting` if any is, else `backoff`.
     pub(crate) fn set_conn_state(&self, c: usize, st: u8) {
         let now = now_ns();
         if let Some(cs) = self.conns.get(c) {
@@ -192,6 +198,8 @@ impl FeedStatus {
             feed_state::STOPPED
         } else if states().all(|s| s == feed_state::OPEN) {
             feed_state::OPEN
+        } else if states().all(|s| s == feed_state::CLOSED) {
+            feed_state::CLOSED
         } else if states().any(|s| s == feed_state::CONNECTING) {
             feed_state::CONNECTING
         } else {

@@ -149,6 +149,8 @@ pub struct Shared {
     pub stats: Arc<GatewayStats>,
     /// Client counts per key and the limits' log lines.
     pub limit_state: LimitState,
+    /// The market calendar and its clock: each exchange's session in `/status`.
+    pub market: Arc<tickwire_engine::calendar::Market>,
 }
 
 /// One upstream feed as the gateway reports it.

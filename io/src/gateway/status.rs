@@ -8,9 +8,35 @@ use serde_json::{json, Value};
 use super::Shared;
 use std::sync::Mutex;
 
+use tickwire_engine::calendar::{Exchange, Market};
 use tickwire_engine::clock::rfc3339_utc;
 
 use crate::feed::{feed_state, upstream_state, FeedStatus, LastError};
+
+const NS: i64 = 1_000_000_000;
+
+/// `market_hours`: the calendar's clock, `--dev`, and every exchange's session with its next
+/// open and close (RFC 3339 UTC; null in dev mode or past a year).
+fn market_json(m: &Market) -> Value {
+    let now = m.clock().now_s();
+    let t = |s: Option<i64>| json!(s.map(|s| rfc3339_utc(s.saturating_mul(NS))));
+    let mut exchanges = serde_json::Map::new();
+    for ex in Exchange::ALL {
+        let (next_open, next_close) = match m.is_dev() {
+            true => (None, None),
+            false => (
+                m.calendar().next_open(ex, now),
+                m.calendar().next_close(ex, now),
+            ),
+        };
+        exchanges.insert(
+            ex.name().into(),
+            json!({"session": m.session(ex).name(), "next_open": t(next_open),
+                "next_close": t(next_close)}),
+        );
+    }
+    json!({"dev": m.is_dev(), "now": rfc3339_utc(m.clock().now_ns()), "exchanges": exchanges})
+}
 
 fn ld(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
@@ -57,10 +83,15 @@ fn feed_json(broker: &str, f: &FeedStatus) -> Value {
             v
         })
         .collect();
+    let state = f.feed_state();
+    let closed = state == feed_state::CLOSED;
+    let reopens = f.reopens_at_s.load(Ordering::Relaxed);
     let mut v = json!({
         "broker": broker,
         "connected": f.connected.load(Ordering::Relaxed),
-        "state": feed_state::name(f.feed_state()),
+        "state": feed_state::name(state),
+        "closed_reason": closed.then_some("market hours"),
+        "reconnect_at": (closed && reopens > 0).then(|| rfc3339_utc(reopens.saturating_mul(NS))),
         "since": since(&f.since_ns),
         "attempts": ld(&f.attempts),
         "connects": ld(&f.connects), "frames": ld(&f.frames), "ticks": ld(&f.ticks),
@@ -112,6 +143,7 @@ pub(super) fn status_json(shared: &Shared) -> String {
             "authenticated": shared.limit_state.clients.lock().map(|c| c.total()).unwrap_or(0),
             "limits": c.limits.json()},
         "symbols": {"registered": shared.registry.len(), "subscribed": symbols},
+        "market_hours": market_json(&shared.market),
     })
     .to_string()
 }

@@ -115,15 +115,25 @@ pub struct EngineArgs {
     /// `--limit-override` flags go over them.
     #[arg(skip)]
     pub per_key_limits: BTreeMap<String, LimitOverrides>,
-    /// Ignore the market calendar: feeds stay connected at any hour (development, weekends).
+    /// Ignore the market calendar: feeds stay connected and every exchange reads open, whatever
+    /// the time (development, mock brokers). `demo` always runs this way unless
+    /// `--market-hours`.
     #[arg(long)]
     pub dev: bool,
-    /// Exchange holidays: a file, or a directory of per-year files.
+    /// Market holidays: a file, or a directory of per-year files (`docs/market-hours.md`).
+    /// Default: the holidays built into tickwire (NSE's 2026 list).
     #[arg(long)]
     pub holidays: Option<PathBuf>,
-    /// The market calendar's clock starts at this RFC 3339 instant and runs forward (tests).
-    #[arg(long, hide = true)]
-    pub market_now: Option<String>,
+    /// Start the market calendar's clock at this instant (RFC 3339, e.g.
+    /// `2026-12-07T09:14:00+05:30`); it runs forward from there. For tests.
+    #[arg(long, hide = true, value_parser = parse_market_now)]
+    pub market_now: Option<i64>,
+}
+
+/// `--market-now`: RFC 3339 → Unix nanoseconds.
+fn parse_market_now(s: &str) -> Result<i64, String> {
+    tickwire_engine::calendar::civil::parse_rfc3339(s)
+        .ok_or_else(|| format!("{s:?} is not an RFC 3339 time such as 2026-12-07T09:14:00+05:30"))
 }
 
 /// `--router`: the thread the router runs on.
@@ -321,6 +331,10 @@ pub struct DemoArgs {
     /// The wire format the mock market speaks (the gateway's feed speaks it too).
     #[arg(long, value_enum, default_value_t = BrokerKind::Kite)]
     pub broker: BrokerKind,
+    /// Follow the market calendar as `serve` does (the feed disconnects outside market hours).
+    /// Without it the demo's mock market is always open (`--dev`), whatever the hour.
+    #[arg(long)]
+    pub market_hours: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -449,6 +463,8 @@ pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
     // before any WebSocket client subscribes.
     let mut engine = a.engine.clone();
     engine.subscribe_all = true;
+    // A mock market trades at any hour: the demo works at night and on weekends.
+    engine.dev = engine.dev || !a.market_hours;
     let (mock, run) = start_with_mock(mcfg, a.port, vec![key.clone()], &engine)?;
     let base = mock.addr();
     println!("tickwire demo: mock {} broker + gateway", a.broker.title());

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use tickwire_engine::calendar::{Calendar, Exchange, Market, MarketClock};
 use tickwire_engine::idle::IdleStrategy;
 use tickwire_engine::router::{
     FeedEnds, Inline, RingSizes, Router, RouterConfig, RouterRings, RouterStats,
 };
 use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_io::brokers::{self, BrokerConfig, Listing};
-use tickwire_io::feed::{Feed, FeedConfig, FeedPoller, FeedStatus, FeedThread};
+use tickwire_io::feed::{Feed, FeedConfig, FeedHours, FeedPoller, FeedStatus, FeedThread};
 use tickwire_io::gateway::{Budget, FeedRef, Gateway, GatewayConfig, GatewayStats, Shared};
 use tickwire_shm::{Writer, WriterConfig};
 
@@ -125,6 +126,7 @@ pub fn start(
     if ups.is_empty() {
         return Err("no feed configured".into());
     }
+    let market = Arc::new(market(e)?);
     let listener = Gateway::listen((e.listen, port).into()).map_err(|e| e.to_string())?;
     let (reg, per_feed, feed_of) = load(&ups)?;
     let n = reg.capacity();
@@ -199,6 +201,7 @@ pub fn start(
         feed_of: Arc::new(feed_of.clone()),
         stats: Arc::default(),
         limit_state: Default::default(),
+        market: market.clone(),
     };
     let gateway = Gateway::new(listener, shared, ends.control, ends.deliveries, last)
         .map_err(|e| e.to_string())?;
@@ -245,6 +248,10 @@ pub fn start(
             status: statuses[i].clone(),
             router_bell: (!inline).then(|| router_bell.clone()),
             registry: registry.clone(),
+            hours: Some(FeedHours {
+                market: market.clone(),
+                exchanges: exchanges_of(listings),
+            }),
         });
         names[i % threads_n].push(up.broker.name());
     }
@@ -292,4 +299,39 @@ fn pinned_symbols(e: &EngineArgs, reg: &SymbolRegistry) -> Result<Vec<u32>, Stri
         );
     }
     Ok(pinned)
+}
+
+/// The market calendar from `--dev`, `--holidays` and `--market-now`.
+fn market(e: &EngineArgs) -> Result<Market, String> {
+    let calendar = match &e.holidays {
+        Some(p) => Calendar::load(p).map_err(|e| format!("--holidays: {e}"))?,
+        None => Calendar::builtin(),
+    };
+    let clock = match e.market_now {
+        Some(ns) => MarketClock::starting_at(ns),
+        None => MarketClock::real(),
+    };
+    let m = Market::new(calendar, clock, e.dev);
+    let (year, _, _) = tickwire_engine::clock::civil_from_days(clock.now_s().div_euclid(86_400));
+    if e.dev {
+        tracing::info!("tickwire: --dev: market hours ignored, feeds always connected");
+    } else if !m.calendar().knows_year(year) {
+        tracing::warn!(
+            "tickwire: no market holidays known for {year}: only weekends close the markets; \
+             give --holidays a file for {year} (docs/market-hours.md)"
+        );
+    }
+    Ok(m)
+}
+
+/// The calendar exchanges of a feed's instruments (names the calendar does not know are left
+/// out; a feed with none of its exchanges known is always connected).
+fn exchanges_of(listings: &[Listing]) -> Vec<Exchange> {
+    let mut xs: Vec<Exchange> = listings
+        .iter()
+        .filter_map(|l| Exchange::parse(&l.exchange))
+        .collect();
+    xs.sort();
+    xs.dedup();
+    xs
 }

@@ -11,7 +11,7 @@ use tickwire_engine::router::{Control, Mode, ModeSet};
 use tickwire_engine::symbols::SymbolId;
 
 use super::{error, overall, Session, Sub};
-use crate::feed::upstream_state;
+use crate::feed::{feed_state, upstream_state};
 use crate::gateway::limits::Violation;
 
 /// One usable request entry: symbol, exchange, and its own `mode` if it has one.
@@ -259,8 +259,11 @@ impl Session {
             ok += 1;
             let feed = shared.feed(id);
             let down = feed.status.down_since(id);
+            let closed = feed.status.feed_state() == feed_state::CLOSED;
             let upstream = match (down, shared.symbol_state(id)) {
                 (_, upstream_state::REJECTED) => "rejected",
+                // Not a failure: the feed waits for the market to open (market hours).
+                (Some(_), _) if closed => "market_closed",
                 (Some(_), _) => "disconnected",
                 (None, upstream_state::LIVE) => "live",
                 _ => "pending",
