@@ -254,6 +254,9 @@ fn angel_e1002_rejects_symbols_without_retrying_them() {
             "1200",
             "--upstream-confirm-ms",
             "1000",
+            // One client asks for all of them: past the default 1,000 instruments per client.
+            "--max-subscriptions",
+            "1100",
         ],
     );
     let mut ws = authed(gw.port);

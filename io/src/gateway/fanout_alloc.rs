@@ -70,6 +70,7 @@ fn fanning_out_a_tick_allocates_nothing_once_warm() {
         }],
         feed_of: Arc::new(vec![0; 4]),
         stats: Arc::default(),
+        limit_state: Default::default(),
         market: Arc::new(tickwire_engine::calendar::Market::always_open()),
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

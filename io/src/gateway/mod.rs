@@ -16,6 +16,7 @@ mod admission;
 pub mod fanout;
 #[cfg(test)]
 mod fanout_alloc;
+pub mod limits;
 mod protocol;
 mod session;
 mod status;
@@ -36,6 +37,7 @@ use tickwire_engine::symbols::SymbolRegistry;
 
 pub use admission::Budget;
 use admission::{Admission, Admit};
+pub use limits::{LimitConfig, LimitOverrides, LimitState, LimitStats, Limits, Violation};
 pub use protocol::{label, market_data, parse_mode, JsonStr, OutBuf};
 use session::Session;
 use tickwire_engine::doorbell::Doorbell;
@@ -60,7 +62,9 @@ pub struct GatewayConfig {
     pub user_id: String,
     /// First consumer id this IO thread owns.
     pub consumer_base: u32,
-    /// Connections (= consumer ids) this IO thread serves.
+    /// Connections (= consumer ids) this IO thread serves, slot 0 (the pin holder) included: room
+    /// for `limits.max_clients` authenticated clients plus the pending budget, so a client past
+    /// the limit still gets a slot to be told why it is refused.
     pub max_connections: u32,
     /// Protocol Ping interval; a Pong must come back within the same time.
     pub ping_interval: Duration,
@@ -73,8 +77,8 @@ pub struct GatewayConfig {
     /// Browser origins allowed to open a WebSocket (empty: any). Requests without `Origin` (not
     /// from a browser) and the gateway's own origin are always allowed.
     pub allowed_origins: Vec<String>,
-    /// Largest client message (1 MiB, as websockets' default).
-    pub max_message: usize,
+    /// Client limits (sizes, rates, counts) and per-key overrides.
+    pub limits: LimitConfig,
     /// A client's send backlog (bytes the kernel has not taken) above which its updates are
     /// conflated per symbol instead of queued.
     pub high_water: usize,
@@ -101,7 +105,7 @@ impl Default for GatewayConfig {
             auth_grace: Duration::from_secs(15),
             pending: Budget::default(),
             allowed_origins: Vec::new(),
-            max_message: 1 << 20,
+            limits: LimitConfig::default(),
             high_water: 256 << 10,
             low_water: 64 << 10,
             core: None,
@@ -127,6 +131,8 @@ pub struct GatewayStats {
     pub refused: AtomicU64,
     /// Unauthenticated connections dropped to make room for new ones (`GatewayConfig::pending`).
     pub evicted: AtomicU64,
+    /// Client limit violations by kind.
+    pub limits: LimitStats,
 }
 
 /// What the gateway thread shares with the rest of the process.
@@ -141,6 +147,8 @@ pub struct Shared {
     pub feed_of: Arc<Vec<u16>>,
     /// Counters.
     pub stats: Arc<GatewayStats>,
+    /// Client counts per key and the limits' log lines.
+    pub limit_state: LimitState,
     /// The market calendar and its clock: each exchange's session in `/status`.
     pub market: Arc<tickwire_engine::calendar::Market>,
 }
@@ -435,11 +443,12 @@ impl Gateway {
                 if let Some(line) = clients.refusals.due(last_timers) {
                     tracing::warn!("{line}");
                 }
+                self.shared.limit_state.flush_logs(last_timers);
             }
             // Reap closed sessions; the router forgets them through UnsubscribeAll.
             for i in 0..clients.sessions.len() {
                 if clients.sessions[i].as_ref().is_some_and(Session::is_closed) {
-                    clients.release(i, &poll, &mut fanout, &mut outbox, base, &self.shared.stats);
+                    clients.release(i, &poll, &mut fanout, &mut outbox, &self.shared);
                     work = true;
                 }
             }
@@ -481,7 +490,7 @@ impl Gateway {
                     if let Some(s) = clients.sessions[old].as_mut() {
                         s.evict();
                     }
-                    clients.release(old, poll, fanout, outbox, base, stats);
+                    clients.release(old, poll, fanout, outbox, &self.shared);
                     stats.evicted.fetch_add(1, Ordering::Relaxed);
                 }
                 Admit::Refuse => {
@@ -539,13 +548,18 @@ impl Clients {
         poll: &Poll,
         fanout: &mut fanout::Fanout,
         outbox: &mut VecDeque<Control>,
-        base: u32,
-        stats: &GatewayStats,
+        shared: &Shared,
     ) {
         let Some(mut s) = self.sessions.get_mut(i).and_then(Option::take) else {
             return;
         };
+        let (base, stats) = (shared.cfg.consumer_base, &shared.stats);
         s.deregister(poll);
+        if let Some(key) = s.key_name() {
+            if let Ok(mut c) = shared.limit_state.clients.lock() {
+                c.leave(key);
+            }
+        }
         for symbol in s.symbols() {
             fanout.set(symbol, i, 0);
         }

@@ -139,7 +139,9 @@ pub(super) fn status_json(shared: &Shared) -> String {
         "feed": feeds[0],
         "feeds": feeds,
         "clients": {"open": ld(&c.open), "accepted": ld(&c.accepted), "messages": ld(&c.messages), "slow_skips": ld(&c.slow_skips), "conflated": ld(&c.conflated),
-            "refused": ld(&c.refused), "evicted": ld(&c.evicted)},
+            "refused": ld(&c.refused), "evicted": ld(&c.evicted),
+            "authenticated": shared.limit_state.clients.lock().map(|c| c.total()).unwrap_or(0),
+            "limits": c.limits.json()},
         "symbols": {"registered": shared.registry.len(), "subscribed": symbols},
         "market_hours": market_json(&shared.market),
     })

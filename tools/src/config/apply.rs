@@ -113,8 +113,8 @@ pub fn apply(cfg: &Config, a: &mut ServeArgs) {
         "auth_failures_per_minute",
         li.auth_failures_per_minute
     );
-    // Per-key overrides have no flags: the file is their only source.
-    a.per_key_limits = li.per_key.clone();
+    // Per-key overrides: the file's, with `--limit-override` flags over them at start.
+    e.per_key_limits = li.per_key.clone();
 
     set!(e.dev, "dev", cfg.market.dev);
     set_opt!(e.holidays, "holidays", cfg.market.holidays);

@@ -61,6 +61,7 @@ pub fn check(path: &Path) -> Result<String, String> {
             ));
         }
     }
+    limits(&cfg).map_err(|(key, e)| at(&key, e))?;
     let feeds: Vec<String> = cfg
         .feeds
         .iter()
@@ -83,6 +84,39 @@ pub fn check(path: &Path) -> Result<String, String> {
         std::net::SocketAddr::from((listen, port)),
         shm.display()
     ))
+}
+
+/// The `[limits]` values within their ranges (the file's types are checked on load, the ranges
+/// here, as the flags check theirs): the failing key and why.
+fn limits(cfg: &Config) -> Result<(), (String, String)> {
+    use tickwire_io::gateway::limits::config::check;
+    let l = &cfg.limits;
+    let fields = [
+        ("max_subscriptions", l.max_subscriptions.map(u64::from)),
+        (
+            "subscription_changes_per_minute",
+            l.subscription_changes_per_minute.map(u64::from),
+        ),
+        ("max_message_bytes", l.max_message_bytes.map(|v| v as u64)),
+        ("idle_timeout_s", l.idle_timeout_s),
+        ("max_clients_per_key", l.max_clients_per_key.map(u64::from)),
+        ("max_clients", l.max_clients.map(u64::from)),
+        ("max_auth_attempts", l.max_auth_attempts.map(u64::from)),
+        (
+            "auth_failures_per_minute",
+            l.auth_failures_per_minute.map(u64::from),
+        ),
+    ];
+    for (field, v) in fields {
+        if let Some(v) = v {
+            check(field, v).map_err(|e| (format!("limits.{field}"), e))?;
+        }
+    }
+    for (name, o) in &l.per_key {
+        o.validate()
+            .map_err(|e| (format!("limits.per_key.{name}"), e))?;
+    }
+    Ok(())
 }
 
 /// The `NAME=value` pairs of the credentials file, if the config names one.

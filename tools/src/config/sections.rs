@@ -115,23 +115,8 @@ pub struct Limits {
     pub per_key: BTreeMap<String, LimitOverrides>,
 }
 
-/// One API key's limits where they differ from `[limits]`.
-// The limits branch defines the gateway's own `tickwire_io::gateway::LimitOverrides` with these
-// fields; this one stands in for it until the branches meet.
-#[derive(Deserialize, Debug, Default, Clone, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct LimitOverrides {
-    /// Most subscriptions one client of this key holds.
-    pub max_subscriptions: Option<u32>,
-    /// Subscription changes per minute per client.
-    pub subscription_changes_per_minute: Option<u32>,
-    /// Largest inbound frame, bytes.
-    pub max_message_bytes: Option<usize>,
-    /// Idle timeout, seconds.
-    pub idle_timeout_s: Option<u64>,
-    /// Most clients of this key at once.
-    pub max_clients_per_key: Option<u32>,
-}
+/// One API key's limits where they differ from `[limits]`: the gateway's own type.
+pub use tickwire_io::gateway::LimitOverrides;
 
 /// `[market]`: the market calendar.
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]

@@ -243,7 +243,7 @@ fn the_file_fills_the_flags() {
     assert_eq!(a.engine.feed_core, vec![2, 3]);
     assert_eq!(a.api_keys, vec!["from-file"]);
     assert_eq!(a.engine.limits.max_subscriptions, 50);
-    assert_eq!(a.per_key_limits["desk"].max_subscriptions, Some(500));
+    assert_eq!(a.engine.per_key_limits["desk"].max_subscriptions, Some(500));
     assert!(a.engine.dev);
     assert_eq!(a.kite_access_token.as_deref(), Some("kt"));
     assert_eq!(a.noren_user.as_deref(), Some("U"));

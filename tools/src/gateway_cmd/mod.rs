@@ -11,9 +11,11 @@
 
 mod credentials;
 mod feeds;
+mod limits;
 mod rollover;
 mod start;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -21,11 +23,13 @@ use std::time::Duration;
 use clap::Args;
 use tickwire_engine::idle::IdleStrategy;
 use tickwire_io::feed::FeedConfig;
+use tickwire_io::gateway::LimitOverrides;
 
 pub use credentials::{secrets_given_as_flags, Sources};
 #[cfg(test)]
 pub(crate) use feeds::upstreams;
 pub use feeds::FeedSpec;
+pub use limits::{KeyLimit, LimitArgs};
 pub use rollover::{FeedCredentials, Resolve, Rollover};
 pub use start::{start, Running, Upstream};
 
@@ -108,8 +112,13 @@ pub struct EngineArgs {
     /// Connections not yet authenticated from one remote address.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_pending_per_addr: u32,
+    /// Client limits.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Per-API-key limit overrides (from the config file's `[limits.per_key.NAME]`); the
+    /// `--limit-override` flags go over them.
+    #[arg(skip)]
+    pub per_key_limits: BTreeMap<String, LimitOverrides>,
     /// Ignore the market calendar: feeds stay connected and every exchange reads open, whatever
     /// the time (development, mock brokers). `demo` always runs this way unless
     /// `--market-hours`.
@@ -129,37 +138,6 @@ pub struct EngineArgs {
 fn parse_market_now(s: &str) -> Result<i64, String> {
     tickwire_engine::calendar::civil::parse_rfc3339(s)
         .ok_or_else(|| format!("{s:?} is not an RFC 3339 time such as 2026-12-07T09:14:00+05:30"))
-}
-
-/// Client limits (defaults; `[limits.per_key.NAME]` in the config file overrides some per key).
-// Placeholder with the agreed flag names so the config mapping compiles; the limits branch
-// owns the real definition.
-#[derive(Args, Debug, Clone)]
-pub struct LimitArgs {
-    /// Most subscriptions one client holds.
-    #[arg(long, default_value_t = 1000)]
-    pub max_subscriptions: u32,
-    /// Most subscribe/unsubscribe changes one client makes per minute.
-    #[arg(long, default_value_t = 600)]
-    pub max_subscription_changes_per_minute: u32,
-    /// Largest inbound client frame, bytes.
-    #[arg(long, default_value_t = 65_536)]
-    pub max_message_bytes: usize,
-    /// A client that sends nothing (no message, no pong) for this many seconds is closed.
-    #[arg(long, default_value_t = 60)]
-    pub idle_timeout_s: u64,
-    /// Most clients connected with one API key.
-    #[arg(long, default_value_t = 256)]
-    pub max_clients_per_key: u32,
-    /// Most clients connected in total.
-    #[arg(long, default_value_t = 1024)]
-    pub max_clients: u32,
-    /// Authentication attempts one connection may make.
-    #[arg(long, default_value_t = 3)]
-    pub max_auth_attempts: u32,
-    /// Failed authentications per minute from one remote address.
-    #[arg(long, default_value_t = 20)]
-    pub auth_failures_per_minute: u32,
 }
 
 /// `--router`: the thread the router runs on.
@@ -337,9 +315,6 @@ pub struct ServeArgs {
     /// Server-side pepper mixed into the keys file's hashes.
     #[arg(long, env = "TICKWIRE_API_KEY_PEPPER", hide_env_values = true)]
     pub api_key_pepper: Option<String>,
-    /// Per-API-key limit overrides (`[limits.per_key.NAME]` in the config file).
-    #[arg(skip)]
-    pub per_key_limits: std::collections::BTreeMap<String, crate::config::LimitOverrides>,
     /// The flags given on the command line or by an environment variable: the config file does
     /// not override them (also when it is re-read at run time).
     #[arg(skip)]

@@ -163,6 +163,10 @@ pub fn start(
         feed_ends.push(rings.add_feed(sizes));
     }
     let pinned = pinned_symbols(e, &reg)?;
+    let limits = e.limits.config(&e.per_key_limits)?;
+    // Room for every authenticated client plus the pending budget (and slot 0, the pin holder):
+    // a client past --max-clients still gets a slot, to be told why it is refused.
+    let max_connections = limits.max_clients + e.max_pending + 1;
     let registry = Arc::new(reg);
     let statuses: Vec<Arc<FeedStatus>> = ups.iter().map(|_| Arc::new(FeedStatus::new(n))).collect();
     let gcfg = GatewayConfig {
@@ -176,6 +180,8 @@ pub fn start(
             total: e.max_pending as usize,
             per_addr: e.max_pending_per_addr as usize,
         },
+        limits,
+        max_connections,
         ..GatewayConfig::default()
     };
     let rcfg = RouterConfig {
@@ -199,6 +205,7 @@ pub fn start(
             .collect(),
         feed_of: Arc::new(feed_of.clone()),
         stats: Arc::default(),
+        limit_state: Default::default(),
         market: market.clone(),
     };
     let gateway = Gateway::new(listener, shared, ends.control, ends.deliveries, last)

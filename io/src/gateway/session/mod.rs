@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -20,6 +21,7 @@ mod requests;
 
 pub use market::Counted;
 
+use super::limits::{Limits, RateWindow, Violation};
 use super::{GatewayConfig, Shared};
 use crate::feed::upstream_state;
 
@@ -44,9 +46,19 @@ pub struct Session {
     ws: Ws,
     consumer: u32,
     authed: bool,
+    /// The API key's name once authenticated (`api-key-1`, … for `--api-key` keys); the client
+    /// counts against this key's limit until it closes.
+    pub key_name: Option<Arc<str>>,
+    /// This client's limits: the server-wide ones, then its key's once authenticated.
+    limits: Limits,
+    /// Its subscription-change allowance.
+    rate: RateWindow,
+    /// A close to make once the current reply is queued (a refusal says why, then closes).
+    closing: Option<(u16, String)>,
     opened: Instant,
     last_ping: Instant,
-    ping_sent: Option<Instant>,
+    /// The last frame of any kind from the client (a message, a Pong): the idle timeout's clock.
+    last_heard: Instant,
     subs: HashMap<SymbolId, Sub>,
     /// Symbols changed while conflating, to send as latest values once drained (the fan-out
     /// keeps the per-symbol mark and sequence).
@@ -123,20 +135,25 @@ impl Session {
         // read, so its 128 KiB default would cost ~1 µs per readable event per client.
         let wcfg = WebSocketConfig::default()
             .read_buffer_size(4096)
-            .max_message_size(Some(cfg.max_message))
-            .max_frame_size(Some(cfg.max_message))
+            .max_message_size(Some(cfg.limits.defaults.max_message_bytes))
+            .max_frame_size(Some(cfg.limits.defaults.max_message_bytes))
             // Below the high-water mark tungstenite only buffers; the gateway flushes once a pass.
             .write_buffer_size(cfg.high_water)
             .max_write_buffer_size(cfg.high_water * 4);
         let ws = Ws::Head(stream, Vec::new(), wcfg);
         let now = Instant::now();
+        let limits = cfg.limits.defaults;
         Self {
             ws,
             consumer,
             authed: false,
+            key_name: None,
+            limits,
+            rate: Self::rate_window(&limits, now),
+            closing: None,
             opened: now,
             last_ping: now,
-            ping_sent: None,
+            last_heard: now,
             subs: HashMap::new(),
             dirty: Vec::new(),
             written: 0,
@@ -168,6 +185,90 @@ impl Session {
     /// True once the client authenticated.
     pub fn is_authed(&self) -> bool {
         self.authed
+    }
+
+    /// The name of the key the client authenticated with, if it did.
+    pub fn key_name(&self) -> Option<&str> {
+        self.key_name.as_deref()
+    }
+
+    /// A client's change allowance: bursts of a minute's worth, or of its whole subscription
+    /// limit when that is larger, so a client can subscribe all it may hold at once.
+    fn rate_window(l: &Limits, now: Instant) -> RateWindow {
+        RateWindow::new(l.subscription_changes_per_minute, l.max_subscriptions, now)
+    }
+
+    /// The key named `name` checked out for this client: counts it against its key's and the
+    /// gateway's client limits and applies the key's limits. Returns the reply to the
+    /// authentication: success, or the refusal (the connection then closes after it).
+    /// Answer with [`Session::answer`], which closes after a refusal.
+    pub fn on_authed(&mut self, name: Arc<str>, shared: &Shared) -> Value {
+        let success = || {
+            json!({"type": "auth", "status": "success", "message": "Authentication successful",
+                "broker": shared.cfg.broker, "user_id": shared.cfg.user_id,
+                "supported_features": {"ltp": true, "quote": true, "depth": true}})
+        };
+        if self.authed {
+            // Authenticating again changes nothing: the first key stays the one counted.
+            return success();
+        }
+        let limits = shared.cfg.limits.for_key(&name);
+        let joined = match shared.limit_state.clients.lock() {
+            Ok(mut c) => c.join(
+                &name,
+                limits.max_clients_per_key,
+                shared.cfg.limits.max_clients,
+            ),
+            Err(_) => Ok(()),
+        };
+        if let Err(full) = joined {
+            let (kind, message) = match full {
+                super::limits::Full::Key(n) => (
+                    Violation::KeyClientLimit,
+                    format!("Too many clients for this API key ({name}): at most {n} at once"),
+                ),
+                super::limits::Full::Gateway(n) => (
+                    Violation::TooManyClients,
+                    format!(
+                        "Too many clients: the gateway serves at most {n} at once; retry later"
+                    ),
+                ),
+            };
+            shared
+                .limit_state
+                .violation(&shared.stats.limits, kind, 1, || message.clone());
+            self.closing = Some((1013, message.clone()));
+            return kind.error(&message);
+        }
+        self.authed = true;
+        self.key_name = Some(name);
+        self.limits = limits;
+        self.rate = Self::rate_window(&limits, Instant::now());
+        if let Ws::Open(ws) = &mut self.ws {
+            let n = limits.max_message_bytes;
+            ws.set_config(|c| {
+                c.max_message_size = Some(n);
+                c.max_frame_size = Some(n);
+            });
+        }
+        success()
+    }
+
+    /// Counts and logs a violation of this client's limits.
+    fn violation(&self, shared: &Shared, kind: Violation, n: u64, what: &str) {
+        let key = self.key_name().unwrap_or("(not authenticated)");
+        shared
+            .limit_state
+            .violation(&shared.stats.limits, kind, n, || {
+                format!("client {} (key {key}): {what}", self.consumer)
+            });
+    }
+
+    /// Says why (the protocol's error message), then closes with `code` and `reason`.
+    fn refuse_and_close(&mut self, shared: &Shared, kind: Violation, code: u16, reason: &str) {
+        self.violation(shared, kind, 1, reason);
+        self.send(&kind.error(reason).to_string());
+        self.close(code, reason);
     }
 
     /// Adds write-space events to the socket's registration (after a flush met a full socket).
@@ -258,18 +359,22 @@ impl Session {
     ) {
         loop {
             let Ws::Open(ws) = &mut self.ws else { return };
-            match ws.read() {
+            let read = ws.read();
+            if read.is_ok() {
+                self.last_heard = Instant::now();
+            }
+            match read {
                 Ok(Message::Text(t)) => {
                     let reply = self.request(t.as_bytes(), shared, last, outbox);
-                    self.send(&reply.to_string());
+                    self.answer(&reply);
                 }
                 Ok(Message::Binary(b)) => {
                     // OpenAlgo json.loads whatever arrives, so JSON in a binary frame works too.
                     let reply = self.request(&b, shared, last, outbox);
-                    self.send(&reply.to_string());
+                    self.answer(&reply);
                 }
-                Ok(Message::Pong(_)) => self.ping_sent = None,
                 Ok(Message::Close(_)) => {
+                    let Ws::Open(ws) = &mut self.ws else { return };
                     let _ = ws.flush();
                     self.ws = Ws::Closed;
                     return;
@@ -277,7 +382,9 @@ impl Session {
                 Ok(_) => {}
                 Err(e) if would_block(&e) => break,
                 Err(tungstenite::Error::Capacity(_)) => {
-                    self.close(1009, "message too big");
+                    let n = self.limits.max_message_bytes;
+                    let reason = format!("message too big: the limit is {n} bytes");
+                    self.refuse_and_close(shared, Violation::MessageTooBig, 1009, &reason);
                     return;
                 }
                 // RFC 6455 §8.1 and §7.4.1: say why before dropping the connection.
@@ -297,6 +404,16 @@ impl Session {
         }
     }
 
+    /// Queues the reply to a request; then, if handling it decided the connection must end (a
+    /// refused authentication, a client far past its rate), closes with the code and reason it
+    /// chose. A caller answering an authentication later (off this call path) uses this too.
+    pub fn answer(&mut self, reply: &Value) {
+        self.send(&reply.to_string());
+        if let Some((code, reason)) = self.closing.take() {
+            self.close(code, &reason);
+        }
+    }
+
     /// Queues a reply or notice (flushed with the pass's other writes).
     fn send(&mut self, text: &str) {
         let Ws::Open(ws) = &mut self.ws else { return };
@@ -311,7 +428,11 @@ impl Session {
         }
     }
 
-    /// Keepalive, auth grace and upstream rejections, checked every 100 ms.
+    /// Keepalive, idle timeout, auth grace and upstream rejections, checked every 100 ms.
+    ///
+    /// A client that has been quiet for a third of its idle timeout (at most the ping interval)
+    /// is pinged, so one that answers Pings is never idle; one that sends nothing at all, not
+    /// even a Pong, for the whole idle timeout is closed (4408).
     pub fn timers(&mut self, shared: &Shared) {
         self.poked = true;
         let cfg = &shared.cfg;
@@ -321,15 +442,18 @@ impl Session {
                     self.close(4401, "auth timeout");
                     return;
                 }
-                if let Some(sent) = self.ping_sent {
-                    if sent.elapsed() > cfg.ping_interval {
-                        self.close(1011, "keepalive ping timeout");
-                        return;
-                    }
-                } else if self.last_ping.elapsed() >= cfg.ping_interval {
+                let idle = self.limits.idle_timeout;
+                let quiet = self.last_heard.elapsed();
+                if quiet >= idle {
+                    let reason =
+                        format!("idle timeout: no message or pong for {} s", idle.as_secs());
+                    self.refuse_and_close(shared, Violation::IdleTimeout, 4408, &reason);
+                    return;
+                }
+                let every = cfg.ping_interval.min(idle / 3);
+                if quiet >= every && self.last_ping.elapsed() >= every {
                     let _ = ws.write(Message::Ping(Vec::new().into()));
                     self.last_ping = Instant::now();
-                    self.ping_sent = Some(self.last_ping);
                     self.flush_socket();
                 }
             }

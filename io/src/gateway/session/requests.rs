@@ -2,6 +2,7 @@
 //! info), each answered in OpenAlgo's shapes (`docs/client-protocol-notes.md`).
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 use tickwire_engine::clock::{now_ns, rfc3339_utc};
@@ -11,6 +12,7 @@ use tickwire_engine::symbols::SymbolId;
 
 use super::{error, overall, Session, Sub};
 use crate::feed::{feed_state, upstream_state};
+use crate::gateway::limits::Violation;
 
 /// One usable request entry: symbol, exchange, and its own `mode` if it has one.
 type Entry<'a> = (String, String, Option<&'a Value>);
@@ -126,22 +128,25 @@ impl Session {
         if key.is_empty() {
             return error("AUTHENTICATION_ERROR", "API key is required");
         }
-        // Compare every byte of every key, so timing says nothing about how much of a key matched.
-        let ok = shared.cfg.api_keys.iter().fold(false, |acc, k| {
-            let same = k.len() == key.len()
-                && k.bytes()
-                    .zip(key.bytes())
-                    .fold(0u8, |d, (a, b)| d | (a ^ b))
-                    == 0;
-            acc | same
-        });
-        if !ok {
+        // Compare every byte of every key, so timing says nothing about how much of a key matched
+        // (or which key it was).
+        let matched = shared
+            .cfg
+            .api_keys
+            .iter()
+            .enumerate()
+            .fold(None, |acc, (i, k)| {
+                let same = k.len() == key.len()
+                    && k.bytes()
+                        .zip(key.bytes())
+                        .fold(0u8, |d, (a, b)| d | (a ^ b))
+                        == 0;
+                acc.or(same.then_some(i))
+            });
+        let Some(i) = matched else {
             return error("AUTHENTICATION_ERROR", "Invalid API key");
-        }
-        self.authed = true;
-        json!({"type": "auth", "status": "success", "message": "Authentication successful",
-            "broker": shared.cfg.broker, "user_id": shared.cfg.user_id,
-            "supported_features": {"ltp": true, "quote": true, "depth": true}})
+        };
+        self.on_authed(format!("api-key-{}", i + 1).into(), shared)
     }
 
     /// The request's entries (the `symbols` array, or the top-level `symbol`/`exchange`), each
@@ -202,6 +207,7 @@ impl Session {
         let depth = o.get("depth").and_then(Value::as_u64).unwrap_or(5).min(5);
         let mut results = Vec::new();
         let (mut ok, mut bad) = (0, 0);
+        let (mut over_limit, mut limited) = (0, 0);
         for entry in Self::entries(o) {
             let (symbol, exchange, _) = match entry {
                 Ok(e) => e,
@@ -221,6 +227,22 @@ impl Session {
                 bad += 1;
                 results.push(json!({"symbol": symbol, "exchange": exchange, "status": "error",
                     "message": "Gateway busy: too many pending subscription changes; retry", "broker": broker}));
+                continue;
+            }
+            // A new instrument past the client's limit fails; more modes of one it holds do not.
+            let max = self.limits.max_subscriptions;
+            if !self.subs.contains_key(&id) && self.subs.len() >= max as usize {
+                bad += 1;
+                over_limit += 1;
+                results.push(json!({"symbol": symbol, "exchange": exchange, "status": "error",
+                    "code": Violation::SubscriptionLimit.code(), "broker": broker,
+                    "message": format!("Subscription limit reached: a client holds at most {max} instruments")}));
+                continue;
+            }
+            if !self.rate.take(Instant::now()) {
+                bad += 1;
+                limited += 1;
+                results.push(self.rate_limited(symbol, exchange, broker));
                 continue;
             }
             outbox.push_back(Control::Subscribe {
@@ -260,6 +282,12 @@ impl Session {
             }
             results.push(r);
         }
+        if over_limit > 0 {
+            let max = self.limits.max_subscriptions;
+            let what = format!("{over_limit} subscribe entries past its limit of {max}");
+            self.violation(shared, Violation::SubscriptionLimit, over_limit, &what);
+        }
+        self.rate_violations(shared, limited);
         let status = overall(ok, bad);
         json!({"type": "subscribe", "status": status, "subscriptions": results,
             "message": "Subscription processing complete", "broker": broker})
@@ -299,6 +327,7 @@ impl Session {
         }
         let top_mode = o.get("mode");
         let (mut done, mut failed) = (Vec::new(), Vec::new());
+        let mut limited = 0;
         for entry in Self::entries(o) {
             let (symbol, exchange, own_mode) = match entry {
                 Ok(e) => e,
@@ -331,9 +360,15 @@ impl Session {
                     "message": format!("Not subscribed to {symbol} on {exchange}"), "broker": broker}));
                 continue;
             };
+            if !self.rate.take(Instant::now()) {
+                limited += 1;
+                failed.push(self.rate_limited(symbol, exchange, broker));
+                continue;
+            }
             self.drop_modes(id, modes, outbox);
             done.push(json!({"symbol": symbol, "exchange": exchange, "status": "success", "broker": broker}));
         }
+        self.rate_violations(shared, limited);
         let status = overall(done.len(), failed.len());
         json!({"type": "unsubscribe", "status": status, "message": "Unsubscription processing complete",
             "successful": done, "failed": failed, "broker": broker})
@@ -341,6 +376,8 @@ impl Session {
 
     fn unsubscribe_all(&mut self, shared: &Shared, outbox: &mut VecDeque<Control>) -> Value {
         let broker = shared.cfg.broker.as_str();
+        // Shedding everything is never refused; it uses a change of the allowance all the same.
+        self.rate.force(Instant::now());
         let done: Vec<Value> = self
             .subs
             .values()
@@ -356,5 +393,31 @@ impl Session {
         });
         json!({"type": "unsubscribe", "status": "success", "message": "Unsubscription processing complete",
             "successful": done, "failed": [], "broker": broker})
+    }
+
+    /// The error entry of a change refused by the rate limit.
+    fn rate_limited(&self, symbol: String, exchange: String, broker: &str) -> Value {
+        let per_minute = self.limits.subscription_changes_per_minute;
+        let retry = self.rate.retry_after().as_secs_f64().ceil().max(1.0);
+        json!({"symbol": symbol, "exchange": exchange, "status": "error",
+            "code": Violation::RateLimited.code(), "broker": broker,
+            "message": format!("Too many subscription changes: at most {per_minute} a minute; retry in {retry:.0} s")})
+    }
+
+    /// Counts `limited` refused changes, and closes a client that keeps going far past its rate
+    /// (after this reply).
+    fn rate_violations(&mut self, shared: &Shared, limited: u64) {
+        if limited == 0 {
+            return;
+        }
+        let per_minute = self.limits.subscription_changes_per_minute;
+        let what = format!("{limited} subscription changes past its rate of {per_minute} a minute");
+        self.violation(shared, Violation::RateLimited, limited, &what);
+        if self.rate.abusive() && self.closing.is_none() {
+            let reason =
+                format!("rate limit: far more than {per_minute} subscription changes a minute");
+            self.violation(shared, Violation::RateAbuse, 1, &reason);
+            self.closing = Some((4429, reason));
+        }
     }
 }
