@@ -5,6 +5,7 @@ pub mod bench_cmd;
 pub mod bench_fanout;
 pub mod gateway_cmd;
 pub mod json;
+pub mod keys_cmd;
 pub mod logging;
 pub mod mock;
 pub mod reload;

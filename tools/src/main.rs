@@ -41,6 +41,9 @@ enum Cmd {
     /// Shared-memory tools: synthetic writer, tail, stat, rm.
     #[command(subcommand)]
     Shm(ShmCmd),
+    /// API keys: add (prints a new key once), list, revoke; the file holds only Argon2id hashes.
+    #[command(subcommand)]
+    Keys(tickwire::keys_cmd::KeysCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
     shutdown_watchdog(stop.clone());
     let res = match cli.cmd {
         Cmd::Shm(c) => shm_cmd::run(c, &stop),
+        Cmd::Keys(c) => tickwire::keys_cmd::run(c),
         Cmd::Bench(BenchCmd::E2e(a)) => tickwire::bench_cmd::e2e(a, &stop),
         Cmd::Bench(BenchCmd::Fanout(a)) => tickwire::bench_fanout::fanout(a, &stop),
         Cmd::Demo(a) => gateway_cmd::demo(a, &stop),

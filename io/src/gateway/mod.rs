@@ -14,6 +14,7 @@
 
 mod admission;
 pub mod fanout;
+pub mod keys;
 #[cfg(test)]
 mod fanout_alloc;
 mod protocol;
@@ -86,6 +87,13 @@ pub struct GatewayConfig {
     /// Symbols kept subscribed upstream (in depth mode) whether or not any client wants them, for
     /// strategies that read only shared memory. Held by the reserved consumer id `consumer_base`.
     pub pinned: Vec<u32>,
+    /// Failed authentications allowed on one connection; the next failure closes it (0: no
+    /// limit).
+    pub max_auth_attempts: u32,
+    /// Failed authentications allowed per remote address per minute; past it that address's
+    /// attempts are refused without any verification and their connections closed (0: no
+    /// limit).
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for GatewayConfig {
@@ -106,6 +114,8 @@ impl Default for GatewayConfig {
             low_water: 64 << 10,
             core: None,
             pinned: Vec::new(),
+            max_auth_attempts: 3,
+            auth_failures_per_minute: 20,
         }
     }
 }
@@ -183,6 +193,8 @@ pub struct Gateway {
     control: rtrb::Producer<Control>,
     deliveries: rtrb::Consumer<Delivery>,
     last: Arc<dyn LastValues>,
+    /// The keys file's verifier thread, if there is a keys file ([`Gateway::keys_file`]).
+    verifier: Option<keys::Verifier>,
 }
 
 impl Gateway {
@@ -216,7 +228,19 @@ impl Gateway {
             control,
             deliveries,
             last,
+            verifier: None,
         })
+    }
+
+    /// Accepts the keys of `store` too (besides `GatewayConfig::api_keys`), verified on a thread
+    /// of their own; `changed` (polled about once a second) says when to re-read the file.
+    pub fn keys_file(
+        &mut self,
+        store: keys::KeyStore,
+        changed: Box<dyn FnMut() -> bool + Send>,
+    ) -> io::Result<()> {
+        self.verifier = Some(keys::Verifier::spawn(store, changed, self.bell.clone())?);
+        Ok(())
     }
 
     /// This IO thread's doorbell: the router rings it after delivering, so a sleeping IO thread
@@ -258,6 +282,13 @@ impl Gateway {
         poll.registry()
             .register(&mut self.listener, LISTENER, Interest::READABLE)?;
         let mut events = Events::with_capacity(1024);
+        let cfg = &self.shared.cfg;
+        let mut auth = keys::Auth::new(
+            &cfg.api_keys,
+            self.verifier.take(),
+            cfg.max_auth_attempts,
+            cfg.auth_failures_per_minute,
+        );
         let n = self.shared.cfg.max_connections as usize;
         let base = self.shared.cfg.consumer_base;
         let mut clients = Clients {
@@ -291,7 +322,7 @@ impl Gateway {
                 Duration::ZERO
             } else {
                 self.bell.will_sleep();
-                if self.deliveries.is_empty() {
+                if self.deliveries.is_empty() && !auth.has_verdicts() {
                     Duration::from_millis(100)
                 } else {
                     Duration::ZERO
@@ -319,18 +350,23 @@ impl Gateway {
                 };
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                 let blocked = s.needs_write_events();
-                s.on_event(&self.shared, &*self.last, &mut outbox, readable);
-                if !blocked && s.needs_write_events() {
-                    s.want_write_events(&poll, ev.token());
+                s.on_event(&self.shared, &*self.last, &mut outbox, &mut auth, readable);
+                settle(i, s, blocked, &poll, &mut clients.admission, &mut fanout);
+            }
+            // Verdicts of the keys verifier: each waiting session gets its auth reply and reads
+            // the requests it held back meanwhile.
+            while let Some((v, name)) = auth.verdict() {
+                work = true;
+                let i = v.consumer.wrapping_sub(base) as usize;
+                let Some(s) = clients.sessions.get_mut(i).and_then(Option::as_mut) else {
+                    continue;
+                };
+                if s.serial() != v.serial {
+                    continue;
                 }
-                if s.is_authed() {
-                    clients.admission.settled(i);
-                } else if !s.in_head() {
-                    clients.admission.spoke(i);
-                }
-                for (symbol, modes) in s.take_sub_changes() {
-                    fanout.set(symbol, i, modes);
-                }
+                let blocked = s.needs_write_events();
+                s.on_verdict(name, &self.shared, &*self.last, &mut outbox, &mut auth);
+                settle(i, s, blocked, &poll, &mut clients.admission, &mut fanout);
             }
             // Deliveries from the router, fanned out to the sessions holding each symbol. Bounded
             // per pass so sockets and requests are looked at in between.
@@ -417,6 +453,12 @@ impl Gateway {
             }
             if last_timers.elapsed() >= Duration::from_millis(100) {
                 last_timers = Instant::now();
+                if let Some(names) = auth.reloaded() {
+                    // The keys file changed: sessions of a key no longer in it are closed.
+                    for s in clients.sessions.iter_mut().flatten() {
+                        s.revoke_unless(&names);
+                    }
+                }
                 for s in clients.sessions.iter_mut().flatten() {
                     s.timers(&self.shared);
                 }
@@ -499,11 +541,36 @@ impl Gateway {
                 continue;
             }
             let consumer = base + i as u32;
-            clients.sessions[i] = Some(Session::new(stream, consumer, &self.shared.cfg));
+            let mut s = Session::new(stream, consumer, &self.shared.cfg);
+            s.peer = peer.ip();
+            clients.sessions[i] = Some(s);
             clients.admission.taken(i, peer.ip());
             stats.accepted.fetch_add(1, Ordering::Relaxed);
             stats.open.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// After a session ran: write-space events if it now needs them, its admission state, and its
+/// subscription changes into the fan-out index.
+fn settle(
+    i: usize,
+    s: &mut Session,
+    blocked_before: bool,
+    poll: &Poll,
+    admission: &mut Admission,
+    fanout: &mut fanout::Fanout,
+) {
+    if !blocked_before && s.needs_write_events() {
+        s.want_write_events(poll, Token(i));
+    }
+    if s.is_authed() {
+        admission.settled(i);
+    } else if !s.in_head() {
+        admission.spoke(i);
+    }
+    for (symbol, modes) in s.take_sub_changes() {
+        fanout.set(symbol, i, modes);
     }
 }
 

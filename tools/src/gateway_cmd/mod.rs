@@ -19,9 +19,10 @@ use std::time::Duration;
 use clap::Args;
 use tickwire_engine::idle::IdleStrategy;
 use tickwire_io::feed::FeedConfig;
+use tickwire_io::gateway::keys::{secret, KeyStore};
 
 pub use feeds::FeedSpec;
-pub use start::{start, Running, Upstream};
+pub use start::{start, ClientAuth, Running, Upstream};
 
 use crate::mock::{BrokerKind, MockBroker, MockConfig};
 
@@ -98,6 +99,14 @@ pub struct EngineArgs {
     /// Connections not yet authenticated from one remote address.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_pending_per_addr: u32,
+    /// Failed authentications allowed on one connection; the last one closes it (0: no limit).
+    #[arg(long, default_value_t = 3)]
+    pub max_auth_attempts: u32,
+    /// Failed authentications allowed per remote address per minute; past it, that address's
+    /// attempts are refused without verifying the key and the connection is closed (0: no
+    /// limit).
+    #[arg(long, default_value_t = 20)]
+    pub auth_failures_per_minute: u32,
 }
 
 /// `--router`: the thread the router runs on.
@@ -121,7 +130,7 @@ pub enum RouterPlacement {
 With one broker, --broker-url and --instruments may stand for its own URL and master flags.\n\
 Several brokers at once: --feed kite:NSE,BSE,NSE_INDEX,BSE_INDEX --feed upstox:NFO,BFO,CDS,MCX\n\
 Secrets can come from the environment or a file instead of flags (kept out of the process table):\n  \
-TICKWIRE_API_KEYS (comma-separated), TICKWIRE_KITE_API_KEY, TICKWIRE_KITE_ACCESS_TOKEN,\n  \
+TICKWIRE_API_KEYS (comma-separated), TICKWIRE_API_KEY_PEPPER, TICKWIRE_KITE_API_KEY, TICKWIRE_KITE_ACCESS_TOKEN,\n  \
 TICKWIRE_UPSTOX_ACCESS_TOKEN, TICKWIRE_FYERS_ACCESS_TOKEN, TICKWIRE_ANGEL_API_KEY,\n  \
 TICKWIRE_ANGEL_CLIENT_CODE, TICKWIRE_ANGEL_JWT, TICKWIRE_ANGEL_FEED_TOKEN, TICKWIRE_DHAN_CLIENT_ID,\n  \
 TICKWIRE_DHAN_ACCESS_TOKEN, TICKWIRE_NOREN_USER, TICKWIRE_NOREN_ACCOUNT, TICKWIRE_NOREN_TOKEN,\n  \
@@ -132,15 +141,23 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 8765)]
     pub port: u16,
     /// API key clients authenticate with (repeatable; from the environment: comma-separated, so
-    /// it stays out of the process table).
+    /// it stays out of the process table). Needed unless `--keys-file` is given.
     #[arg(
         long = "api-key",
-        required = true,
+        required_unless_present = "keys_file",
         env = "TICKWIRE_API_KEYS",
         hide_env_values = true,
         value_delimiter = ','
     )]
     pub api_keys: Vec<String>,
+    /// API keys file made by `tickwire keys add` (Argon2id hashes only); re-read when it changes
+    /// and on SIGHUP, without dropping connections.
+    #[arg(long, env = "TICKWIRE_KEYS_FILE")]
+    pub keys_file: Option<PathBuf>,
+    /// Server-side pepper the keys file's keys were hashed with (the one `tickwire keys add` was
+    /// given). Prefer the environment variable or `--secrets-file`.
+    #[arg(long, env = "TICKWIRE_API_KEY_PEPPER", hide_env_values = true)]
+    pub api_key_pepper: Option<String>,
     /// The broker whose feed to serve (default kite); or use `--feed`.
     #[arg(long, value_enum)]
     pub broker: Option<BrokerKind>,
@@ -337,6 +354,17 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
     if a.api_keys.iter().any(|k| k.trim().is_empty()) {
         return Err("--api-key must not be empty: no client could authenticate".into());
     }
+    // The keys file is read (and its pepper checked) before anything else starts: a bad file
+    // or a wrong pepper is a start-up error naming the file, not a gateway nobody can use.
+    let keys = match &a.keys_file {
+        Some(path) => {
+            let pepper = a.api_key_pepper.as_deref().unwrap_or("");
+            let store = KeyStore::open(path, pepper.as_bytes()).map_err(|e| e.to_string())?;
+            tracing::info!("tickwire: {} API keys from {}", store.len(), path.display());
+            Some(store)
+        }
+        None => None,
+    };
     let ups = feeds::upstreams(&a)?;
     let names: Vec<String> = ups
         .iter()
@@ -345,7 +373,11 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
             false => format!("{} ({})", u.broker.name(), u.exchanges.join(",")),
         })
         .collect();
-    let run = start(ups, a.port, a.api_keys, &a.engine)?;
+    let auth = ClientAuth {
+        api_keys: a.api_keys,
+        keys,
+    };
+    let run = start(ups, a.port, auth, &a.engine)?;
     tracing::info!(
         "tickwire: serving ws://{} ({} instruments from {}), shm {}",
         run.addr,
@@ -358,11 +390,6 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
     Ok(())
 }
 
-fn random_key() -> String {
-    let seed = tickwire_engine::clock::now_ns() as u64 ^ ((std::process::id() as u64) << 32);
-    let mut rng = crate::mock::market::Rng::new(seed);
-    (0..4).map(|_| format!("{:016x}", rng.next_u64())).collect()
-}
 
 /// Starts a mock broker and a gateway whose feed connects to it over a real WebSocket.
 pub fn start_with_mock(
@@ -379,7 +406,7 @@ pub fn start_with_mock(
         instruments,
         exchanges: Vec::new(),
     };
-    let run = start(vec![up], port, api_keys, engine)?;
+    let run = start(vec![up], port, api_keys.into(), engine)?;
     Ok((mock, run))
 }
 
@@ -396,7 +423,11 @@ pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
         seed: a.seed,
         ..MockConfig::default()
     };
-    let key = a.api_key.unwrap_or_else(random_key);
+    let key = match a.api_key {
+        Some(k) => k,
+        // From the OS random source: 256 bits.
+        None => secret::random_token().map_err(|e| e.to_string())?,
+    };
     // The demo's market is small: keep every instrument flowing, so shared memory shows live ticks
     // before any WebSocket client subscribes.
     let mut engine = a.engine.clone();

@@ -1,7 +1,10 @@
 //! One client connection: handshake, auth, requests, conflated market data, keepalive.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -20,6 +23,7 @@ mod requests;
 
 pub use market::Counted;
 
+use super::keys::Auth;
 use super::{GatewayConfig, Shared};
 use crate::feed::upstream_state;
 
@@ -43,7 +47,23 @@ struct Sub {
 pub struct Session {
     ws: Ws,
     consumer: u32,
+    /// Unique per connection (a verdict for an earlier connection on the same slot is dropped).
+    serial: u64,
+    /// The client's address (failed authentications are limited per address).
+    pub(super) peer: IpAddr,
     authed: bool,
+    /// The name of the API key the session authenticated with (`api-key-N` for the N-th
+    /// `--api-key`, else its name in the keys file).
+    pub key_name: Option<Arc<str>>,
+    /// The key is a keys-file key: removing it from the file closes the session.
+    key_from_file: bool,
+    /// Failed authentication attempts on this connection.
+    auth_failures: u32,
+    /// A key is with the verifier: no further request is read until its verdict, so replies stay
+    /// in order.
+    auth_pending: bool,
+    /// Close the connection (code, reason) once the reply being written is queued.
+    close_after: Option<(u16, &'static str)>,
     opened: Instant,
     last_ping: Instant,
     ping_sent: Option<Instant>,
@@ -76,6 +96,9 @@ pub struct Session {
 const HEAD_DEADLINE: Duration = Duration::from_secs(5);
 /// Time to read a plain HTTP response (`/status` can be megabytes).
 const RESPOND_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Serials of connections.
+static SERIAL: AtomicU64 = AtomicU64::new(1);
 
 /// Errors from a peer that broke the WebSocket framing rules (answered with close 1002), as
 /// opposed to the connection simply ending.
@@ -130,7 +153,14 @@ impl Session {
         Self {
             ws,
             consumer,
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
+            peer: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             authed: false,
+            key_name: None,
+            key_from_file: false,
+            auth_failures: 0,
+            auth_pending: false,
+            close_after: None,
             opened: now,
             last_ping: now,
             ping_sent: None,
@@ -164,6 +194,11 @@ impl Session {
     /// True once the client authenticated.
     pub fn is_authed(&self) -> bool {
         self.authed
+    }
+
+    /// See [`Session::serial`]'s field.
+    pub fn serial(&self) -> u64 {
+        self.serial
     }
 
     /// Adds write-space events to the socket's registration (after a flush met a full socket).
@@ -232,6 +267,7 @@ impl Session {
         shared: &Shared,
         last: &dyn LastValues,
         outbox: &mut VecDeque<Control>,
+        auth: &mut Auth,
         readable: bool,
     ) {
         self.poked = true;
@@ -239,38 +275,40 @@ impl Session {
             self.read_head(shared);
         }
         if readable {
-            self.read_requests(shared, last, outbox);
+            self.read_requests(shared, last, outbox, auth);
         }
         self.flush_socket();
         self.write_response();
     }
 
-    /// Reads and answers every request the socket holds.
+    /// Reads and answers every request the socket holds (none while a key is being verified:
+    /// the verdict's reply must come first).
     fn read_requests(
         &mut self,
         shared: &Shared,
         last: &dyn LastValues,
         outbox: &mut VecDeque<Control>,
+        auth: &mut Auth,
     ) {
         loop {
+            if self.auth_pending {
+                return;
+            }
             let Ws::Open(ws) = &mut self.ws else { return };
-            match ws.read() {
-                Ok(Message::Text(t)) => {
-                    let reply = self.request(t.as_bytes(), shared, last, outbox);
-                    self.send(&reply.to_string());
+            let reply = match ws.read() {
+                Ok(Message::Text(t)) => self.request(t.as_bytes(), shared, last, outbox, auth),
+                // OpenAlgo json.loads whatever arrives, so JSON in a binary frame works too.
+                Ok(Message::Binary(b)) => self.request(&b, shared, last, outbox, auth),
+                Ok(Message::Pong(_)) => {
+                    self.ping_sent = None;
+                    None
                 }
-                Ok(Message::Binary(b)) => {
-                    // OpenAlgo json.loads whatever arrives, so JSON in a binary frame works too.
-                    let reply = self.request(&b, shared, last, outbox);
-                    self.send(&reply.to_string());
-                }
-                Ok(Message::Pong(_)) => self.ping_sent = None,
                 Ok(Message::Close(_)) => {
                     let _ = ws.flush();
                     self.ws = Ws::Closed;
                     return;
                 }
-                Ok(_) => {}
+                Ok(_) => None,
                 Err(e) if would_block(&e) => break,
                 Err(tungstenite::Error::Capacity(_)) => {
                     self.close(1009, "message too big");
@@ -289,8 +327,59 @@ impl Session {
                     self.ws = Ws::Closed;
                     return;
                 }
+            };
+            if let Some(reply) = reply {
+                self.send(&reply.to_string());
+            }
+            if let Some((code, reason)) = self.close_after.take() {
+                self.close(code, reason);
+                return;
             }
         }
+    }
+
+    /// The verifier's answer for the key this session presented (`name`: the key's name, or
+    /// None: not a valid key): the auth reply, then the requests held back meanwhile.
+    pub fn on_verdict(
+        &mut self,
+        name: Option<Arc<str>>,
+        shared: &Shared,
+        last: &dyn LastValues,
+        outbox: &mut VecDeque<Control>,
+        auth: &mut Auth,
+    ) {
+        if !self.auth_pending {
+            return;
+        }
+        self.auth_pending = false;
+        let reply = match name {
+            Some(n) => self.auth_ok(n, true, shared),
+            None => self.auth_failed(auth, "Invalid API key"),
+        };
+        self.send(&reply.to_string());
+        if let Some((code, reason)) = self.close_after.take() {
+            self.close(code, reason);
+            return;
+        }
+        self.read_requests(shared, last, outbox, auth);
+        self.flush_socket();
+    }
+
+    /// After the keys file was reloaded: a session whose keys-file key is not in `names` any
+    /// more is told so and closed.
+    pub fn revoke_unless(&mut self, names: &HashSet<Arc<str>>) {
+        if !self.authed || !self.key_from_file {
+            return;
+        }
+        let Some(name) = self.key_name.clone() else {
+            return;
+        };
+        if names.contains(&name) {
+            return;
+        }
+        let msg = format!("API key {name:?} was revoked; closing the connection");
+        self.send(&error("API_KEY_REVOKED", &msg).to_string());
+        self.close(4403, "API key revoked");
     }
 
     /// Queues a reply or notice (flushed with the pass's other writes).
