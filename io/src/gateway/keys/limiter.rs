@@ -33,8 +33,11 @@ impl FailureLimiter {
             return None;
         }
         let &(start, n) = self.seen.get(&addr)?;
-        let left = WINDOW.checked_sub(now.saturating_duration_since(start))?;
-        (n >= self.per_minute).then(|| left.as_secs().max(1))
+        let left = WINDOW
+            .checked_sub(now.saturating_duration_since(start))
+            .filter(|l| !l.is_zero())?;
+        // Whole seconds, rounded up: "retry in 0 s" would be wrong.
+        (n >= self.per_minute).then(|| left.as_secs() + u64::from(left.subsec_nanos() > 0))
     }
 
     /// Counts a failed authentication from `addr`.
