@@ -109,6 +109,16 @@ fn tamper(key: &str) -> String {
     format!("{}{last}", &key[..key.len() - 1])
 }
 
+/// The status line of `GET /status` with `key`.
+fn status_code(port: u16, key: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body.lines().next().unwrap_or_default().to_string()
+}
+
 fn keys_file() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("keys.toml");
@@ -164,6 +174,9 @@ fn keys_add_list_revoke_and_a_revoked_client_is_closed_while_others_stream() {
     let r = auth(&mut wrong, &tamper(&k1));
     assert_eq!(r["code"], "AUTHENTICATION_ERROR", "{r}");
     drop(wrong);
+    // `GET /status` takes a keys-file key too (verified off the IO thread), and refuses a wrong one.
+    assert!(status_code(port, &k2).contains("200 OK"));
+    assert!(status_code(port, &tamper(&k2)).contains("401"));
     // The gateway records use (written from its keys thread).
     wait_until(10, "desk-1 last used", || {
         list(true).1.filter(|l| !l.contains("never"))

@@ -62,6 +62,8 @@ pub struct Session {
     /// A key is with the verifier: no further request is read until its verdict, so replies stay
     /// in order.
     auth_pending: bool,
+    /// A `GET /status` key is with the verifier: the response follows its verdict.
+    status_pending: bool,
     /// Close the connection (code, reason) once the reply being written is queued.
     close_after: Option<(u16, &'static str)>,
     opened: Instant,
@@ -160,6 +162,7 @@ impl Session {
             key_from_file: false,
             auth_failures: 0,
             auth_pending: false,
+            status_pending: false,
             close_after: None,
             opened: now,
             last_ping: now,
@@ -271,8 +274,8 @@ impl Session {
         readable: bool,
     ) {
         self.poked = true;
-        if let Ws::Head(..) = self.ws {
-            self.read_head(shared);
+        if matches!(self.ws, Ws::Head(..)) && !self.status_pending {
+            self.read_head(shared, auth);
         }
         if readable {
             self.read_requests(shared, last, outbox, auth);
@@ -348,6 +351,15 @@ impl Session {
         outbox: &mut VecDeque<Control>,
         auth: &mut Auth,
     ) {
+        if self.status_pending {
+            self.status_pending = false;
+            if name.is_none() {
+                auth.failed(self.peer, Instant::now());
+            }
+            self.respond(handshake::status_reply(name.is_some(), shared));
+            self.write_response();
+            return;
+        }
         if !self.auth_pending {
             return;
         }
