@@ -113,7 +113,11 @@ fn tamper(key: &str) -> String {
 fn status_code(port: u16, key: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n\r\n"
+    )
+    .unwrap();
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     body.lines().next().unwrap_or_default().to_string()
@@ -142,12 +146,18 @@ fn keys_add_list_revoke_and_a_revoked_client_is_closed_while_others_stream() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
         assert!(!all.contains("tw_") && !all.contains("argon2"), "{all}");
-        let line = all.lines().find(|l| l.starts_with("desk-1 ")).map(str::to_string);
+        let line = all
+            .lines()
+            .find(|l| l.starts_with("desk-1 "))
+            .map(str::to_string);
         assert!(!want_used || line.is_some(), "{all}");
         (all.clone(), line)
     };
     let (all, _) = list(false);
-    assert!(all.contains("desk-1") && all.contains("desk-2") && all.contains("never"), "{all}");
+    assert!(
+        all.contains("desk-1") && all.contains("desk-2") && all.contains("never"),
+        "{all}"
+    );
 
     let gw = serve(&file, "pep", &[]);
     let port = gw.served.port;
@@ -193,7 +203,10 @@ fn keys_add_list_revoke_and_a_revoked_client_is_closed_while_others_stream() {
         .find(|m| m["status"] == "error")
         .unwrap_or_else(|| panic!("no notice before the close: {msgs:?}"));
     assert_eq!(notice["code"], "API_KEY_REVOKED", "{notice}");
-    assert!(notice["message"].as_str().unwrap().contains("desk-1"), "{notice}");
+    assert!(
+        notice["message"].as_str().unwrap().contains("desk-1"),
+        "{notice}"
+    );
     assert_eq!(close, Some((4403, "API key revoked".into())));
     // The other key's client still streams, and the plain key's client is still there.
     wait_data(&mut b, "NSE", "TCS", 5);
@@ -232,7 +245,10 @@ fn sighup_reloads_the_keys_file() {
         .unwrap()
         .success());
     let (msgs, close) = until_close(&mut a, 10);
-    assert!(msgs.iter().any(|m| m["code"] == "API_KEY_REVOKED"), "{msgs:?}");
+    assert!(
+        msgs.iter().any(|m| m["code"] == "API_KEY_REVOKED"),
+        "{msgs:?}"
+    );
     assert_eq!(close, Some((4403, "API key revoked".into())));
     // The same key is valid under its new name.
     let mut b = connect(port);
@@ -246,7 +262,12 @@ fn failed_authentications_are_limited_per_address() {
     let gw = serve(
         &file,
         "pep",
-        &["--auth-failures-per-minute", "4", "--max-auth-attempts", "0"],
+        &[
+            "--auth-failures-per-minute",
+            "4",
+            "--max-auth-attempts",
+            "0",
+        ],
     );
     let port = gw.served.port;
     let mut ws = connect(port);
@@ -259,14 +280,26 @@ fn failed_authentications_are_limited_per_address() {
     let (msgs, close) = until_close(&mut ws, 10);
     let m = msgs[0]["message"].as_str().unwrap();
     assert_eq!(msgs[0]["code"], "AUTHENTICATION_ERROR");
-    assert!(m.contains("Too many failed authentications from 127.0.0.1"), "{m}");
-    assert_eq!(close, Some((4429, "too many failed authentications".into())));
+    assert!(
+        m.contains("Too many failed authentications from 127.0.0.1"),
+        "{m}"
+    );
+    assert_eq!(
+        close,
+        Some((4429, "too many failed authentications".into()))
+    );
     // The address is refused whatever the key, without verifying it.
     for key in [k1.as_str(), "k1"] {
         let mut again = connect(port);
-        send(&mut again, json!({"action": "authenticate", "api_key": key}));
+        send(
+            &mut again,
+            json!({"action": "authenticate", "api_key": key}),
+        );
         let (msgs, close) = until_close(&mut again, 10);
-        assert!(msgs[0]["message"].as_str().unwrap().contains("Too many"), "{msgs:?}");
+        assert!(
+            msgs[0]["message"].as_str().unwrap().contains("Too many"),
+            "{msgs:?}"
+        );
         assert_eq!(close.map(|c| c.0), Some(4429));
     }
 }
@@ -287,7 +320,10 @@ fn a_connection_is_closed_after_its_last_failed_attempt() {
     let (msgs, close) = until_close(&mut ws, 10);
     let m = msgs[0]["message"].as_str().unwrap();
     assert!(m.starts_with("Invalid API key; 3 failed attempts"), "{m}");
-    assert_eq!(close, Some((4401, "too many failed authentication attempts".into())));
+    assert_eq!(
+        close,
+        Some((4401, "too many failed authentication attempts".into()))
+    );
     // Another connection from the same address still may (3 failures < 20 a minute).
     let mut ok = connect(port);
     assert_eq!(auth(&mut ok, &k1)["status"], "success");
@@ -326,7 +362,11 @@ fn a_wrong_pepper_fails_clearly() {
     for pepper in [None, Some("other")] {
         let out = keys(&file, pepper, &["add", "desk-2"]);
         assert!(!out.status.success());
-        assert!(text(&out.stderr).contains("different pepper"), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("different pepper"),
+            "{}",
+            text(&out.stderr)
+        );
     }
     let out = keys(&file, None, &["list"]);
     assert!(!text(&out.stdout).contains("desk-2"));

@@ -104,13 +104,16 @@ fn list(path: &Path) -> Result<(), String> {
         return Ok(());
     }
     let used = LastUsed::load(path);
-    let w = f.keys.iter().map(|k| k.name.len()).max().unwrap_or(4).max(4);
+    let w = f
+        .keys
+        .iter()
+        .map(|k| k.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     println!("{:w$}  {:24}  LAST USED", "NAME", "CREATED");
     for k in &f.keys {
-        let last = used
-            .last_used
-            .get(&k.name)
-            .map_or("never", String::as_str);
+        let last = used.last_used.get(&k.name).map_or("never", String::as_str);
         println!("{:w$}  {:24}  {last}", k.name, k.created);
     }
     Ok(())

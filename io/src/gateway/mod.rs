@@ -14,9 +14,9 @@
 
 mod admission;
 pub mod fanout;
-pub mod keys;
 #[cfg(test)]
 mod fanout_alloc;
+pub mod keys;
 mod protocol;
 mod session;
 mod status;

@@ -390,7 +390,6 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
     Ok(())
 }
 
-
 /// Starts a mock broker and a gateway whose feed connects to it over a real WebSocket.
 pub fn start_with_mock(
     mcfg: MockConfig,

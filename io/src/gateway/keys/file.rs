@@ -264,7 +264,9 @@ impl LastUsed {
     /// Writes the sidecar of `keys` atomically.
     pub fn save(&self, keys: &Path) -> Result<(), KeysError> {
         let body = toml::to_string(self).map_err(|e| KeysError::Hash(e.to_string()))?;
-        let text = format!("# Written by the tickwire gateway: when each API key last authenticated.\n{body}");
+        let text = format!(
+            "# Written by the tickwire gateway: when each API key last authenticated.\n{body}"
+        );
         write_atomic(&Self::path(keys), text.as_bytes())
     }
 }
@@ -306,7 +308,9 @@ mod tests {
         let fp = KeysFile::new(b"").unwrap().pepper_check;
         let h = secret::hash(b"k", b"").unwrap();
         let entry = |name: &str, id: &str, hash: &str| {
-            format!("[[key]]\nname = \"{name}\"\nid = \"{id}\"\nhash = \"{hash}\"\ncreated = \"x\"\n")
+            format!(
+                "[[key]]\nname = \"{name}\"\nid = \"{id}\"\nhash = \"{hash}\"\ncreated = \"x\"\n"
+            )
         };
         let head = format!("format = 1\npepper_check = \"{fp}\"\n");
         let cases = [
@@ -323,11 +327,19 @@ mod tests {
                 "a name is",
             ),
             (
-                format!("{head}{}{}", entry("a", "0123abcd", &h), entry("a", "0123abce", &h)),
+                format!(
+                    "{head}{}{}",
+                    entry("a", "0123abcd", &h),
+                    entry("a", "0123abce", &h)
+                ),
                 "name is used twice",
             ),
             (
-                format!("{head}{}{}", entry("a", "0123abcd", &h), entry("b", "0123abcd", &h)),
+                format!(
+                    "{head}{}{}",
+                    entry("a", "0123abcd", &h),
+                    entry("b", "0123abcd", &h)
+                ),
                 "id is used twice",
             ),
             (format!("{head}{}", entry("a", "xyz", &h)), "id must be"),
@@ -350,7 +362,8 @@ mod tests {
         let p = dir.path().join("keys.toml");
         assert_eq!(LastUsed::load(&p), LastUsed::default());
         let mut u = LastUsed::default();
-        u.last_used.insert("desk-1".into(), "2026-12-03T09:00:00.000Z".into());
+        u.last_used
+            .insert("desk-1".into(), "2026-12-03T09:00:00.000Z".into());
         u.save(&p).unwrap();
         assert_eq!(LastUsed::load(&p), u);
     }

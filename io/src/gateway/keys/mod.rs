@@ -2,7 +2,7 @@
 //! and what the client IO thread needs to authenticate against it without ever running Argon2
 //! itself (`docs/keys.md`).
 //!
-//! - [`file`]: the TOML format, atomic writes, the "last used" sidecar.
+//! - [`file`](mod@file): the TOML format, atomic writes, the "last used" sidecar.
 //! - [`secret`]: key generation (OS random source), hashing, the pepper fingerprint.
 //! - [`verifier`]: the thread that runs Argon2 and reloads the file.
 //! - [`cache`] and [`limiter`]: verified keys, and failed attempts per remote address.
@@ -250,7 +250,11 @@ mod tests {
         assert_eq!(a.check("k2", 0, 0), want("api-key-2"));
         assert_eq!(a.check("k1", 0, 0), want("api-key-1"));
         assert_eq!(a.check("k3", 0, 0), Check::Invalid);
-        assert_eq!(a.check("tw_0123abcd_x", 0, 0), Check::Invalid, "no keys file");
+        assert_eq!(
+            a.check("tw_0123abcd_x", 0, 0),
+            Check::Invalid,
+            "no keys file"
+        );
         assert!(a.reloaded().is_none());
     }
 }

@@ -139,7 +139,9 @@ mod tests {
         ] {
             assert_eq!(key_id(bad), None, "{bad}");
         }
-        assert!(!is_argon2id("$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaA"));
+        assert!(!is_argon2id(
+            "$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaA"
+        ));
         assert!(!is_argon2id("plain"));
     }
 }

@@ -248,8 +248,7 @@ fn run(
             Ok(Msg::Verify(job)) => {
                 let name = store.verify(&job.key);
                 if let Some(n) = &name {
-                    used.last_used
-                        .insert(n.to_string(), rfc3339_utc(now_ns()));
+                    used.last_used.insert(n.to_string(), rfc3339_utc(now_ns()));
                     unsaved = true;
                 }
                 let v = Verdict {

@@ -286,7 +286,6 @@ mod tests {
         );
     }
 
-
     #[test]
     fn upgrade_checks_are_tungstenites() {
         let up = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
