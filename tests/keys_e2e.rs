@@ -385,4 +385,13 @@ fn a_bad_keys_file_names_the_file() {
     let missing = file.with_file_name("missing.toml");
     let err = serve_fails(&missing, Some("pep"));
     assert!(err.contains("missing.toml"), "{err}");
+    // Neither a keys file nor a plain key: nobody could authenticate.
+    let out = Command::new(env!("CARGO_BIN_EXE_tickwire"))
+        .args(["serve", "--kite-api-key", "a", "--kite-access-token", "b"])
+        .env_remove("TICKWIRE_API_KEYS")
+        .env_remove("TICKWIRE_KEYS_FILE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no API keys"), "{}", text(&out.stderr));
 }

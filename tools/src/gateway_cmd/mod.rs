@@ -144,7 +144,6 @@ pub struct ServeArgs {
     /// it stays out of the process table). Needed unless `--keys-file` is given.
     #[arg(
         long = "api-key",
-        required_unless_present = "keys_file",
         env = "TICKWIRE_API_KEYS",
         hide_env_values = true,
         value_delimiter = ','
@@ -353,6 +352,12 @@ fn wait(stop: &AtomicBool) {
 pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
     if a.api_keys.iter().any(|k| k.trim().is_empty()) {
         return Err("--api-key must not be empty: no client could authenticate".into());
+    }
+    if a.api_keys.is_empty() && a.keys_file.is_none() {
+        return Err(
+            "no API keys: give --keys-file FILE (made with `tickwire keys add`) or --api-key KEY"
+                .into(),
+        );
     }
     // The keys file is read (and its pepper checked) before anything else starts: a bad file
     // or a wrong pepper is a start-up error naming the file, not a gateway nobody can use.
