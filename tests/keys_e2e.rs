@@ -393,5 +393,9 @@ fn a_bad_keys_file_names_the_file() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("no API keys"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no API keys"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -196,6 +196,10 @@ impl Verifier {
 
     /// A verdict, if one is ready.
     pub fn verdict(&self) -> Option<Verdict> {
+        // Asked once per pass of the IO loop: an atomic load when nothing is waiting.
+        if !self.has_verdicts() {
+            return None;
+        }
         let v = self.verdicts.try_recv().ok()?;
         self.published.ready.fetch_sub(1, Ordering::AcqRel);
         Some(v)
