@@ -351,7 +351,7 @@ impl Gateway {
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                 let blocked = s.needs_write_events();
                 s.on_event(&self.shared, &*self.last, &mut outbox, &mut auth, readable);
-                settle(i, s, blocked, &poll, &mut clients.admission, &mut fanout);
+                s.settle(i, blocked, &poll, &mut clients.admission, &mut fanout);
             }
             // Verdicts of the keys verifier: each waiting session gets its auth reply and reads
             // the requests it held back meanwhile.
@@ -366,7 +366,7 @@ impl Gateway {
                 }
                 let blocked = s.needs_write_events();
                 s.on_verdict(name, &self.shared, &*self.last, &mut outbox, &mut auth);
-                settle(i, s, blocked, &poll, &mut clients.admission, &mut fanout);
+                s.settle(i, blocked, &poll, &mut clients.admission, &mut fanout);
             }
             // Deliveries from the router, fanned out to the sessions holding each symbol. Bounded
             // per pass so sockets and requests are looked at in between.
@@ -455,10 +455,15 @@ impl Gateway {
                 last_timers = Instant::now();
                 if let Some(names) = auth.reloaded() {
                     // The keys file changed: sessions of a key no longer in it are closed.
+                    let mut closed = 0;
                     for s in clients.sessions.iter_mut().flatten() {
-                        s.revoke_unless(&names);
+                        closed += usize::from(s.revoke_unless(&names));
+                    }
+                    if closed > 0 {
+                        tracing::info!("API keys: closed {closed} sessions of revoked keys");
                     }
                 }
+                auth.timers(last_timers);
                 for s in clients.sessions.iter_mut().flatten() {
                     s.timers(&self.shared);
                 }
@@ -548,29 +553,6 @@ impl Gateway {
             stats.accepted.fetch_add(1, Ordering::Relaxed);
             stats.open.fetch_add(1, Ordering::Relaxed);
         }
-    }
-}
-
-/// After a session ran: write-space events if it now needs them, its admission state, and its
-/// subscription changes into the fan-out index.
-fn settle(
-    i: usize,
-    s: &mut Session,
-    blocked_before: bool,
-    poll: &Poll,
-    admission: &mut Admission,
-    fanout: &mut fanout::Fanout,
-) {
-    if !blocked_before && s.needs_write_events() {
-        s.want_write_events(poll, Token(i));
-    }
-    if s.is_authed() {
-        admission.settled(i);
-    } else if !s.in_head() {
-        admission.spoke(i);
-    }
-    for (symbol, modes) in s.take_sub_changes() {
-        fanout.set(symbol, i, modes);
     }
 }
 

@@ -364,9 +364,11 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
     let keys = match &a.keys_file {
         Some(path) => {
             let pepper = a.api_key_pepper.as_deref().unwrap_or("");
+            // Watched from before the read: a change made meanwhile is a change.
+            let watch = crate::reload::Watch::new(path);
             let store = KeyStore::open(path, pepper.as_bytes()).map_err(|e| e.to_string())?;
             tracing::info!("tickwire: {} API keys from {}", store.len(), path.display());
-            Some(store)
+            Some((store, watch))
         }
         None => None,
     };

@@ -41,8 +41,8 @@ pub struct Upstream {
 pub struct ClientAuth {
     /// Plain keys (`--api-key`).
     pub api_keys: Vec<String>,
-    /// The keys file (`--keys-file`), watched for changes and SIGHUP.
-    pub keys: Option<KeyStore>,
+    /// The keys file (`--keys-file`) and its watch (file changes and SIGHUP).
+    pub keys: Option<(KeyStore, crate::reload::Watch)>,
 }
 
 impl From<Vec<String>> for ClientAuth {
@@ -216,8 +216,7 @@ pub fn start(
     };
     let mut gateway = Gateway::new(listener, shared, ends.control, ends.deliveries, last)
         .map_err(|e| e.to_string())?;
-    if let Some(store) = auth.keys {
-        let mut watch = crate::reload::Watch::new(store.path());
+    if let Some((store, mut watch)) = auth.keys {
         gateway
             .keys_file(store, Box::new(move || watch.changed()))
             .map_err(|e| format!("API keys verifier thread: {e}"))?;

@@ -18,7 +18,9 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use crate::ratelog::RateLog;
 
 pub use cache::AuthCache;
 pub use file::{KeyEntry, KeysFile, LastUsed};
@@ -108,6 +110,8 @@ pub struct Auth {
     /// Keys-file generation the cache and `names` belong to.
     generation: u64,
     names: Arc<HashSet<Arc<str>>>,
+    /// Connections closed for failed authentications, said at most once per interval.
+    refusals: RateLog,
 }
 
 impl Auth {
@@ -135,6 +139,21 @@ impl Auth {
             max_attempts,
             generation,
             names,
+            refusals: RateLog::new("client auth: connection closed", Duration::from_secs(10)),
+        }
+    }
+
+    /// Logs (rate-limited) a connection closed for failed authentications.
+    pub fn refused(&mut self, detail: impl FnOnce() -> String) {
+        if let Some(line) = self.refusals.hit(detail, Instant::now()) {
+            tracing::warn!("{line}");
+        }
+    }
+
+    /// The count of refusals not yet logged, once due (from the IO thread's timers).
+    pub fn timers(&mut self, now: Instant) {
+        if let Some(line) = self.refusals.due(now) {
+            tracing::warn!("{line}");
         }
     }
 
@@ -256,5 +275,76 @@ mod tests {
             "no keys file"
         );
         assert!(a.reloaded().is_none());
+    }
+
+    /// The next verdict, waiting for it.
+    fn verdict(a: &mut Auth) -> (Verdict, Option<Arc<str>>) {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(v) = a.verdict() {
+                return v;
+            }
+            assert!(Instant::now() < end, "no verdict");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn file_keys_are_verified_once_then_cached_until_a_reload() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("keys.toml");
+        let mut f = KeysFile::new(b"pep").unwrap();
+        let key = f.add("desk", b"pep").unwrap();
+        f.save(&p).unwrap();
+        let reload = Arc::new(AtomicBool::new(false));
+        let r = reload.clone();
+        let bell = Arc::new(tickwire_engine::doorbell::Doorbell::new(|| {}));
+        let v = Verifier::spawn(
+            KeyStore::open(&p, b"pep").unwrap(),
+            Box::new(move || r.swap(false, Ordering::Relaxed)),
+            bell,
+        )
+        .unwrap();
+        let mut a = Auth::new(&[], Some(v), 3, 20);
+        let valid = Check::Valid {
+            name: "desk".into(),
+            from_file: true,
+        };
+        assert_eq!(a.check(&key, 5, 9), Check::Pending);
+        let (v, name) = verdict(&mut a);
+        assert_eq!(
+            (v.consumer, v.serial, name.as_deref()),
+            (5, 9, Some("desk"))
+        );
+        // Cached: answered at once, however often.
+        for _ in 0..100 {
+            assert_eq!(a.check(&key, 5, 10), valid);
+        }
+        assert!(!a.has_verdicts());
+        let wrong = format!("{key}x");
+        assert_eq!(a.check(&wrong, 6, 1), Check::Pending);
+        assert_eq!(verdict(&mut a).1, None);
+        assert_eq!(
+            a.check(&wrong, 6, 2),
+            Check::Pending,
+            "failures are not cached"
+        );
+        assert_eq!(verdict(&mut a).1, None);
+        // Revoked: the reload empties the cache, and the key goes to the verifier again.
+        f.revoke("desk").unwrap();
+        f.save(&p).unwrap();
+        reload.store(true, Ordering::Relaxed);
+        let end = Instant::now() + Duration::from_secs(20);
+        let names = loop {
+            if let Some(n) = a.reloaded() {
+                break n;
+            }
+            assert!(Instant::now() < end, "no reload");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(names.is_empty());
+        assert_eq!(a.check(&key, 5, 11), Check::Pending);
+        assert_eq!(verdict(&mut a).1, None);
     }
 }

@@ -378,20 +378,44 @@ impl Session {
     }
 
     /// After the keys file was reloaded: a session whose keys-file key is not in `names` any
-    /// more is told so and closed.
-    pub fn revoke_unless(&mut self, names: &HashSet<Arc<str>>) {
+    /// more is told so and closed (true).
+    pub fn revoke_unless(&mut self, names: &HashSet<Arc<str>>) -> bool {
         if !self.authed || !self.key_from_file {
-            return;
+            return false;
         }
         let Some(name) = self.key_name.clone() else {
-            return;
+            return false;
         };
         if names.contains(&name) {
-            return;
+            return false;
         }
         let msg = format!("API key {name:?} was revoked; closing the connection");
         self.send(&error("API_KEY_REVOKED", &msg).to_string());
         self.close(4403, "API key revoked");
+        true
+    }
+
+    /// After the session ran (an event or a verdict): write-space events if it now needs them,
+    /// its admission state, and its subscription changes into the fan-out index.
+    pub(super) fn settle(
+        &mut self,
+        i: usize,
+        blocked_before: bool,
+        poll: &mio::Poll,
+        admission: &mut super::admission::Admission,
+        fanout: &mut super::fanout::Fanout,
+    ) {
+        if !blocked_before && self.needs_write_events() {
+            self.want_write_events(poll, mio::Token(i));
+        }
+        if self.authed {
+            admission.settled(i);
+        } else if !self.in_head() {
+            admission.spoke(i);
+        }
+        for (symbol, modes) in self.take_sub_changes() {
+            fanout.set(symbol, i, modes);
+        }
     }
 
     /// Queues a reply or notice (flushed with the pass's other writes).

@@ -150,6 +150,8 @@ impl Session {
     ) -> Option<Value> {
         if let Some(secs) = auth.blocked(self.peer, Instant::now()) {
             self.close_after = Some((4429, "too many failed authentications"));
+            let peer = self.peer;
+            auth.refused(|| format!("{peer}: too many failed authentications a minute"));
             let msg = format!(
                 "Too many failed authentications from {}; try again in {secs} s",
                 self.peer
@@ -199,6 +201,8 @@ impl Session {
         let max = auth.max_attempts;
         if max > 0 && self.auth_failures >= max && !self.authed {
             self.close_after = Some((4401, "too many failed authentication attempts"));
+            let peer = self.peer;
+            auth.refused(|| format!("{peer}: {max} failed attempts on one connection"));
             let msg = format!("{message}; {max} failed attempts: closing the connection");
             return error("AUTHENTICATION_ERROR", &msg);
         }
