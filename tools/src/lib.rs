@@ -7,6 +7,7 @@ pub mod bench_soak;
 pub mod config;
 pub mod gateway_cmd;
 pub mod json;
+pub mod keys_cmd;
 pub mod logging;
 pub mod mock;
 pub mod reload;

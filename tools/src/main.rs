@@ -48,6 +48,9 @@ enum Cmd {
     /// Config file tools: `config check FILE`.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// API keys: add (prints a new key once), list, revoke; the file holds only Argon2id hashes.
+    #[command(subcommand)]
+    Keys(tickwire::keys_cmd::KeysCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -141,6 +144,7 @@ fn main() -> ExitCode {
     shutdown_watchdog(stop.clone());
     let res = match cli.cmd {
         Cmd::Shm(c) => shm_cmd::run(c, &stop),
+        Cmd::Keys(c) => tickwire::keys_cmd::run(c),
         Cmd::Bench(BenchCmd::E2e(a)) => tickwire::bench_cmd::e2e(a, &stop),
         Cmd::Bench(BenchCmd::Fanout(a)) => tickwire::bench_fanout::fanout(a, &stop),
         Cmd::Bench(BenchCmd::Soak(a)) => tickwire::bench_soak::soak(a, &stop),

@@ -17,8 +17,9 @@ use std::sync::OnceLock;
 static FROM_FILE: OnceLock<Vec<String>> = OnceLock::new();
 
 /// The names a secrets file may set.
-pub const NAMES: [&str; 15] = [
+pub const NAMES: [&str; 16] = [
     "TICKWIRE_API_KEYS",
+    "TICKWIRE_API_KEY_PEPPER",
     "TICKWIRE_API_KEY",
     "TICKWIRE_KITE_API_KEY",
     "TICKWIRE_KITE_ACCESS_TOKEN",

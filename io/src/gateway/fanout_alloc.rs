@@ -85,8 +85,9 @@ fn fanning_out_a_tick_allocates_nothing_once_warm() {
         .unwrap();
     let mut session = Session::new(mio::net::TcpStream::from_std(server), 1, &shared.cfg);
     let mut outbox = VecDeque::new();
+    let mut auth = crate::gateway::keys::Auth::new(&[], None, 3, 20);
     while !session.is_open() {
-        session.on_event(&shared, &NoLast, &mut outbox, true);
+        session.on_event(&shared, &NoLast, &mut outbox, &mut auth, true);
     }
     // The client side drains everything, on its own thread (not counted).
     let stop = Arc::new(AtomicBool::new(false));

@@ -16,6 +16,7 @@ mod admission;
 pub mod fanout;
 #[cfg(test)]
 mod fanout_alloc;
+pub mod keys;
 pub mod limits;
 mod protocol;
 mod session;
@@ -90,6 +91,13 @@ pub struct GatewayConfig {
     /// Symbols kept subscribed upstream (in depth mode) whether or not any client wants them, for
     /// strategies that read only shared memory. Held by the reserved consumer id `consumer_base`.
     pub pinned: Vec<u32>,
+    /// Failed authentications allowed on one connection; the next failure closes it (0: no
+    /// limit).
+    pub max_auth_attempts: u32,
+    /// Failed authentications allowed per remote address per minute; past it that address's
+    /// attempts are refused without any verification and their connections closed (0: no
+    /// limit).
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for GatewayConfig {
@@ -110,6 +118,8 @@ impl Default for GatewayConfig {
             low_water: 64 << 10,
             core: None,
             pinned: Vec::new(),
+            max_auth_attempts: 3,
+            auth_failures_per_minute: 20,
         }
     }
 }
@@ -203,6 +213,8 @@ pub struct Gateway {
     control: rtrb::Producer<Control>,
     deliveries: rtrb::Consumer<Delivery>,
     last: Arc<dyn LastValues>,
+    /// The keys file's verifier thread, if there is a keys file ([`Gateway::keys_file`]).
+    verifier: Option<keys::Verifier>,
 }
 
 impl Gateway {
@@ -236,7 +248,19 @@ impl Gateway {
             control,
             deliveries,
             last,
+            verifier: None,
         })
+    }
+
+    /// Accepts the keys of `store` too (besides `GatewayConfig::api_keys`), verified on a thread
+    /// of their own; `changed` (polled about once a second) says when to re-read the file.
+    pub fn keys_file(
+        &mut self,
+        store: keys::KeyStore,
+        changed: Box<dyn FnMut() -> bool + Send>,
+    ) -> io::Result<()> {
+        self.verifier = Some(keys::Verifier::spawn(store, changed, self.bell.clone())?);
+        Ok(())
     }
 
     /// This IO thread's doorbell: the router rings it after delivering, so a sleeping IO thread
@@ -278,6 +302,13 @@ impl Gateway {
         poll.registry()
             .register(&mut self.listener, LISTENER, Interest::READABLE)?;
         let mut events = Events::with_capacity(1024);
+        let cfg = &self.shared.cfg;
+        let mut auth = keys::Auth::new(
+            &cfg.api_keys,
+            self.verifier.take(),
+            cfg.max_auth_attempts,
+            cfg.auth_failures_per_minute,
+        );
         let n = self.shared.cfg.max_connections as usize;
         let base = self.shared.cfg.consumer_base;
         let mut clients = Clients {
@@ -311,7 +342,7 @@ impl Gateway {
                 Duration::ZERO
             } else {
                 self.bell.will_sleep();
-                if self.deliveries.is_empty() {
+                if self.deliveries.is_empty() && !auth.has_verdicts() {
                     Duration::from_millis(100)
                 } else {
                     Duration::ZERO
@@ -339,18 +370,23 @@ impl Gateway {
                 };
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                 let blocked = s.needs_write_events();
-                s.on_event(&self.shared, &*self.last, &mut outbox, readable);
-                if !blocked && s.needs_write_events() {
-                    s.want_write_events(&poll, ev.token());
+                s.on_event(&self.shared, &*self.last, &mut outbox, &mut auth, readable);
+                s.settle(i, blocked, &poll, &mut clients.admission, &mut fanout);
+            }
+            // Verdicts of the keys verifier: each waiting session gets its auth reply and reads
+            // the requests it held back meanwhile.
+            while let Some((v, name)) = auth.verdict() {
+                work = true;
+                let i = v.consumer.wrapping_sub(base) as usize;
+                let Some(s) = clients.sessions.get_mut(i).and_then(Option::as_mut) else {
+                    continue;
+                };
+                if s.serial() != v.serial {
+                    continue;
                 }
-                if s.is_authed() {
-                    clients.admission.settled(i);
-                } else if !s.in_head() {
-                    clients.admission.spoke(i);
-                }
-                for (symbol, modes) in s.take_sub_changes() {
-                    fanout.set(symbol, i, modes);
-                }
+                let blocked = s.needs_write_events();
+                s.on_verdict(name, &self.shared, &*self.last, &mut outbox, &mut auth);
+                s.settle(i, blocked, &poll, &mut clients.admission, &mut fanout);
             }
             // Deliveries from the router, fanned out to the sessions holding each symbol. Bounded
             // per pass so sockets and requests are looked at in between.
@@ -437,6 +473,17 @@ impl Gateway {
             }
             if last_timers.elapsed() >= Duration::from_millis(100) {
                 last_timers = Instant::now();
+                if let Some(names) = auth.reloaded() {
+                    // The keys file changed: sessions of a key no longer in it are closed.
+                    let mut closed = 0;
+                    for s in clients.sessions.iter_mut().flatten() {
+                        closed += usize::from(s.revoke_unless(&names));
+                    }
+                    if closed > 0 {
+                        tracing::info!("API keys: closed {closed} sessions of revoked keys");
+                    }
+                }
+                auth.timers(last_timers);
                 for s in clients.sessions.iter_mut().flatten() {
                     s.timers(&self.shared);
                 }
@@ -520,7 +567,9 @@ impl Gateway {
                 continue;
             }
             let consumer = base + i as u32;
-            clients.sessions[i] = Some(Session::new(stream, consumer, &self.shared.cfg));
+            let mut s = Session::new(stream, consumer, &self.shared.cfg);
+            s.peer = peer.ip();
+            clients.sessions[i] = Some(s);
             clients.admission.taken(i, peer.ip());
             stats.accepted.fetch_add(1, Ordering::Relaxed);
             stats.open.fetch_add(1, Ordering::Relaxed);

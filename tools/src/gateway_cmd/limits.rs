@@ -31,11 +31,12 @@ pub struct LimitArgs {
     /// Authenticated clients at once, all keys together.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_clients: u32,
-    /// Failed authentications one connection may make.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    /// Failed authentications allowed on one connection; the last one closes it (0: no limit).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=1_000))]
     pub max_auth_attempts: u32,
-    /// Failed authentications per minute from one remote address.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    /// Failed authentications allowed per remote address per minute; past it, that address's
+    /// attempts are refused without verifying the key and the connection is closed (0: no limit).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub auth_failures_per_minute: u32,
     /// A per-key limit, `KEYNAME:field=value` (repeatable; fields as in `[limits.per_key.NAME]`
     /// of the config file). Wins over the config file.

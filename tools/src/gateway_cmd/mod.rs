@@ -23,6 +23,7 @@ use std::time::Duration;
 use clap::Args;
 use tickwire_engine::idle::IdleStrategy;
 use tickwire_io::feed::FeedConfig;
+use tickwire_io::gateway::keys::{secret, KeyStore};
 use tickwire_io::gateway::LimitOverrides;
 
 pub use credentials::{secrets_given_as_flags, Sources};
@@ -31,7 +32,7 @@ pub(crate) use feeds::upstreams;
 pub use feeds::FeedSpec;
 pub use limits::{KeyLimit, LimitArgs};
 pub use rollover::{FeedCredentials, Resolve, Rollover};
-pub use start::{start, Running, Upstream};
+pub use start::{start, ClientAuth, Running, Upstream};
 
 use crate::mock::{BrokerKind, MockBroker, MockConfig};
 
@@ -161,7 +162,7 @@ pub enum RouterPlacement {
 With one broker, --broker-url and --instruments may stand for its own URL and master flags.\n\
 Several brokers at once: --feed kite:NSE,BSE,NSE_INDEX,BSE_INDEX --feed upstox:NFO,BFO,CDS,MCX\n\
 Secrets can come from the environment or a file instead of flags (kept out of the process table):\n  \
-TICKWIRE_API_KEYS (comma-separated), TICKWIRE_KITE_API_KEY, TICKWIRE_KITE_ACCESS_TOKEN,\n  \
+TICKWIRE_API_KEYS (comma-separated), TICKWIRE_API_KEY_PEPPER, TICKWIRE_KITE_API_KEY, TICKWIRE_KITE_ACCESS_TOKEN,\n  \
 TICKWIRE_UPSTOX_ACCESS_TOKEN, TICKWIRE_FYERS_ACCESS_TOKEN, TICKWIRE_ANGEL_API_KEY,\n  \
 TICKWIRE_ANGEL_CLIENT_CODE, TICKWIRE_ANGEL_JWT, TICKWIRE_ANGEL_FEED_TOKEN, TICKWIRE_DHAN_CLIENT_ID,\n  \
 TICKWIRE_DHAN_ACCESS_TOKEN, TICKWIRE_NOREN_USER, TICKWIRE_NOREN_ACCOUNT, TICKWIRE_NOREN_TOKEN,\n  \
@@ -195,6 +196,14 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub api_keys: Vec<String>,
+    /// API keys file made by `tickwire keys add` (Argon2id hashes only); re-read when it changes
+    /// and on SIGHUP, without dropping connections.
+    #[arg(long, env = "TICKWIRE_KEYS_FILE")]
+    pub keys_file: Option<PathBuf>,
+    /// Server-side pepper the keys file's keys were hashed with (the one `tickwire keys add` was
+    /// given). Prefer the environment variable or `--secrets-file`.
+    #[arg(long, env = "TICKWIRE_API_KEY_PEPPER", hide_env_values = true)]
+    pub api_key_pepper: Option<String>,
     /// The broker whose feed to serve (default kite); or use `--feed`.
     #[arg(long, value_enum)]
     pub broker: Option<BrokerKind>,
@@ -309,12 +318,6 @@ pub struct ServeArgs {
     /// clap's value sources): a reload keeps their values, since a flag wins over the file.
     #[arg(skip)]
     pub secrets_given_as_flags: std::collections::BTreeSet<String>,
-    /// The API keys file (`tickwire keys add` writes it).
-    #[arg(long, env = "TICKWIRE_KEYS_FILE")]
-    pub keys_file: Option<PathBuf>,
-    /// Server-side pepper mixed into the keys file's hashes.
-    #[arg(long, env = "TICKWIRE_API_KEY_PEPPER", hide_env_values = true)]
-    pub api_key_pepper: Option<String>,
     /// The flags given on the command line or by an environment variable: the config file does
     /// not override them (also when it is re-read at run time).
     #[arg(skip)]
@@ -413,11 +416,24 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
     }
     if a.api_keys.is_empty() && a.keys_file.is_none() {
         return Err(
-            "serve needs client API keys: --api-key (or TICKWIRE_API_KEYS, or [keys] \
-                    api_keys in the config file) or --keys-file"
+            "no API keys: serve needs --keys-file FILE (made with `tickwire keys add`) or --api-key \
+                    (or TICKWIRE_API_KEYS, or [keys] api_keys in the config file)"
                 .into(),
         );
     }
+    // The keys file is read (and its pepper checked) before anything else starts: a bad file
+    // or a wrong pepper is a start-up error naming the file, not a gateway nobody can use.
+    let keys = match &a.keys_file {
+        Some(path) => {
+            let pepper = a.api_key_pepper.as_deref().unwrap_or("");
+            // Watched from before the read: a change made meanwhile is a change.
+            let watch = crate::reload::Watch::new(path);
+            let store = KeyStore::open(path, pepper.as_bytes()).map_err(|e| e.to_string())?;
+            tracing::info!("tickwire: {} API keys from {}", store.len(), path.display());
+            Some((store, watch))
+        }
+        None => None,
+    };
     let ups = feeds::upstreams(&a)?;
     let names: Vec<String> = ups
         .iter()
@@ -434,7 +450,11 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
         &files,
         Box::new(move || credentials::broker_configs(&args, &sources)),
     );
-    let mut run = start(ups, a.port, a.api_keys, &a.engine)?;
+    let auth = ClientAuth {
+        api_keys: a.api_keys,
+        keys,
+    };
+    let mut run = start(ups, a.port, auth, &a.engine)?;
     let rollover = rollover.with_feeds(std::mem::take(&mut run.credentials));
     tracing::info!(
         "tickwire: serving ws://{} ({} instruments from {}), shm {}",
@@ -456,12 +476,6 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
     Ok(())
 }
 
-fn random_key() -> String {
-    let seed = tickwire_engine::clock::now_ns() as u64 ^ ((std::process::id() as u64) << 32);
-    let mut rng = crate::mock::market::Rng::new(seed);
-    (0..4).map(|_| format!("{:016x}", rng.next_u64())).collect()
-}
-
 /// Starts a mock broker and a gateway whose feed connects to it over a real WebSocket.
 pub fn start_with_mock(
     mcfg: MockConfig,
@@ -477,7 +491,7 @@ pub fn start_with_mock(
         instruments,
         exchanges: Vec::new(),
     };
-    let run = start(vec![up], port, api_keys, engine)?;
+    let run = start(vec![up], port, api_keys.into(), engine)?;
     Ok((mock, run))
 }
 
@@ -494,7 +508,11 @@ pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
         seed: a.seed,
         ..MockConfig::default()
     };
-    let key = a.api_key.unwrap_or_else(random_key);
+    let key = match a.api_key {
+        Some(k) => k,
+        // From the OS random source: 256 bits.
+        None => secret::random_token().map_err(|e| e.to_string())?,
+    };
     // The demo's market is small: keep every instrument flowing, so shared memory shows live ticks
     // before any WebSocket client subscribes.
     let mut engine = a.engine.clone();

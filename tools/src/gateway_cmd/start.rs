@@ -20,6 +20,7 @@ use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_io::brokers::{self, BrokerConfig, Listing};
 use tickwire_io::feed::renew;
 use tickwire_io::feed::{Feed, FeedConfig, FeedHours, FeedPoller, FeedStatus, FeedThread};
+use tickwire_io::gateway::keys::KeyStore;
 use tickwire_io::gateway::{Budget, FeedRef, Gateway, GatewayConfig, GatewayStats, Shared};
 use tickwire_shm::{Writer, WriterConfig};
 
@@ -36,6 +37,24 @@ pub struct Upstream {
     pub instruments: String,
     /// OpenAlgo exchanges this feed serves; empty: every exchange no other feed claims.
     pub exchanges: Vec<String>,
+}
+
+/// The keys clients may authenticate with.
+#[derive(Debug, Default)]
+pub struct ClientAuth {
+    /// Plain keys (`--api-key`).
+    pub api_keys: Vec<String>,
+    /// The keys file (`--keys-file`) and its watch (file changes and SIGHUP).
+    pub keys: Option<(KeyStore, crate::reload::Watch)>,
+}
+
+impl From<Vec<String>> for ClientAuth {
+    fn from(api_keys: Vec<String>) -> Self {
+        Self {
+            api_keys,
+            keys: None,
+        }
+    }
 }
 
 /// Everything a running gateway needs to be watched and stopped.
@@ -125,7 +144,7 @@ fn load(ups: &[Upstream]) -> Result<Loaded, String> {
 pub fn start(
     ups: Vec<Upstream>,
     port: u16,
-    api_keys: Vec<String>,
+    auth: ClientAuth,
     e: &EngineArgs,
 ) -> Result<Running, String> {
     if ups.is_empty() {
@@ -172,7 +191,9 @@ pub fn start(
     let gcfg = GatewayConfig {
         broker: openalgo_broker_name(&ups[0].broker).into(),
         addr: (e.listen, port).into(),
-        api_keys,
+        api_keys: auth.api_keys,
+        max_auth_attempts: e.limits.max_auth_attempts,
+        auth_failures_per_minute: e.limits.auth_failures_per_minute,
         core: e.client_core,
         pinned,
         allowed_origins: e.allow_origin.clone(),
@@ -208,8 +229,13 @@ pub fn start(
         limit_state: Default::default(),
         market: market.clone(),
     };
-    let gateway = Gateway::new(listener, shared, ends.control, ends.deliveries, last)
+    let mut gateway = Gateway::new(listener, shared, ends.control, ends.deliveries, last)
         .map_err(|e| e.to_string())?;
+    if let Some((store, mut watch)) = auth.keys {
+        gateway
+            .keys_file(store, Box::new(move || watch.changed()))
+            .map_err(|e| format!("API keys verifier thread: {e}"))?;
+    }
     let addr = gateway.local_addr().map_err(|e| e.to_string())?;
     let clients = gateway.stats();
     rings.delivery_bells.push(gateway.doorbell());

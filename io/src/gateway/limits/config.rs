@@ -108,8 +108,9 @@ pub fn bounds(field: &str) -> Option<(u64, u64)> {
         "idle_timeout_s" => (1, 86_400),
         "max_clients_per_key" => (1, 65_536),
         "max_clients" => (1, 65_536),
-        "max_auth_attempts" => (1, 1_000),
-        "auth_failures_per_minute" => (1, 1_000_000),
+        // 0: no limit (as for the flags).
+        "max_auth_attempts" => (0, 1_000),
+        "auth_failures_per_minute" => (0, 1_000_000),
         _ => return None,
     })
 }

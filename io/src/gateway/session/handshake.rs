@@ -20,15 +20,18 @@ use tungstenite::http;
 use tungstenite::protocol::Role;
 use tungstenite::WebSocket;
 
+use std::time::Instant;
+
 use super::market::Counted;
 use super::{Session, Ws};
+use crate::gateway::keys::{Auth, Check};
 use crate::gateway::{GatewayConfig, Shared};
 use crate::http::{parse_head, response, response_with, Head, MAX_HEAD};
 
 impl Session {
     /// Reads the request head without blocking; once complete, upgrades or queues the answer.
     /// Any path is accepted for the upgrade, as OpenAlgo accepts any.
-    pub(super) fn read_head(&mut self, shared: &Shared) {
+    pub(super) fn read_head(&mut self, shared: &Shared, auth: &mut Auth) {
         let Ws::Head(stream, buf, _) = &mut self.ws else {
             return;
         };
@@ -65,17 +68,11 @@ impl Session {
         let reply = match (head.method.as_str(), head.path.as_str()) {
             ("GET", "/health") => response("200 OK", "text/plain", "ok\n"),
             ("HEAD", "/health") => response("200 OK", "text/plain", ""),
-            ("GET", "/status") if !has_key(&head, &shared.cfg) => response_with(
-                "401 Unauthorized",
-                "WWW-Authenticate: Bearer\r\n",
-                "text/plain",
-                "/status needs an API key: send X-API-Key: KEY or Authorization: Bearer KEY\n",
-            ),
-            ("GET", "/status") => response(
-                "200 OK",
-                "application/json",
-                &crate::gateway::status::status_json(shared),
-            ),
+            ("GET", "/status") => match self.status_key(&head, auth) {
+                Some(ok) => status_reply(ok, shared),
+                // A keys-file key with the verifier: answered with its verdict.
+                None => return,
+            },
             _ => response(
                 "404 Not Found",
                 "text/plain",
@@ -136,7 +133,7 @@ impl Session {
 
     /// Queues a complete HTTP response; it is written as the socket takes it, then the connection
     /// closes.
-    fn respond(&mut self, reply: String) {
+    pub(super) fn respond(&mut self, reply: String) {
         if let Ws::Head(stream, ..) = std::mem::replace(&mut self.ws, Ws::Closed) {
             self.ws = Ws::Respond(stream, reply.into_bytes(), 0);
         }
@@ -186,16 +183,54 @@ fn to_request(head: &Head) -> Result<Request, Refusal> {
     b.body(()).map_err(|e| Refusal::Bad(e.to_string()))
 }
 
-/// True when the request carries one of the configured API keys.
-fn has_key(head: &Head, cfg: &GatewayConfig) -> bool {
-    let bearer = head.header("authorization").and_then(|v| {
-        v.strip_prefix("Bearer ")
-            .or_else(|| v.strip_prefix("bearer "))
-    });
-    [head.header("x-api-key"), bearer]
-        .into_iter()
-        .flatten()
-        .any(|k| cfg.api_keys.iter().any(|key| key == k.trim()))
+impl Session {
+    /// Whether the request carries a valid API key (`X-API-Key` or `Authorization: Bearer`):
+    /// Some(answer), or None when a keys-file key went to the verifier (`status_pending`). An
+    /// address past its failure limit is refused without verifying anything.
+    fn status_key(&mut self, head: &Head, auth: &mut Auth) -> Option<bool> {
+        let bearer = head.header("authorization").and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+        let keys: Vec<&str> = [head.header("x-api-key"), bearer]
+            .into_iter()
+            .flatten()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .collect();
+        if keys.is_empty() || auth.blocked(self.peer, Instant::now()).is_some() {
+            return Some(false);
+        }
+        for k in keys {
+            match auth.check(k, self.consumer, self.serial) {
+                Check::Valid { .. } => return Some(true),
+                Check::Pending => {
+                    self.status_pending = true;
+                    return None;
+                }
+                Check::Invalid | Check::Busy => {}
+            }
+        }
+        auth.failed(self.peer, Instant::now());
+        Some(false)
+    }
+}
+
+/// `GET /status`'s answer: the status, or 401 without a valid key.
+pub(super) fn status_reply(key_ok: bool, shared: &Shared) -> String {
+    if key_ok {
+        return response(
+            "200 OK",
+            "application/json",
+            &crate::gateway::status::status_json(shared),
+        );
+    }
+    response_with(
+        "401 Unauthorized",
+        "WWW-Authenticate: Bearer\r\n",
+        "text/plain",
+        "/status needs an API key: send X-API-Key: KEY or Authorization: Bearer KEY\n",
+    )
 }
 
 /// True unless an allow-list is configured and a browser's `Origin` is neither on it nor the
@@ -249,18 +284,6 @@ mod tests {
             origin_allowed(&head("Origin: http://127.0.0.1:8765\r\n"), &cfg),
             "own origin"
         );
-    }
-
-    #[test]
-    fn keys() {
-        let cfg = GatewayConfig {
-            api_keys: vec!["k1".into()],
-            ..GatewayConfig::default()
-        };
-        assert!(has_key(&head("X-API-Key: k1\r\n"), &cfg));
-        assert!(has_key(&head("Authorization: Bearer k1\r\n"), &cfg));
-        assert!(!has_key(&head("Authorization: Bearer k2\r\n"), &cfg));
-        assert!(!has_key(&head(""), &cfg));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! One client connection: handshake, auth, requests, conflated market data, keepalive.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,7 @@ mod requests;
 
 pub use market::Counted;
 
+use super::keys::Auth;
 use super::limits::{Limits, RateWindow, Violation};
 use super::{GatewayConfig, Shared};
 use crate::feed::upstream_state;
@@ -45,6 +48,10 @@ struct Sub {
 pub struct Session {
     ws: Ws,
     consumer: u32,
+    /// Unique per connection (a verdict for an earlier connection on the same slot is dropped).
+    serial: u64,
+    /// The client's address (failed authentications are limited per address).
+    pub(super) peer: IpAddr,
     authed: bool,
     /// The API key's name once authenticated (`api-key-1`, … for `--api-key` keys); the client
     /// counts against this key's limit until it closes.
@@ -55,6 +62,15 @@ pub struct Session {
     rate: RateWindow,
     /// A close to make once the current reply is queued (a refusal says why, then closes).
     closing: Option<(u16, String)>,
+    /// The key is a keys-file key: removing it from the file closes the session.
+    key_from_file: bool,
+    /// Failed authentication attempts on this connection.
+    auth_failures: u32,
+    /// A key is with the verifier: no further request is read until its verdict, so replies stay
+    /// in order.
+    auth_pending: bool,
+    /// A `GET /status` key is with the verifier: the response follows its verdict.
+    status_pending: bool,
     opened: Instant,
     last_ping: Instant,
     /// The last frame of any kind from the client (a message, a Pong): the idle timeout's clock.
@@ -91,6 +107,9 @@ pub struct Session {
 const HEAD_DEADLINE: Duration = Duration::from_secs(5);
 /// Time to read a plain HTTP response (`/status` can be megabytes).
 const RESPOND_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Serials of connections.
+static SERIAL: AtomicU64 = AtomicU64::new(1);
 
 /// Errors from a peer that broke the WebSocket framing rules (answered with close 1002), as
 /// opposed to the connection simply ending.
@@ -146,11 +165,17 @@ impl Session {
         Self {
             ws,
             consumer,
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
+            peer: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             authed: false,
             key_name: None,
             limits,
             rate: Self::rate_window(&limits, now),
             closing: None,
+            key_from_file: false,
+            auth_failures: 0,
+            auth_pending: false,
+            status_pending: false,
             opened: now,
             last_ping: now,
             last_heard: now,
@@ -271,6 +296,22 @@ impl Session {
         self.close(code, reason);
     }
 
+    /// A keys-file or plain key checked out (`from_file`: removing it from the file closes the
+    /// session): the client limits apply ([`Session::on_authed`]), and the reply says so.
+    pub(super) fn auth_ok(&mut self, name: Arc<str>, from_file: bool, shared: &Shared) -> Value {
+        let was = self.authed;
+        let reply = self.on_authed(name, shared);
+        if !was && self.authed {
+            self.key_from_file = from_file;
+        }
+        reply
+    }
+
+    /// See [`Session::serial`]'s field.
+    pub fn serial(&self) -> u64 {
+        self.serial
+    }
+
     /// Adds write-space events to the socket's registration (after a flush met a full socket).
     pub fn want_write_events(&mut self, poll: &mio::Poll, token: mio::Token) {
         let i = mio::Interest::READABLE | mio::Interest::WRITABLE;
@@ -337,49 +378,49 @@ impl Session {
         shared: &Shared,
         last: &dyn LastValues,
         outbox: &mut VecDeque<Control>,
+        auth: &mut Auth,
         readable: bool,
     ) {
         self.poked = true;
-        if let Ws::Head(..) = self.ws {
-            self.read_head(shared);
+        if matches!(self.ws, Ws::Head(..)) && !self.status_pending {
+            self.read_head(shared, auth);
         }
         if readable {
-            self.read_requests(shared, last, outbox);
+            self.read_requests(shared, last, outbox, auth);
         }
         self.flush_socket();
         self.write_response();
     }
 
-    /// Reads and answers every request the socket holds.
+    /// Reads and answers every request the socket holds (none while a key is being verified:
+    /// the verdict's reply must come first).
     fn read_requests(
         &mut self,
         shared: &Shared,
         last: &dyn LastValues,
         outbox: &mut VecDeque<Control>,
+        auth: &mut Auth,
     ) {
         loop {
+            if self.auth_pending {
+                return;
+            }
             let Ws::Open(ws) = &mut self.ws else { return };
             let read = ws.read();
             if read.is_ok() {
                 self.last_heard = Instant::now();
             }
-            match read {
-                Ok(Message::Text(t)) => {
-                    let reply = self.request(t.as_bytes(), shared, last, outbox);
-                    self.answer(&reply);
-                }
-                Ok(Message::Binary(b)) => {
-                    // OpenAlgo json.loads whatever arrives, so JSON in a binary frame works too.
-                    let reply = self.request(&b, shared, last, outbox);
-                    self.answer(&reply);
-                }
+            let reply = match read {
+                Ok(Message::Text(t)) => self.request(t.as_bytes(), shared, last, outbox, auth),
+                // OpenAlgo json.loads whatever arrives, so JSON in a binary frame works too.
+                Ok(Message::Binary(b)) => self.request(&b, shared, last, outbox, auth),
                 Ok(Message::Close(_)) => {
                     let Ws::Open(ws) = &mut self.ws else { return };
                     let _ = ws.flush();
                     self.ws = Ws::Closed;
                     return;
                 }
-                Ok(_) => {}
+                Ok(_) => None,
                 Err(e) if would_block(&e) => break,
                 Err(tungstenite::Error::Capacity(_)) => {
                     let n = self.limits.max_message_bytes;
@@ -400,7 +441,87 @@ impl Session {
                     self.ws = Ws::Closed;
                     return;
                 }
+            };
+            if let Some(reply) = reply {
+                // Sends it, then makes the close a refusal asked for.
+                self.answer(&reply);
             }
+        }
+    }
+
+    /// The verifier's answer for the key this session presented (`name`: the key's name, or
+    /// None: not a valid key): the auth reply, then the requests held back meanwhile.
+    pub fn on_verdict(
+        &mut self,
+        name: Option<Arc<str>>,
+        shared: &Shared,
+        last: &dyn LastValues,
+        outbox: &mut VecDeque<Control>,
+        auth: &mut Auth,
+    ) {
+        if self.status_pending {
+            self.status_pending = false;
+            if name.is_none() {
+                auth.failed(self.peer, Instant::now());
+            }
+            self.respond(handshake::status_reply(name.is_some(), shared));
+            self.write_response();
+            return;
+        }
+        if !self.auth_pending {
+            return;
+        }
+        self.auth_pending = false;
+        let reply = match name {
+            Some(n) => self.auth_ok(n, true, shared),
+            None => self.auth_failed(auth, "Invalid API key"),
+        };
+        self.answer(&reply);
+        if !self.is_open() {
+            return;
+        }
+        self.read_requests(shared, last, outbox, auth);
+        self.flush_socket();
+    }
+
+    /// After the keys file was reloaded: a session whose keys-file key is not in `names` any
+    /// more is told so and closed (true).
+    pub fn revoke_unless(&mut self, names: &HashSet<Arc<str>>) -> bool {
+        if !self.authed || !self.key_from_file {
+            return false;
+        }
+        let Some(name) = self.key_name.clone() else {
+            return false;
+        };
+        if names.contains(&name) {
+            return false;
+        }
+        let msg = format!("API key {name:?} was revoked; closing the connection");
+        self.send(&error("API_KEY_REVOKED", &msg).to_string());
+        self.close(4403, "API key revoked");
+        true
+    }
+
+    /// After the session ran (an event or a verdict): write-space events if it now needs them,
+    /// its admission state, and its subscription changes into the fan-out index.
+    pub(super) fn settle(
+        &mut self,
+        i: usize,
+        blocked_before: bool,
+        poll: &mio::Poll,
+        admission: &mut super::admission::Admission,
+        fanout: &mut super::fanout::Fanout,
+    ) {
+        if !blocked_before && self.needs_write_events() {
+            self.want_write_events(poll, mio::Token(i));
+        }
+        if self.authed {
+            admission.settled(i);
+        } else if !self.in_head() {
+            admission.spoke(i);
+        }
+        for (symbol, modes) in self.take_sub_changes() {
+            fanout.set(symbol, i, modes);
         }
     }
 

@@ -16,22 +16,45 @@ use crate::gateway::limits::Violation;
 
 /// One usable request entry: symbol, exchange, and its own `mode` if it has one.
 type Entry<'a> = (String, String, Option<&'a Value>);
+use crate::gateway::keys::{Auth, Check};
 use crate::gateway::protocol::{label, parse_mode};
 use crate::gateway::{Shared, MAX_OUTBOX};
 
 impl Session {
-    /// One request → exactly one reply (`client-protocol.md` §2).
+    /// One request → exactly one reply (`client-protocol.md` §2); None while an `authenticate`
+    /// waits for the verifier (its reply comes with the verdict, `Session::on_verdict`).
     pub(super) fn request(
         &mut self,
         raw: &[u8],
         shared: &Shared,
         last: &dyn LastValues,
         outbox: &mut VecDeque<Control>,
-    ) -> Value {
+        auth: &mut Auth,
+    ) -> Option<Value> {
         let v: Value = match serde_json::from_slice(raw) {
             Ok(v) => v,
-            Err(_) => return error("INVALID_JSON", "Invalid JSON message"),
+            Err(_) => return Some(error("INVALID_JSON", "Invalid JSON message")),
         };
+        if let Value::Object(o) = &v {
+            let verb = |k: &str| o.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+            if matches!(
+                verb("action").or_else(|| verb("type")),
+                Some("authenticate" | "auth")
+            ) {
+                return self.authenticate(o, shared, auth);
+            }
+        }
+        Some(self.dispatch(v, shared, last, outbox))
+    }
+
+    /// Every request but `authenticate`.
+    fn dispatch(
+        &mut self,
+        v: Value,
+        shared: &Shared,
+        last: &dyn LastValues,
+        outbox: &mut VecDeque<Control>,
+    ) -> Value {
         let Value::Object(o) = v else {
             let kind = if v.is_array() { "list" } else { "non-object" };
             return error(
@@ -67,7 +90,6 @@ impl Session {
         }
         let broker = shared.cfg.broker.as_str();
         let mut reply = match action {
-            Some("authenticate" | "auth") => return self.authenticate(&o, shared),
             Some("ping") => {
                 let mut r = json!({"type": "pong", "status": "success", "server_timestamp": now_ns() / 1_000_000});
                 for k in ["timestamp", "_pingId"] {
@@ -119,34 +141,61 @@ impl Session {
         reply
     }
 
-    fn authenticate(&mut self, o: &Map<String, Value>, shared: &Shared) -> Value {
+    /// `authenticate`: a plain or cached key is answered at once, any other goes to the
+    /// verifier thread (None: the reply follows its verdict). An address past its failure limit
+    /// is refused without verifying anything, and the connection closed.
+    fn authenticate(
+        &mut self,
+        o: &Map<String, Value>,
+        shared: &Shared,
+        auth: &mut Auth,
+    ) -> Option<Value> {
+        if let Some(secs) = auth.blocked(self.peer, Instant::now()) {
+            self.closing = Some((4429, "too many failed authentications".into()));
+            let peer = self.peer;
+            auth.refused(|| format!("{peer}: too many failed authentications a minute"));
+            let msg = format!(
+                "Too many failed authentications from {}; try again in {secs} s",
+                self.peer
+            );
+            return Some(error("AUTHENTICATION_ERROR", &msg));
+        }
         let key = o
             .get("api_key")
             .or_else(|| o.get("apikey"))
             .and_then(Value::as_str)
             .unwrap_or("");
         if key.is_empty() {
-            return error("AUTHENTICATION_ERROR", "API key is required");
+            return Some(self.auth_failed(auth, "API key is required"));
         }
-        // Compare every byte of every key, so timing says nothing about how much of a key matched
-        // (or which key it was).
-        let matched = shared
-            .cfg
-            .api_keys
-            .iter()
-            .enumerate()
-            .fold(None, |acc, (i, k)| {
-                let same = k.len() == key.len()
-                    && k.bytes()
-                        .zip(key.bytes())
-                        .fold(0u8, |d, (a, b)| d | (a ^ b))
-                        == 0;
-                acc.or(same.then_some(i))
-            });
-        let Some(i) = matched else {
-            return error("AUTHENTICATION_ERROR", "Invalid API key");
-        };
-        self.on_authed(format!("api-key-{}", i + 1).into(), shared)
+        match auth.check(key, self.consumer, self.serial) {
+            Check::Valid { name, from_file } => Some(self.auth_ok(name, from_file, shared)),
+            Check::Invalid => Some(self.auth_failed(auth, "Invalid API key")),
+            Check::Pending => {
+                self.auth_pending = true;
+                None
+            }
+            Check::Busy => Some(error(
+                "SERVER_ERROR",
+                "Server busy verifying API keys; retry",
+            )),
+        }
+    }
+
+    /// A failed authentication's reply; counted for the address and the connection, which is
+    /// closed after its last allowed attempt.
+    pub(super) fn auth_failed(&mut self, auth: &mut Auth, message: &str) -> Value {
+        auth.failed(self.peer, Instant::now());
+        self.auth_failures += 1;
+        let max = auth.max_attempts;
+        if max > 0 && self.auth_failures >= max && !self.authed {
+            self.closing = Some((4401, "too many failed authentication attempts".into()));
+            let peer = self.peer;
+            auth.refused(|| format!("{peer}: {max} failed attempts on one connection"));
+            let msg = format!("{message}; {max} failed attempts: closing the connection");
+            return error("AUTHENTICATION_ERROR", &msg);
+        }
+        error("AUTHENTICATION_ERROR", message)
     }
 
     /// The request's entries (the `symbols` array, or the top-level `symbol`/`exchange`), each
