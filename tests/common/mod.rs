@@ -60,8 +60,10 @@ pub fn wait_line(p: &mut Proc, needle: &str) -> String {
     }
 }
 
+/// A client connected to the gateway on `port`, retried while it starts (loading masters, on a
+/// busy 2-core CI machine, has taken over 20 s once: the patience is generous, a failure is not).
 pub fn connect(port: u16) -> Ws {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match tungstenite::connect(format!("ws://127.0.0.1:{port}")) {
             Ok((mut ws, _)) => {

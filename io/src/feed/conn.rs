@@ -87,6 +87,9 @@ pub(super) struct Conn {
     /// Failures to (re)connect: the first is said at once, repeats once a minute with a count,
     /// so a broker that is down for hours neither goes unmentioned nor fills the log.
     dial_failures: crate::ratelog::RateLog,
+    /// Disconnects of an open connection, said at most once a minute (with the count): a broker
+    /// that accepts and drops every connection must not fill a disk with lines.
+    disconnects: crate::ratelog::RateLog,
 }
 
 impl Conn {
@@ -113,6 +116,10 @@ impl Conn {
             out: Vec::new(),
             dial_failures: crate::ratelog::RateLog::new(
                 "feed: cannot connect",
+                std::time::Duration::from_secs(60),
+            ),
+            disconnects: crate::ratelog::RateLog::new(
+                "feed: disconnected",
                 std::time::Duration::from_secs(60),
             ),
         }
@@ -350,7 +357,12 @@ impl Conn {
         match delay {
             Some(_) => {
                 if was_open {
-                    tracing::warn!("{name} feed (connection {c}): disconnected: {e}");
+                    if let Some(line) = self
+                        .disconnects
+                        .hit(|| format!("{name} (connection {c}): {e}"), Instant::now())
+                    {
+                        tracing::warn!("{line}; reconnecting");
+                    }
                 } else if let Some(line) = self
                     .dial_failures
                     .hit(|| format!("{name} (connection {c}): {e}"), Instant::now())
