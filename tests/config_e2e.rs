@@ -43,6 +43,7 @@ fn the_example_file_checks_with_its_credentials_from_the_environment() {
     let (out, err) = run(bin()
         .args(["config", "check"])
         .arg(example())
+        .env("TICKWIRE_API_KEYS", "k1")
         .env("TICKWIRE_KITE_API_KEY", "k")
         .env("TICKWIRE_KITE_ACCESS_TOKEN", "t"));
     assert!(out.status.success(), "{err}");
@@ -56,6 +57,7 @@ fn the_example_file_checks_with_its_credentials_from_the_environment() {
     let (out, err) = run(bin()
         .args(["config", "check"])
         .arg(example())
+        .env("TICKWIRE_API_KEYS", "k1")
         .env("TICKWIRE_KITE_API_KEY", "k"));
     assert!(!out.status.success());
     assert!(
@@ -233,4 +235,40 @@ access_token = "yesterdays_token"
         std::net::TcpStream::connect(("127.0.0.1", file_port)).is_err(),
         "the file's port is not used when --port is given"
     );
+}
+
+/// The example file, as it is in the repository, runs the gateway: its secrets come from the
+/// environment (as its comments say), and flags only point the Kite feed at the mock and pick a
+/// free port, a private shm file and `--dev` (the mock trades at any hour).
+#[test]
+fn serve_takes_the_example_file_as_is() {
+    let bport = free_port();
+    let _m = mock(bport);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = bin()
+        .args(["serve", "--config"])
+        .arg(example())
+        .args(["--port", &port.to_string(), "--dev", "--shm"])
+        .arg(dir.path().join("ticks"))
+        .args(["--kite-url", &format!("ws://127.0.0.1:{bport}")])
+        .args([
+            "--kite-instruments",
+            &format!("http://127.0.0.1:{bport}/instruments"),
+        ])
+        .env("TICKWIRE_API_KEYS", "k1")
+        .env("TICKWIRE_KITE_API_KEY", "mock_api_key")
+        .env("TICKWIRE_KITE_ACCESS_TOKEN", "mock_access_token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _gw = Proc(child);
+    let mut ws = authed(port);
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": "INFY", "exchange": "NSE", "mode": 1}),
+    );
+    assert_eq!(reply(&mut ws)["status"], "success");
+    wait_data(&mut ws, "NSE", "INFY", 15);
 }

@@ -46,7 +46,7 @@ pub struct SoakArgs {
     #[arg(long, default_value_t = 5)]
     pub keys: u32,
     /// Subscription requests per client per minute (each a subscribe or unsubscribe of 1–5
-    /// symbols, at random times).
+    /// symbols, at random times; a client holds 5 to 40 symbols, so the load stays steady).
     #[arg(long, default_value_t = 20)]
     pub requests_per_minute: u32,
     /// Seconds between memory samples.
@@ -69,6 +69,11 @@ fn key_of(exchange: &[u8], symbol: &[u8]) -> u64 {
     symbol.hash(&mut h);
     h.finish()
 }
+
+/// Fewest symbols a client holds before it only subscribes.
+const LOW: usize = 5;
+/// Most symbols a client holds before it only unsubscribes.
+const HIGH: usize = 40;
 
 /// One soak client.
 struct Client {
@@ -133,7 +138,13 @@ impl Client {
     /// Queues a random subscribe (1–5 symbols, a random mode) or unsubscribe (of held symbols).
     fn request(&mut self, rng: &mut Rng, names: &[(String, String)]) {
         let k = rng.range(1, 5) as usize;
-        let subscribe = self.held.len() < 3 || rng.range(0, 9) < 6;
+        // A random walk around a steady load: a client holds between `LOW` and `HIGH` symbols
+        // most of the time, so memory growth over the run means a leak, not more work.
+        let subscribe = match self.held.len() {
+            n if n < LOW => true,
+            n if n > HIGH => false,
+            _ => rng.range(0, 1) == 0,
+        };
         let mut list = Vec::with_capacity(k);
         if subscribe {
             for _ in 0..k {

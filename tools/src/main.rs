@@ -91,7 +91,6 @@ fn main() -> ExitCode {
         None => None,
     };
     let secrets = tickwire::secrets::flag(&args)
-        .or_else(|| config::flag_value(&args, "credentials-file"))
         .map(PathBuf::from)
         .or_else(|| cfg.as_ref().and_then(|c| c.credentials_file.clone()));
     if let Some(path) = secrets {

@@ -146,9 +146,15 @@ impl Conn {
         }
     }
 
-    /// New credentials while the connection is down for market hours: used at the next dial.
-    pub fn set_protocol(&mut self, protocol: Box<dyn BrokerProtocol>) {
+    /// New credentials (or URL) while the connection is down for market hours: used at the next
+    /// dial. A connection stopped for a configuration that could not work gets its chance again
+    /// at the next session, like a running one would at once.
+    pub fn set_protocol(&mut self, protocol: Box<dyn BrokerProtocol>, status: &FeedStatus) {
         self.protocol = protocol;
+        if self.machine.phase() == super::machine::Phase::Stopped {
+            self.machine.reset(Instant::now());
+            status.set_conn_state(self.idx, feed_state::CLOSED);
+        }
     }
 
     /// New credentials: drop the socket (whatever its state), take the protocol made with them,
@@ -517,8 +523,9 @@ impl Conn {
     }
 
     /// Market hours: drops the socket (or the attempt) and waits, state `closed`, until
-    /// [`Conn::market_reopen`]. A connection stopped for good (credentials refused) stays
-    /// stopped.
+    /// [`Conn::market_reopen`]. A connection stopped for a configuration that cannot work stays
+    /// stopped; one waiting after refused credentials is closed too and tries them again at the
+    /// next session (a new day usually brings a new token).
     pub fn market_close(&mut self, registry: &Registry, status: &FeedStatus) {
         if self.machine.phase() == super::machine::Phase::Stopped {
             return;

@@ -121,6 +121,8 @@ impl Pool {
         for c in &mut self.conns {
             c.market_close(registry, &self.feed.status);
         }
+        // A refusal at the next session is news again: logged, as clients are told.
+        self.auth_note = AuthNote::Quiet;
         self.announce_closed();
     }
 
@@ -232,7 +234,7 @@ impl Pool {
             if renewed {
                 // Each connection dials with them when the market opens.
                 for c in &mut self.conns {
-                    c.set_protocol((self.feed.protocol)());
+                    c.set_protocol((self.feed.protocol)(), &self.feed.status);
                 }
             }
             return;

@@ -67,7 +67,8 @@ pub struct GatewayConfig {
     /// for `limits.max_clients` authenticated clients plus the pending budget, so a client past
     /// the limit still gets a slot to be told why it is refused.
     pub max_connections: u32,
-    /// Protocol Ping interval; a Pong must come back within the same time.
+    /// Most time between protocol Pings to a quiet client (it is pinged after a third of its idle
+    /// timeout when that is shorter); silence, Pongs included, is judged by the idle timeout.
     pub ping_interval: Duration,
     /// Unauthenticated connections are closed (4401) after this.
     pub auth_grace: Duration,
@@ -91,13 +92,6 @@ pub struct GatewayConfig {
     /// Symbols kept subscribed upstream (in depth mode) whether or not any client wants them, for
     /// strategies that read only shared memory. Held by the reserved consumer id `consumer_base`.
     pub pinned: Vec<u32>,
-    /// Failed authentications allowed on one connection; the next failure closes it (0: no
-    /// limit).
-    pub max_auth_attempts: u32,
-    /// Failed authentications allowed per remote address per minute; past it that address's
-    /// attempts are refused without any verification and their connections closed (0: no
-    /// limit).
-    pub auth_failures_per_minute: u32,
 }
 
 impl Default for GatewayConfig {
@@ -118,8 +112,6 @@ impl Default for GatewayConfig {
             low_water: 64 << 10,
             core: None,
             pinned: Vec::new(),
-            max_auth_attempts: 3,
-            auth_failures_per_minute: 20,
         }
     }
 }
@@ -306,8 +298,8 @@ impl Gateway {
         let mut auth = keys::Auth::new(
             &cfg.api_keys,
             self.verifier.take(),
-            cfg.max_auth_attempts,
-            cfg.auth_failures_per_minute,
+            cfg.limits.max_auth_attempts,
+            cfg.limits.auth_failures_per_minute,
         );
         let n = self.shared.cfg.max_connections as usize;
         let base = self.shared.cfg.consumer_base;

@@ -44,7 +44,16 @@ pub fn check(path: &Path) -> Result<String, String> {
     } else if have("TICKWIRE_API_KEYS") {
         "API keys from TICKWIRE_API_KEYS".into()
     } else if let Some(f) = &cfg.keys.file {
-        format!("keys file {}", f.display())
+        // Opened as `serve` would, with the pepper it would use: a missing file or a wrong
+        // pepper is found now, not at start.
+        let pepper = std::env::var("TICKWIRE_API_KEY_PEPPER")
+            .ok()
+            .or_else(|| creds.get("TICKWIRE_API_KEY_PEPPER").cloned())
+            .or_else(|| cfg.keys.pepper.clone())
+            .unwrap_or_default();
+        let store = tickwire_io::gateway::keys::KeyStore::open(f, pepper.as_bytes())
+            .map_err(|e| at("keys.file", e.to_string()))?;
+        format!("keys file {} ({} keys)", f.display(), store.len())
     } else if let Ok(f) = std::env::var("TICKWIRE_KEYS_FILE") {
         format!("keys file {f}")
     } else {

@@ -192,8 +192,6 @@ pub fn start(
         broker: openalgo_broker_name(&ups[0].broker).into(),
         addr: (e.listen, port).into(),
         api_keys: auth.api_keys,
-        max_auth_attempts: e.limits.max_auth_attempts,
-        auth_failures_per_minute: e.limits.auth_failures_per_minute,
         core: e.client_core,
         pinned,
         allowed_origins: e.allow_origin.clone(),

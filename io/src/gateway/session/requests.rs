@@ -150,6 +150,11 @@ impl Session {
         shared: &Shared,
         auth: &mut Auth,
     ) -> Option<Value> {
+        // Authenticating again changes nothing (the first key stays the one counted), so it is
+        // neither verified, nor limited by its address's failures, nor counted as one.
+        if let (true, Some(name)) = (self.authed, self.key_name.clone()) {
+            return Some(self.auth_ok(name, self.key_from_file, shared));
+        }
         if let Some(secs) = auth.blocked(self.peer, Instant::now()) {
             self.closing = Some((4429, "too many failed authentications".into()));
             let peer = self.peer;
