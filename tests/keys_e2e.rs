@@ -7,10 +7,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
-use tungstenite::Message;
 
 use common::*;
 
@@ -68,29 +67,6 @@ fn serve(file: &Path, pepper: &str, extra: &[&str]) -> Gw {
 fn auth(ws: &mut Ws, key: &str) -> Value {
     send(ws, json!({"action": "authenticate", "api_key": key}));
     reply(ws)
-}
-
-/// Every JSON message until the server closes: the messages and the close frame's (code, reason).
-fn until_close(ws: &mut Ws, secs: u64) -> (Vec<Value>, Option<(u16, String)>) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    let mut got = Vec::new();
-    while Instant::now() < end {
-        match ws.read() {
-            Ok(Message::Text(t)) => got.push(serde_json::from_str(t.as_str()).unwrap()),
-            Ok(Message::Close(f)) => {
-                let f = f.map(|f| (u16::from(f.code), f.reason.to_string()));
-                return (got, f);
-            }
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("connection ended without a close frame: {e}; got {got:?}"),
-        }
-    }
-    panic!("not closed within {secs} s; got {got:?}");
 }
 
 /// Subscribes to NSE:TCS and waits for its data.
@@ -197,7 +173,7 @@ fn keys_add_list_revoke_and_a_revoked_client_is_closed_while_others_stream() {
     let (all, line) = list(false);
     assert!(line.is_none() && all.contains("desk-2"), "{all}");
 
-    let (msgs, close) = until_close(&mut a, 10);
+    let (close, msgs) = until_close(&mut a, 10);
     let notice = msgs
         .iter()
         .find(|m| m["status"] == "error")
@@ -244,7 +220,7 @@ fn sighup_reloads_the_keys_file() {
         .status()
         .unwrap()
         .success());
-    let (msgs, close) = until_close(&mut a, 10);
+    let (close, msgs) = until_close(&mut a, 10);
     assert!(
         msgs.iter().any(|m| m["code"] == "API_KEY_REVOKED"),
         "{msgs:?}"
@@ -277,7 +253,7 @@ fn failed_authentications_are_limited_per_address() {
         assert_eq!(r["message"], "Invalid API key", "{r}");
     }
     send(&mut ws, json!({"action": "authenticate", "api_key": bad}));
-    let (msgs, close) = until_close(&mut ws, 10);
+    let (close, msgs) = until_close(&mut ws, 10);
     let m = msgs[0]["message"].as_str().unwrap();
     assert_eq!(msgs[0]["code"], "AUTHENTICATION_ERROR");
     assert!(
@@ -295,7 +271,7 @@ fn failed_authentications_are_limited_per_address() {
             &mut again,
             json!({"action": "authenticate", "api_key": key}),
         );
-        let (msgs, close) = until_close(&mut again, 10);
+        let (close, msgs) = until_close(&mut again, 10);
         assert!(
             msgs[0]["message"].as_str().unwrap().contains("Too many"),
             "{msgs:?}"
@@ -317,7 +293,7 @@ fn a_connection_is_closed_after_its_last_failed_attempt() {
         &mut ws,
         json!({"action": "authenticate", "api_key": tamper(&k1)}),
     );
-    let (msgs, close) = until_close(&mut ws, 10);
+    let (close, msgs) = until_close(&mut ws, 10);
     let m = msgs[0]["message"].as_str().unwrap();
     assert!(m.starts_with("Invalid API key; 3 failed attempts"), "{m}");
     assert_eq!(

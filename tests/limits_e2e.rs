@@ -26,30 +26,12 @@ fn authed_with(port: u16, key: &str) -> Ws {
     ws
 }
 
-/// Reads until the server's Close frame: (code, reason, the JSON messages before it that are
-/// not market data).
-fn until_close<S: Read + Write>(ws: &mut WebSocket<S>, secs: u64) -> (u16, String, Vec<Value>) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    let mut got = Vec::new();
-    while Instant::now() < end {
-        match ws.read() {
-            Ok(Message::Text(t)) => {
-                let v: Value = serde_json::from_str(t.as_str()).unwrap();
-                if v["type"] != "market_data" {
-                    got.push(v);
-                }
-            }
-            Ok(Message::Close(Some(f))) => return (u16::from(f.code), f.reason.to_string(), got),
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => panic!("expected a close frame, got {e} after {got:?}"),
-        }
+/// [`until_close`] for a close that must carry a frame: (code, reason, messages before it).
+fn closed_with<S: Read + Write>(ws: &mut WebSocket<S>, secs: u64) -> (u16, String, Vec<Value>) {
+    match until_close(ws, secs) {
+        (Some((code, reason)), got) => (code, reason, got),
+        (None, got) => panic!("a close without a code after {got:?}"),
     }
-    panic!("no close frame within {secs} s; got {got:?}");
 }
 
 /// `/status`'s `clients.limits` counters.
@@ -177,7 +159,7 @@ fn changes_past_the_rate_are_refused_and_a_client_hammering_on_is_closed() {
             {"symbol": "SBIN", "exchange": "NSE"}, {"symbol": "RELIANCE", "exchange": "NSE"}]}),
         );
     }
-    let (code, reason, before) = until_close(&mut ws, 10);
+    let (code, reason, before) = closed_with(&mut ws, 10);
     assert_eq!(code, 4429, "{reason}");
     assert_eq!(
         reason,
@@ -199,7 +181,7 @@ fn a_message_over_the_size_limit_is_answered_then_closed_with_1009() {
     send(&mut ws, pad(900));
     assert_eq!(reply(&mut ws)["type"], "pong", "under the limit");
     send(&mut ws, pad(2000));
-    let (code, reason, before) = until_close(&mut ws, 10);
+    let (code, reason, before) = closed_with(&mut ws, 10);
     assert_eq!(
         (code, reason.as_str()),
         (1009, "message too big: the limit is 1024 bytes")
@@ -282,7 +264,7 @@ fn a_silent_client_is_closed_one_answering_pings_is_not() {
         "not idle: it answered the Pings"
     );
     // `silent` answered nothing, not even a Ping.
-    let (code, reason, before) = until_close(&mut silent, 10);
+    let (code, reason, before) = closed_with(&mut silent, 10);
     assert_eq!(
         (code, reason.as_str()),
         (4408, "idle timeout: no message or pong for 2 s")
@@ -299,7 +281,7 @@ fn clients_per_key_and_in_total_are_capped_and_places_come_back() {
     // A third client of k1: told why, then closed.
     let mut a3 = connect(s.port);
     send(&mut a3, json!({"action": "authenticate", "api_key": "k1"}));
-    let (code, reason, before) = until_close(&mut a3, 10);
+    let (code, reason, before) = closed_with(&mut a3, 10);
     let msg = "Too many clients for this API key (api-key-1): at most 2 at once";
     assert_eq!((code, reason.as_str()), (1013, msg));
     assert_eq!(
@@ -310,7 +292,7 @@ fn clients_per_key_and_in_total_are_capped_and_places_come_back() {
     let _b1 = authed_with(s.port, "k2");
     let mut b2 = connect(s.port);
     send(&mut b2, json!({"action": "authenticate", "api_key": "k2"}));
-    let (code, reason, before) = until_close(&mut b2, 10);
+    let (code, reason, before) = closed_with(&mut b2, 10);
     let msg = "Too many clients: the gateway serves at most 3 at once; retry later";
     assert_eq!((code, reason.as_str()), (1013, msg));
     assert_eq!(before[0]["code"], "TOO_MANY_CLIENTS");

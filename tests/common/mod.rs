@@ -5,7 +5,7 @@
 pub mod modes;
 pub mod python;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -384,4 +384,36 @@ pub fn gateway_status(port: u16) -> Value {
 /// The mock broker's open connections and what each carries (`GET /connections`).
 pub fn mock_connections(bport: u16) -> Vec<Value> {
     serde_json::from_str(&http_get(bport, "/connections")).unwrap_or_default()
+}
+
+/// Reads until the server's Close frame, within `secs`: its (code, reason) (None: a Close without
+/// a frame) and the JSON messages before it that are not market data. Panics if the connection
+/// ends without a Close or none comes in time.
+pub fn until_close<S: Read + Write>(
+    ws: &mut WebSocket<S>,
+    secs: u64,
+) -> (Option<(u16, String)>, Vec<Value>) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut got = Vec::new();
+    while Instant::now() < end {
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["type"] != "market_data" {
+                    got.push(v);
+                }
+            }
+            Ok(Message::Close(f)) => {
+                return (f.map(|f| (u16::from(f.code), f.reason.to_string())), got)
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("connection ended without a close frame: {e}; got {got:?}"),
+        }
+    }
+    panic!("no close frame within {secs} s; got {got:?}");
 }
