@@ -34,6 +34,17 @@ fn run(c: &mut Command) -> (Output, String) {
     (out, err)
 }
 
+/// A client of the gateway on `port` subscribes to `NSE:symbol` in `mode` and gets its data.
+fn streams(port: u16, symbol: &str, mode: u8) {
+    let mut ws = authed(port);
+    send(
+        &mut ws,
+        json!({"action": "subscribe", "symbol": symbol, "exchange": "NSE", "mode": mode}),
+    );
+    assert_eq!(reply(&mut ws)["status"], "success");
+    wait_data(&mut ws, "NSE", symbol, 15);
+}
+
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tickwire.example.toml")
 }
@@ -166,13 +177,7 @@ access_token = "mock_access_token"
         .spawn()
         .unwrap();
     let _gw = Proc(child);
-    let mut ws = authed(port);
-    send(
-        &mut ws,
-        json!({"action": "subscribe", "symbol": "SBIN", "exchange": "NSE", "mode": 2}),
-    );
-    assert_eq!(reply(&mut ws)["status"], "success");
-    wait_data(&mut ws, "NSE", "SBIN", 15);
+    streams(port, "SBIN", 2);
     // The shm path is relative to the file's directory; the logs are JSON from the first line.
     assert!(dir.path().join("ticks").exists());
     let stderr = std::fs::read_to_string(&log).unwrap();
@@ -224,13 +229,7 @@ access_token = "yesterdays_token"
         .spawn()
         .unwrap();
     let _gw = Proc(child);
-    let mut ws = authed(port);
-    send(
-        &mut ws,
-        json!({"action": "subscribe", "symbol": "RELIANCE", "exchange": "NSE", "mode": 1}),
-    );
-    assert_eq!(reply(&mut ws)["status"], "success");
-    wait_data(&mut ws, "NSE", "RELIANCE", 15);
+    streams(port, "RELIANCE", 1);
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", file_port)).is_err(),
         "the file's port is not used when --port is given"
@@ -264,11 +263,5 @@ fn serve_takes_the_example_file_as_is() {
         .spawn()
         .unwrap();
     let _gw = Proc(child);
-    let mut ws = authed(port);
-    send(
-        &mut ws,
-        json!({"action": "subscribe", "symbol": "INFY", "exchange": "NSE", "mode": 1}),
-    );
-    assert_eq!(reply(&mut ws)["status"], "success");
-    wait_data(&mut ws, "NSE", "INFY", 15);
+    streams(port, "INFY", 1);
 }

@@ -10,37 +10,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-/// `serve` on a free port against the mock on `bport`, plus `extra` (no `--dev` unless given).
-fn serve(bport: u16, extra: &[&str]) -> (Proc, u16, tempfile::TempDir) {
-    let port = free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let shm = dir.path().join("ticks");
-    let (ps, url, inst) = (
-        port.to_string(),
-        format!("ws://127.0.0.1:{bport}"),
-        format!("http://127.0.0.1:{bport}/instruments"),
-    );
-    let mut args = vec![
-        "serve",
-        "--port",
-        &ps,
-        "--api-key",
-        "k1",
-        "--shm",
-        shm.to_str().unwrap(),
-        "--broker-url",
-        &url,
-        "--instruments",
-        &inst,
-        "--kite-api-key",
-        "mock_api_key",
-        "--kite-access-token",
-        "mock_access_token",
-    ];
-    args.extend_from_slice(extra);
-    (tickwire(&args), port, dir)
-}
-
 fn market_hours(port: u16) -> Value {
     gateway_status(port)["market_hours"].clone()
 }
@@ -51,7 +20,8 @@ fn market_hours(port: u16) -> Value {
 fn on_a_saturday_the_feed_does_not_connect_and_status_says_closed() {
     let bport = free_port();
     let _m = mock(bport);
-    let (_gw, port, _dir) = serve(bport, &["--market-now", "2026-12-05T10:00:00+05:30"]);
+    let gw = start_serve_by_the_calendar(bport, &["--market-now", "2026-12-05T10:00:00+05:30"]);
+    let port = gw.port;
     let f = wait_feed_state(port, "closed", 15);
     assert_eq!(f["closed_reason"], "market hours", "{f}");
     assert_eq!(
@@ -95,7 +65,8 @@ fn on_a_saturday_the_feed_does_not_connect_and_status_says_closed() {
 fn at_0914_on_a_weekday_the_feed_connects_for_the_preopen() {
     let bport = free_port();
     let _m = mock(bport);
-    let (_gw, port, _dir) = serve(bport, &["--market-now", "2026-12-03T09:14:00+05:30"]);
+    let gw = start_serve_by_the_calendar(bport, &["--market-now", "2026-12-03T09:14:00+05:30"]);
+    let port = gw.port;
     wait_feed_state(port, "open", 15);
     let m = market_hours(port);
     assert_eq!(m["exchanges"]["NSE"]["session"], "preopen", "{m}");
@@ -117,7 +88,8 @@ fn at_0914_on_a_weekday_the_feed_connects_for_the_preopen() {
 fn after_the_close_the_feed_disconnects_after_the_margin_and_last_values_remain() {
     let bport = free_port();
     let _m = mock(bport);
-    let (_gw, port, _dir) = serve(bport, &["--market-now", "2026-12-03T17:04:50+05:30"]);
+    let gw = start_serve_by_the_calendar(bport, &["--market-now", "2026-12-03T17:04:50+05:30"]);
+    let port = gw.port;
     wait_feed_state(port, "open", 8);
     let mut ws = authed(port);
     send(
@@ -156,10 +128,11 @@ fn after_the_close_the_feed_disconnects_after_the_margin_and_last_values_remain(
 fn dev_connects_whatever_the_time() {
     let bport = free_port();
     let _m = mock(bport);
-    let (_gw, port, _dir) = serve(
+    let gw = start_serve_by_the_calendar(
         bport,
         &["--dev", "--market-now", "2026-12-05T03:00:00+05:30"],
     );
+    let port = gw.port;
     wait_feed_state(port, "open", 15);
     let m = market_hours(port);
     assert_eq!(m["dev"], true);
@@ -181,7 +154,7 @@ fn a_holiday_from_the_holidays_file_keeps_the_feed_closed() {
     let bport = free_port();
     let _m = mock(bport);
     let holidays = dir.path().to_str().unwrap().to_string(); // the directory form
-    let (_gw, port, _d) = serve(
+    let gw = start_serve_by_the_calendar(
         bport,
         &[
             "--holidays",
@@ -190,6 +163,7 @@ fn a_holiday_from_the_holidays_file_keeps_the_feed_closed() {
             "2026-12-03T10:00:00+05:30",
         ],
     );
+    let port = gw.port;
     let f = wait_feed_state(port, "closed", 15);
     assert_eq!(f["reconnect_at"], "2026-12-04T03:15:00.000Z", "{f}");
     std::thread::sleep(Duration::from_secs(2));
@@ -216,7 +190,8 @@ fn a_holiday_from_the_holidays_file_keeps_the_feed_closed() {
 fn before_the_connect_margin_the_feed_waits_then_dials() {
     let bport = free_port();
     let _m = mock(bport);
-    let (_gw, port, _dir) = serve(bport, &["--market-now", "2026-12-03T08:44:54+05:30"]);
+    let gw = start_serve_by_the_calendar(bport, &["--market-now", "2026-12-03T08:44:54+05:30"]);
+    let port = gw.port;
     let f = wait_feed_state(port, "closed", 5);
     assert_eq!(f["reconnect_at"], "2026-12-03T03:15:00.000Z", "{f}");
     assert_eq!(f["attempts"], 0, "{f}");

@@ -234,12 +234,37 @@ pub fn start_serve(url: &str, instruments: &str, extra: &[&str]) -> Served {
 
 /// `tickwire serve` with the test key, a free port and its own shm file, plus `broker_args`.
 pub fn start_serve_with(broker_args: &[&str]) -> Served {
+    // `--dev`: these tests are about the feed, not market hours (tests/market_e2e.rs is), and
+    // must pass at any hour.
+    serve_on_hours(broker_args, true)
+}
+
+/// `tickwire serve` against the mock Kite broker on `bport` following the market calendar (no
+/// `--dev`), plus `extra`.
+pub fn start_serve_by_the_calendar(bport: u16, extra: &[&str]) -> Served {
+    let (url, inst) = (
+        format!("ws://127.0.0.1:{bport}"),
+        format!("http://127.0.0.1:{bport}/instruments"),
+    );
+    let mut args = vec![
+        "--broker-url",
+        &url,
+        "--instruments",
+        &inst,
+        "--kite-api-key",
+        "mock_api_key",
+        "--kite-access-token",
+        "mock_access_token",
+    ];
+    args.extend_from_slice(extra);
+    serve_on_hours(&args, false)
+}
+
+fn serve_on_hours(broker_args: &[&str], dev: bool) -> Served {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let shm = dir.path().join("ticks");
     let ps = port.to_string();
-    // `--dev`: these tests are about the feed, not market hours (tests/market_e2e.rs is), and
-    // must pass at any hour.
     let mut args = vec![
         "serve",
         "--port",
@@ -248,8 +273,10 @@ pub fn start_serve_with(broker_args: &[&str]) -> Served {
         "k1",
         "--shm",
         shm.to_str().unwrap(),
-        "--dev",
     ];
+    if dev {
+        args.push("--dev");
+    }
     args.extend_from_slice(broker_args);
     Served {
         _proc: tickwire(&args),
