@@ -90,6 +90,10 @@ pub(super) struct Conn {
     /// Disconnects of an open connection, said at most once a minute (with the count): a broker
     /// that accepts and drops every connection must not fill a disk with lines.
     disconnects: crate::ratelog::RateLog,
+    /// Connects, said at most once a minute (the first at once).
+    connects: crate::ratelog::RateLog,
+    /// Symbols the broker rejected, said at most once a minute with the count of rejections.
+    rejections: crate::ratelog::RateLog,
 }
 
 impl Conn {
@@ -120,6 +124,14 @@ impl Conn {
             ),
             disconnects: crate::ratelog::RateLog::new(
                 "feed: disconnected",
+                std::time::Duration::from_secs(60),
+            ),
+            connects: crate::ratelog::RateLog::new(
+                "feed: connected",
+                std::time::Duration::from_secs(60),
+            ),
+            rejections: crate::ratelog::RateLog::new(
+                "feed: the broker rejected symbols",
                 std::time::Duration::from_secs(60),
             ),
         }
@@ -312,6 +324,11 @@ impl Conn {
                 self.protocol.name(),
                 self.idx
             );
+        } else if let Some(line) = self.connects.hit(
+            || format!("{} (connection {})", self.protocol.name(), self.idx),
+            now,
+        ) {
+            tracing::info!("{line}");
         }
         let status = ctx.status;
         status.set_conn_state(self.idx, feed_state::OPEN);
@@ -498,16 +515,21 @@ impl Conn {
     fn rejected(&mut self, ctx: &mut Ctx<'_>, syms: Vec<SymbolId>, reason: &str, retry: bool) {
         let status = ctx.status;
         status.broker_errors.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            "{} feed: broker {} {} symbols: {reason}",
-            self.protocol.name(),
-            if retry {
-                "rejected"
-            } else {
-                "refused (not retried)"
-            },
-            syms.len()
-        );
+        let what = || {
+            format!(
+                "{} {} symbols ({}): {reason}",
+                self.protocol.name(),
+                syms.len(),
+                if retry {
+                    "asked for again later"
+                } else {
+                    "refused, not retried"
+                },
+            )
+        };
+        if let Some(line) = self.rejections.hit(what, Instant::now()) {
+            tracing::warn!("{line}");
+        }
         // Only symbols still waiting here: an error text may name numbers that are not ours.
         let now = Instant::now();
         for s in syms {
