@@ -58,8 +58,16 @@ fn serve_with_credentials(bport: u16, port: u16, dir: &Path, credentials: &Path)
 fn serve_from(port: u16, dir: &Path, feed: impl FnOnce(&mut Command)) -> Proc {
     let log = std::fs::File::create(dir.join("stderr")).unwrap();
     let mut c = Command::new(env!("CARGO_BIN_EXE_tickwire"));
-    c.args(["serve", "--port", &port.to_string(), "--api-key", "k1"])
-        .args(["--shm", dir.join("ticks").to_str().unwrap()]);
+    // `--dev`: the mock trades at any hour, and these tests are about credentials, not hours.
+    c.args([
+        "serve",
+        "--port",
+        &port.to_string(),
+        "--api-key",
+        "k1",
+        "--dev",
+    ])
+    .args(["--shm", dir.join("ticks").to_str().unwrap()]);
     feed(&mut c);
     Proc(c.stdout(Stdio::null()).stderr(log).spawn().unwrap())
 }
