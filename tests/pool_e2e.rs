@@ -137,6 +137,9 @@ fn a_subscription_the_broker_never_confirms_is_asked_for_again() {
     // The mock loses the first two requests: Kite's subscribe and its mode message.
     let _m = mock_of("kite", bport, &["--ignore-requests", "2"]);
     let g = kite_serve(bport, &["--upstream-confirm-ms", "700"]);
+    // Connected first: a subscribe before the feed is up is `disconnected`, not `pending` (on a
+    // busy machine the client can get there first).
+    wait_feed_state(g.port, "open", 30);
     let mut ws = authed(g.port);
     send(
         &mut ws,
