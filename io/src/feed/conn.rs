@@ -25,6 +25,7 @@ use super::dial::{self, Prepared};
 use super::error::{Action, FeedError};
 use super::machine::{Due, Machine};
 use super::protocol::{BrokerProtocol, Incoming};
+use super::said::Said;
 use super::sink::TickSink;
 use super::status::{feed_state, upstream_state, FeedStatus};
 use super::stream::Stream;
@@ -84,16 +85,8 @@ pub(super) struct Conn {
     protocol: Box<dyn BrokerProtocol>,
     keepalive: Option<Vec<Message>>,
     out: Vec<Message>,
-    /// Failures to (re)connect: the first is said at once, repeats once a minute with a count,
-    /// so a broker that is down for hours neither goes unmentioned nor fills the log.
-    dial_failures: crate::ratelog::RateLog,
-    /// Disconnects of an open connection, said at most once a minute (with the count): a broker
-    /// that accepts and drops every connection must not fill a disk with lines.
-    disconnects: crate::ratelog::RateLog,
-    /// Connects, said at most once a minute (the first at once).
-    connects: crate::ratelog::RateLog,
-    /// Symbols the broker rejected, said at most once a minute with the count of rejections.
-    rejections: crate::ratelog::RateLog,
+    /// Its log lines, each kind rate-limited ([`Said`]).
+    said: Said,
 }
 
 impl Conn {
@@ -118,22 +111,7 @@ impl Conn {
             protocol,
             keepalive: live.keepalive.map(|(_, m)| m),
             out: Vec::new(),
-            dial_failures: crate::ratelog::RateLog::new(
-                "feed: cannot connect",
-                std::time::Duration::from_secs(60),
-            ),
-            disconnects: crate::ratelog::RateLog::new(
-                "feed: disconnected",
-                std::time::Duration::from_secs(60),
-            ),
-            connects: crate::ratelog::RateLog::new(
-                "feed: connected",
-                std::time::Duration::from_secs(60),
-            ),
-            rejections: crate::ratelog::RateLog::new(
-                "feed: the broker rejected symbols",
-                std::time::Duration::from_secs(60),
-            ),
+            said: Said::new(),
         }
     }
 
@@ -324,7 +302,7 @@ impl Conn {
                 self.protocol.name(),
                 self.idx
             );
-        } else if let Some(line) = self.connects.hit(
+        } else if let Some(line) = self.said.connects.hit(
             || format!("{} (connection {})", self.protocol.name(), self.idx),
             now,
         ) {
@@ -381,12 +359,14 @@ impl Conn {
             Some(_) => {
                 if was_open {
                     if let Some(line) = self
+                        .said
                         .disconnects
                         .hit(|| format!("{name} (connection {c}): {e}"), Instant::now())
                     {
                         tracing::warn!("{line}; reconnecting");
                     }
                 } else if let Some(line) = self
+                    .said
                     .dial_failures
                     .hit(|| format!("{name} (connection {c}): {e}"), Instant::now())
                 {
@@ -527,7 +507,7 @@ impl Conn {
                 },
             )
         };
-        if let Some(line) = self.rejections.hit(what, Instant::now()) {
+        if let Some(line) = self.said.rejections.hit(what, Instant::now()) {
             tracing::warn!("{line}");
         }
         // Only symbols still waiting here: an error text may name numbers that are not ours.

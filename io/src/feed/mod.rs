@@ -14,6 +14,7 @@
 //! | [`error`] | [`FeedError`]: what happened and what to do (retry, retry after, reauthorize, reject, credentials rejected, stop) |
 //! | [`hours`] | market hours: whether a feed should be connected now (the calendar, once a second) |
 //! | [`renew`] | new credentials for a running feed, handed to its thread |
+//! | `said` | a connection's log lines, each kind rate-limited |
 //! | [`status`] | [`FeedStatus`]: health, counters, per-symbol upstream state |
 //! | [`backoff`], [`stream`] | capped exponential backoff with jitter; plain TCP or rustls TLS |
 
@@ -28,6 +29,7 @@ pub mod machine;
 pub mod pool;
 pub mod protocol;
 pub mod renew;
+mod said;
 pub mod sink;
 pub mod status;
 pub mod stream;
