@@ -271,6 +271,13 @@ class Reader:
                 return decode_tick(data)
         raise ShmError(f"symbol {symbol_id}: last value kept changing")
 
+    def health(self, symbol_id):
+        """The symbol's health byte at offset 8 of its last-value entry (layout 1.2): one of
+        HEALTH_NAMES' keys; `stale` means the gateway expected an update by now and has none."""
+        if symbol_id >= self.sym_cap:
+            return 0
+        return self.mm[self.lvt_off + symbol_id * RECORD_SIZE + 8]
+
     def symbol(self, symbol_id):
         if symbol_id >= self._u64(H_SYMBOL_COUNT):
             return None
@@ -283,6 +290,9 @@ class Reader:
         if self._names is None or len(self._names) != count:
             self._names = {self.symbol(i)[:2]: i for i in range(count)}
         return self._names.get((exchange, symbol))
+
+
+HEALTH_NAMES = {0: "none", 1: "pending", 2: "live", 3: "stale", 4: "rejected", 5: "closed", 6: "down"}
 
 
 def tick_json(t, pos, exchange, symbol):

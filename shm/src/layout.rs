@@ -24,7 +24,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"TICKWIRE");
 /// Layout major version: a reader refuses any other.
 pub const VERSION_MAJOR: u16 = 1;
 /// Layout minor version: additions a v1 reader may ignore.
-pub const VERSION_MINOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 2;
 
 /// Header size: one page.
 pub const HEADER_SIZE: usize = 4096;

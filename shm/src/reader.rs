@@ -419,6 +419,17 @@ impl Reader {
         })
     }
 
+    /// The symbol's health byte (`tickwire_engine::health::state`: 0 none, 1 pending, 2 live,
+    /// 3 stale, 4 rejected, 5 closed, 6 down), 0 for an id outside the table. Check it next to
+    /// a last value: `stale` means the gateway expected an update by now and has none.
+    pub fn health(&self, symbol: u32) -> u8 {
+        if symbol as u64 >= self.geo.symbol_capacity {
+            return 0;
+        }
+        let e = self.record(self.geo.lvt_offset + symbol as u64 * RECORD_SIZE as u64);
+        e.health.load(Ordering::Acquire)
+    }
+
     /// Number of symbols in the directory.
     pub fn symbol_count(&self) -> u64 {
         self.header().symbol_count.load(Ordering::Acquire)

@@ -19,7 +19,7 @@
 //! detected. The data is moved as `AtomicU64`s, not `memcpy`, so a racing copy is not undefined
 //! behaviour; relaxed atomic word moves compile to plain `mov`s.
 
-use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU64, AtomicU8, Ordering};
 
 use tickwire_engine::Tick;
 
@@ -38,12 +38,17 @@ pub const TICK_WORDS: usize = Tick::SIZE / 8;
 pub struct SeqTick {
     /// The sequence word; its meaning is set by the user of the record.
     pub seq: AtomicU64,
-    _pad: [u64; 7],
+    /// In a last-value entry: the symbol's health (`tickwire_engine::health::state`), written by
+    /// the writer outside the seqlock (one byte needs none). Unused (zero) in ring slots.
+    pub health: AtomicU8,
+    _pad_health: [u8; 7],
+    _pad: [u64; 6],
     words: [AtomicU64; TICK_WORDS],
 }
 
 const _: () = assert!(core::mem::size_of::<SeqTick>() == 448);
 const _: () = assert!(core::mem::offset_of!(SeqTick, seq) == 0);
+const _: () = assert!(core::mem::offset_of!(SeqTick, health) == 8);
 const _: () = assert!(core::mem::offset_of!(SeqTick, words) == 64);
 
 impl SeqTick {
@@ -151,7 +156,9 @@ mod tests {
         // SAFETY-free construction: every field of SeqTick is valid when zeroed.
         Box::new(SeqTick {
             seq: AtomicU64::new(0),
-            _pad: [0; 7],
+            health: AtomicU8::new(0),
+            _pad_health: [0; 7],
+            _pad: [0; 6],
             words: std::array::from_fn(|_| AtomicU64::new(0)),
         })
     }

@@ -295,6 +295,16 @@ impl Writer {
         self.record(self.geo.ring_offset + slot)
     }
 
+    /// Stores a symbol's health byte (`tickwire_engine::health::state`) in its last-value entry,
+    /// with Release so a reader that Acquire-loads it sees the values published before it.
+    pub fn set_health(&self, symbol: u32, state: u8) {
+        let id = symbol as u64;
+        if id < self.geo.symbol_capacity {
+            let e = self.record(self.geo.lvt_offset + id * RECORD_SIZE as u64);
+            e.health.store(state, Ordering::Release);
+        }
+    }
+
     /// Ring position of the newest tick (0 before the first).
     pub fn position(&self) -> u64 {
         self.pos
@@ -374,6 +384,9 @@ impl Publish for Writer {
     }
     fn heartbeat(&mut self, now_ns: i64) {
         Writer::heartbeat(self, now_ns);
+    }
+    fn health(&mut self, symbol: u32, state: u8) {
+        Writer::set_health(self, symbol, state);
     }
 }
 

@@ -15,6 +15,9 @@ pub trait Publish {
     fn publish_last(&mut self, tick: &Tick) {
         self.publish(tick);
     }
+    /// A symbol's health changed (`crate::health::state`): the shm writer stores the byte in the
+    /// symbol's last-value entry for readers.
+    fn health(&mut self, _symbol: u32, _state: u8) {}
 }
 
 /// A [`Publish`] that keeps the last values in memory: for tests and for benchmarking the router

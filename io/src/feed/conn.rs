@@ -30,6 +30,7 @@ use super::sink::TickSink;
 use super::status::{feed_state, upstream_state, FeedStatus};
 use super::stream::Stream;
 use super::thread::FeedConfig;
+use super::watch::{DataClock, StaleConfig};
 
 /// Most bytes tungstenite asks the socket for per read. It zero-fills that much of its buffer before
 /// every read (tungstenite 0.30, `FrameCodec::read_in`), so its 128 KiB default cost ~1 µs a read,
@@ -87,6 +88,8 @@ pub(super) struct Conn {
     out: Vec<Message>,
     /// Its log lines, each kind rate-limited ([`Said`]).
     said: Said,
+    /// When it last delivered ticks, and how often it usually does.
+    clock: DataClock,
 }
 
 impl Conn {
@@ -112,6 +115,7 @@ impl Conn {
             keepalive: live.keepalive.map(|(_, m)| m),
             out: Vec::new(),
             said: Said::new(),
+            clock: DataClock::default(),
         }
     }
 
@@ -308,6 +312,7 @@ impl Conn {
         ) {
             tracing::info!("{line}");
         }
+        self.clock.restart(now_ns());
         let status = ctx.status;
         status.set_conn_state(self.idx, feed_state::OPEN);
         status.connects.fetch_add(1, Ordering::Relaxed);
@@ -332,6 +337,33 @@ impl Conn {
         // a refused token, Upstox's market_info) may already sit in the WebSocket's buffer, read
         // with the handshake, and the edge-triggered poller will not report it again.
         self.advance(ctx);
+    }
+
+    /// True when the connection has delivered nothing for far longer than usual
+    /// ([`DataClock::stalled`]).
+    pub fn stalled(&self, now_ns: i64, cfg: &StaleConfig) -> bool {
+        self.clock.stalled(now_ns, cfg).is_some()
+    }
+
+    /// Drops a stalled connection (open, but silent for far longer than usual while its market is
+    /// open) to dial again; counted, and shown as `stalled` until the dial starts.
+    pub fn stall(&mut self, ctx: &mut Ctx<'_>) {
+        let Some((quiet, usual)) = self.clock.stalled(now_ns(), &ctx.cfg.stale) else {
+            return;
+        };
+        let why = format!(
+            "stalled: no data for {:.1} s while the market is open (usually every {:.1} s)",
+            quiet as f64 / 1e9,
+            usual as f64 / 1e9
+        );
+        ctx.status.stalls.fetch_add(1, Ordering::Relaxed);
+        ctx.status.conns[self.idx]
+            .stalls
+            .fetch_add(1, Ordering::Relaxed);
+        self.fail(ctx, FeedError::retry(why));
+        if ctx.status.conns[self.idx].state.load(Ordering::Relaxed) == feed_state::BACKOFF {
+            ctx.status.set_conn_state(self.idx, feed_state::STALLED);
+        }
     }
 
     /// Drops the socket, records why, and lets the machine decide what next.
@@ -442,6 +474,7 @@ impl Conn {
         let ticks = sink.ticks();
         status.ticks.fetch_add(ticks as u64, Ordering::Relaxed);
         if ticks > 0 {
+            self.clock.data(recv);
             if let Some(r) = ctx.inline.as_deref_mut() {
                 r.pass();
             } else if let Some(b) = ctx.router_bell {

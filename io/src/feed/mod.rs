@@ -16,6 +16,7 @@
 //! | [`renew`] | new credentials for a running feed, handed to its thread |
 //! | `said` | a connection's log lines, each kind rate-limited |
 //! | [`status`] | [`FeedStatus`]: health, counters, per-symbol upstream state |
+//! | [`watch`] | no silent stalls: stale symbols (learned intervals, market hours) and stalled connections, judged four times a second |
 //! | [`backoff`], [`stream`] | capped exponential backoff with jitter; plain TCP or rustls TLS |
 
 pub mod assign;
@@ -34,6 +35,7 @@ pub mod sink;
 pub mod status;
 pub mod stream;
 pub mod thread;
+pub mod watch;
 
 pub use error::{Action, FeedError};
 pub use hours::FeedHours;

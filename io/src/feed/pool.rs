@@ -21,6 +21,7 @@ use super::protocol::{BrokerProtocol, Limits};
 use super::renew::{RenewInbox, Renewal};
 use super::status::{feed_state, upstream_state, FeedStatus};
 use super::thread::FeedConfig;
+use super::watch::Watch;
 
 /// Makes one protocol instance per connection (each holds that connection's broker-side state;
 /// shared tables such as the instrument map sit behind an `Arc`).
@@ -73,6 +74,8 @@ pub(super) struct Pool {
     next_retry_check: Instant,
     /// Market hours, when the feed follows them.
     gate: Option<Gate>,
+    /// Stale symbols and stalled connections.
+    watch: Watch,
 }
 
 impl Pool {
@@ -90,6 +93,7 @@ impl Pool {
         let assign = Assign::new(feed.status.symbols.len(), limits);
         let now = Instant::now();
         let gate = feed.hours.clone().map(|h| Gate::new(h, now));
+        let watch = Watch::new(feed.status.symbols.len(), now);
         let mut me = Self {
             retries: Retries::new(feed.cfg.confirm_after, feed.cfg.retry_max),
             feed,
@@ -102,6 +106,7 @@ impl Pool {
             auth_note: AuthNote::Quiet,
             base,
             next_retry_check: now,
+            watch,
             gate,
         };
         me.open_conn();
@@ -196,6 +201,7 @@ impl Pool {
         if self.market_closed() {
             return gate;
         }
+        let gate = gate.min(self.watch.wait(now));
         // Subscriptions awaiting confirmation are checked on the retry schedule's tick.
         let mut w = match self.retries.is_empty() {
             true => Duration::MAX,
@@ -224,6 +230,7 @@ impl Pool {
         // Demand is still taken while closed: each connection re-subscribes what is wanted
         // when it opens.
         self.take_demand(now);
+        let stalled = self.judge(now);
         // New credentials are taken at once, closed or not: left in the inbox they would keep
         // `has_input` true and the thread awake all night.
         let renewed = match self.feed.renew.as_mut().filter(|r| !r.is_empty()) {
@@ -264,8 +271,38 @@ impl Pool {
             if renewed {
                 c.renew(&mut ctx, (feed.protocol)());
             }
+            if stalled & (1 << c.idx) != 0 {
+                c.stall(&mut ctx);
+            }
             c.pass(&mut ctx, fired & (1 << c.idx) != 0);
         }
+    }
+
+    /// When due ([`super::watch::WATCH_EVERY`]): judges the feed's symbols (stale or not) and
+    /// returns the open connections found stalled, as bits.
+    fn judge(&mut self, now: Instant) -> u64 {
+        if !self.watch.due(now) {
+            return 0;
+        }
+        let now_ns = tickwire_engine::clock::now_ns();
+        let closed = self.market_closed();
+        let market = self.feed.hours.as_ref().map(|h| &*h.market);
+        let cfg = self.feed.cfg.stale;
+        let judged = self.watch.judge(
+            &self.feed.status,
+            &self.feed.registry,
+            market,
+            closed,
+            &cfg,
+            now_ns,
+        );
+        let mut stalled = 0u64;
+        for c in self.conns.iter().filter(|c| !closed && c.is_open()) {
+            if judged[c.idx] > 0 && c.stalled(now_ns, &cfg) {
+                stalled |= 1 << c.idx;
+            }
+        }
+        stalled
     }
 
     /// Swaps in the protocol made with new credentials; each connection then reconnects with it
@@ -382,6 +419,7 @@ impl Pool {
             self.drop_from(c, sym);
         }
         self.feed.status.set_symbol_state(sym, upstream_state::NONE);
+        self.feed.status.health.reset(sym);
         self.retries.done(sym);
     }
 

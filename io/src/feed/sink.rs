@@ -3,11 +3,13 @@
 //! ring to a router thread, or a `Vec` in a test) is one predictable branch.
 //!
 //! The sink also does the per-tick bookkeeping every broker shares: a symbol's first tick after a
-//! subscribe turns its upstream state from `pending` to `live`, and parse errors are counted (and
+//! subscribe turns its upstream state from `pending` to `live`, its health slot learns the update
+//! (`tickwire_engine::health`), and parse errors are counted (and
 //! the first few logged) in the feed's [`FeedStatus`].
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use tickwire_engine::health::SymbolHealth;
 use tickwire_engine::router::Inline;
 use tickwire_engine::Tick;
 
@@ -30,6 +32,7 @@ pub struct TickSink<'a> {
     out: Out<'a>,
     status: Option<&'a FeedStatus>,
     states: &'a [AtomicU8],
+    health: Option<&'a SymbolHealth>,
     ticks: u32,
     errors: u32,
 }
@@ -54,6 +57,7 @@ impl<'a> TickSink<'a> {
         Self {
             out,
             states: status.map_or(&[][..], |s| &s.symbols[..]),
+            health: status.map(|s| &*s.health),
             status,
             ticks: 0,
             errors: 0,
@@ -69,6 +73,9 @@ impl<'a> TickSink<'a> {
             if s.load(Ordering::Relaxed) == upstream_state::PENDING {
                 s.store(upstream_state::LIVE, Ordering::Relaxed);
             }
+        }
+        if let Some(h) = self.health {
+            h.touch(tick.symbol_id, tick.recv_ts_ns);
         }
         match &mut self.out {
             Out::Inline(r) => r.tick(tick, last),

@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tickwire_engine::clock::now_ns;
+use tickwire_engine::health::SymbolHealth;
 
 /// Per-symbol upstream state, readable by the client IO threads (`status` and subscribe replies).
 pub mod upstream_state {
@@ -36,6 +37,9 @@ pub mod feed_state {
     /// The broker refused the credentials (expired or wrong token): waiting for new ones (a
     /// reload), retried rarely meanwhile. `last_error` says what the broker said.
     pub const CREDENTIALS_REJECTED: u8 = 5;
+    /// Found stalled (open, its market open, but no data for far longer than usual) and dropped:
+    /// waiting to dial again. `last_error` says how long it was quiet.
+    pub const STALLED: u8 = 6;
 
     /// The state's name in `GET /status`.
     pub fn name(s: u8) -> &'static str {
@@ -45,6 +49,7 @@ pub mod feed_state {
             STOPPED => "stopped",
             CLOSED => "closed",
             CREDENTIALS_REJECTED => "credentials_rejected",
+            STALLED => "stalled",
             _ => "backoff",
         }
     }
@@ -65,6 +70,8 @@ pub struct ConnStatus {
     pub since_ns: AtomicI64,
     /// Last connection error.
     pub last_error: Mutex<LastError>,
+    /// Times it was found stalled and reconnected.
+    pub stalls: AtomicU64,
 }
 
 /// The last error of a connection or feed, with when it happened and when a connect cleared it:
@@ -128,12 +135,27 @@ pub struct FeedStatus {
     /// While the feed is closed for market hours: when it dials again (Unix seconds; 0 when not
     /// closed or not known).
     pub reopens_at_s: AtomicI64,
+    /// Per symbol id: its health (fresh, stale, …), shared by every feed of the process and the
+    /// router; this feed writes the slots of the symbols it serves.
+    pub health: Arc<SymbolHealth>,
+    /// Its symbols by health state ([`tickwire_engine::health::state`]), as of the last check.
+    pub by_health: [AtomicU64; 7],
+    /// Times a connection was found stalled (open, market open, no data for far longer than
+    /// usual) and reconnected.
+    pub stalls: AtomicU64,
 }
 
 impl FeedStatus {
-    /// Status for `symbols` ids.
+    /// Status for `symbols` ids, with health slots of its own.
     pub fn new(symbols: usize) -> Self {
+        Self::with_health(Arc::new(SymbolHealth::new(symbols)))
+    }
+
+    /// Status for as many ids as `health` has, writing the process-wide `health`.
+    pub fn with_health(health: Arc<SymbolHealth>) -> Self {
+        let symbols = health.len();
         Self {
+            health,
             symbols: (0..symbols).map(|_| AtomicU8::new(0)).collect(),
             conn_of: (0..symbols).map(|_| AtomicU8::new(0)).collect(),
             conns: (0..super::assign::MAX_CONNECTIONS)

@@ -59,6 +59,8 @@ pub struct FeedConfig {
     pub confirm_after: Duration,
     /// Longest delay between two retries of one symbol.
     pub retry_max: Duration,
+    /// When a symbol is stale and a connection stalled ([`super::watch`]).
+    pub stale: super::watch::StaleConfig,
 }
 
 impl Default for FeedConfig {
@@ -72,6 +74,7 @@ impl Default for FeedConfig {
             connections: None,
             confirm_after: Duration::from_secs(15),
             retry_max: Duration::from_secs(300),
+            stale: Default::default(),
         }
     }
 }

@@ -78,6 +78,9 @@ pub fn apply(cfg: &Config, a: &mut ServeArgs) {
         "upstream_confirm_ms",
         en.upstream_confirm_ms
     );
+    set!(e.stale_floor_s, "stale_floor_s", en.stale_floor_s);
+    set!(e.stale_factor, "stale_factor", en.stale_factor);
+    set!(e.stall_floor_s, "stall_floor_s", en.stall_floor_s);
 
     let li = &cfg.limits;
     let l = &mut e.limits;

@@ -66,6 +66,12 @@ pub struct Engine {
     pub subscribe_all: Option<bool>,
     /// `--upstream-confirm-ms`.
     pub upstream_confirm_ms: Option<u64>,
+    /// `--stale-floor-s`.
+    pub stale_floor_s: Option<f64>,
+    /// `--stale-factor`.
+    pub stale_factor: Option<u32>,
+    /// `--stall-floor-s`.
+    pub stall_floor_s: Option<f64>,
 }
 
 /// `[log]`: applied before logging starts.

@@ -91,6 +91,18 @@ pub struct EngineArgs {
     /// (then after doubling delays, up to 5 minutes); an instrument the broker rejected likewise.
     #[arg(long, default_value_t = 15_000)]
     pub upstream_confirm_ms: u64,
+    /// A subscribed instrument is `stale` when its exchange is open, its connection is up, and it
+    /// has not updated for max(this many seconds, --stale-factor × its learned usual interval).
+    #[arg(long, default_value_t = 15.0, value_parser = positive_secs)]
+    pub stale_floor_s: f64,
+    /// How many of its usual intervals an instrument may stay quiet before it is `stale` (the
+    /// interval is learned per instrument, so rarely traded ones are not flagged).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    pub stale_factor: u32,
+    /// An upstream connection that delivers no data for max(this many seconds, --stale-factor ×
+    /// its usual interval) while its market is open is `stalled`, and is reconnected.
+    #[arg(long, default_value_t = 30.0, value_parser = positive_secs)]
+    pub stall_floor_s: f64,
     /// CPU for the client IO thread.
     #[arg(long)]
     pub client_core: Option<usize>,
@@ -574,4 +586,14 @@ pub fn mock_broker(a: MockArgs, stop: &AtomicBool) -> Result<(), String> {
     wait(stop);
     mock.stop();
     Ok(())
+}
+
+/// A duration in seconds: finite, above zero, at most a day.
+fn positive_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+        Ok(v)
+    } else {
+        Err("must be a number of seconds above 0 and at most 86400".into())
+    }
 }

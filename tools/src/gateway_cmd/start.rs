@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tickwire_engine::calendar::{Calendar, Exchange, Market, MarketClock};
+use tickwire_engine::health::SymbolHealth;
 use tickwire_engine::idle::IdleStrategy;
 use tickwire_engine::router::{
     FeedEnds, Inline, RingSizes, Router, RouterConfig, RouterRings, RouterStats,
@@ -19,6 +20,7 @@ use tickwire_engine::router::{
 use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_io::brokers::{self, BrokerConfig, Listing};
 use tickwire_io::feed::renew;
+use tickwire_io::feed::watch::StaleConfig;
 use tickwire_io::feed::{Feed, FeedConfig, FeedHours, FeedPoller, FeedStatus, FeedThread};
 use tickwire_io::gateway::keys::KeyStore;
 use tickwire_io::gateway::{Budget, FeedRef, Gateway, GatewayConfig, GatewayStats, Shared};
@@ -187,7 +189,12 @@ pub fn start(
     // a client past --max-clients still gets a slot, to be told why it is refused.
     let max_connections = limits.max_clients + e.max_pending + 1;
     let registry = Arc::new(reg);
-    let statuses: Vec<Arc<FeedStatus>> = ups.iter().map(|_| Arc::new(FeedStatus::new(n))).collect();
+    // One health table for every feed (each writes the symbols it serves) and the router.
+    let health = Arc::new(SymbolHealth::new(n));
+    let statuses: Vec<Arc<FeedStatus>> = ups
+        .iter()
+        .map(|_| Arc::new(FeedStatus::with_health(health.clone())))
+        .collect();
     let gcfg = GatewayConfig {
         broker: openalgo_broker_name(&ups[0].broker).into(),
         addr: (e.listen, port).into(),
@@ -209,6 +216,7 @@ pub fn start(
         consumers_per_io: gcfg.max_connections,
         idle: e.idle,
         core: e.router_core,
+        health: Some(health),
         ..RouterConfig::default()
     };
     let shared = Shared {
@@ -270,6 +278,11 @@ pub fn start(
         cfg.per_connection = cfg.per_connection.or(e.upstream_symbols_per_connection);
         cfg.connections = cfg.connections.or(e.upstream_connections);
         cfg.confirm_after = Duration::from_millis(e.upstream_confirm_ms.max(1));
+        cfg.stale = StaleConfig {
+            floor: Duration::from_secs_f64(e.stale_floor_s),
+            factor: e.stale_factor,
+            stall_floor: Duration::from_secs_f64(e.stall_floor_s),
+        };
         // The keys stay for new credentials: a renewed protocol is built from them.
         let keys = brokers::keys_by_id(listings, &registry);
         let (sender, inbox) = renew::channel(pollers[i % threads_n].doorbell());
