@@ -99,12 +99,12 @@ pub fn recv(ws: &mut Ws, limit: Duration) -> Option<Value> {
     None
 }
 
-/// The next reply that is not market data.
+/// The next reply that is not market data or a status update.
 pub fn reply(ws: &mut Ws) -> Value {
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end {
         if let Some(v) = recv(ws, Duration::from_secs(1)) {
-            if v["type"] != "market_data" {
+            if v["type"] != "market_data" && v["type"] != "status_update" {
                 return v;
             }
         }

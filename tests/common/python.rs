@@ -1,5 +1,7 @@
 //! The Python the tests run: a venv under `target/pyenv`, made on first use from the machine's
-//! `python3` and `tests/python/requirements.txt` (the README's client, the brokers' official SDKs).
+//! `python3` and `tests/python/requirements.txt` (the README's client, the brokers' official SDKs),
+//! and one under `target/pyenv-openalgo` from `tests/python/openalgo-requirements.txt` (OpenAlgo's
+//! SDK needs a `websocket-client` newer than the broker SDKs allow, so it cannot share theirs).
 //! Made once per requirements file (a stamp holds its text) under a file lock, so test binaries
 //! running at once do not race. A failure to make it fails the test that needed it, loudly: a test
 //! never passes by skipping.
@@ -29,14 +31,16 @@ fn run(cmd: &mut Command, what: &str) {
     );
 }
 
-fn setup() -> PathBuf {
-    let req = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/requirements.txt");
-    let want = std::fs::read_to_string(&req).expect("tests/python/requirements.txt");
-    let venv = target_dir().join("pyenv");
+fn setup(name: &str, requirements: &str) -> PathBuf {
+    let req = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/python")
+        .join(requirements);
+    let want = std::fs::read_to_string(&req).expect("tests/python requirements file");
+    let venv = target_dir().join(name);
     let py = venv.join("bin/python");
     let stamp = venv.join(".requirements");
     std::fs::create_dir_all(target_dir()).expect("target dir");
-    let lock = std::fs::File::create(target_dir().join("pyenv.lock")).expect("lock file");
+    let lock = std::fs::File::create(target_dir().join(format!("{name}.lock"))).expect("lock file");
     lock.lock().expect("lock the venv");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
         eprintln!("tests: making the Python venv {} (once)", venv.display());
@@ -57,7 +61,7 @@ fn setup() -> PathBuf {
                     "-r",
                 ])
                 .arg(&req),
-            "pip install -r tests/python/requirements.txt",
+            "pip install -r tests/python/<requirements>",
         );
         std::fs::write(&stamp, &want).expect("venv stamp");
     }
@@ -67,16 +71,29 @@ fn setup() -> PathBuf {
 /// The venv's `python`, made if needed (see the module docs).
 pub fn python() -> PathBuf {
     static PY: OnceLock<PathBuf> = OnceLock::new();
-    PY.get_or_init(setup).clone()
+    PY.get_or_init(|| setup("pyenv", "requirements.txt"))
+        .clone()
+}
+
+/// The OpenAlgo SDK venv's `python`, made if needed.
+pub fn openalgo_python() -> PathBuf {
+    static PY: OnceLock<PathBuf> = OnceLock::new();
+    PY.get_or_init(|| setup("pyenv-openalgo", "openalgo-requirements.txt"))
+        .clone()
 }
 
 /// Runs `tests/python/<script>` with `args` in the venv and asserts it exits 0 having printed `OK`
 /// (the scripts' convention); returns its stdout for further checks.
 pub fn check_script(script: &str, args: &[&str]) -> String {
+    check_script_in(python(), script, args)
+}
+
+/// As [`check_script`], with the given venv's `python`.
+pub fn check_script_in(python: PathBuf, script: &str, args: &[&str]) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/python")
         .join(script);
-    let out = Command::new(python())
+    let out = Command::new(python)
         .arg(&path)
         .args(args)
         .output()

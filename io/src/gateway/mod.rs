@@ -18,6 +18,7 @@ pub mod fanout;
 mod fanout_alloc;
 pub mod keys;
 pub mod limits;
+pub mod notices;
 mod protocol;
 mod session;
 mod shared;
@@ -176,6 +177,7 @@ impl Gateway {
         }
         let mut busy = true;
         let mut last_timers = Instant::now();
+        let mut observed = notices::Observed::default();
         let mut buf = protocol::OutBuf::with_capacity(64 << 10);
         let mut fanout = fanout::Fanout::new(self.shared.registry.capacity());
         // Sessions written to in this pass (flushed once at its end).
@@ -329,8 +331,9 @@ impl Gateway {
                     }
                 }
                 auth.timers(last_timers);
+                observed.refresh(&self.shared, last_timers);
                 for s in clients.sessions.iter_mut().flatten() {
-                    s.timers(&self.shared);
+                    s.timers(&self.shared, &observed);
                 }
                 if let Some(line) = clients.refusals.due(last_timers) {
                     tracing::warn!("{line}");

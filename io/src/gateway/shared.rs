@@ -143,6 +143,11 @@ impl Shared {
         self.feeds.iter().any(|f| f.status.credentials_rejected())
     }
 
+    /// Per-symbol health (one table for every feed).
+    pub fn health(&self) -> &tickwire_engine::health::SymbolHealth {
+        &self.feeds[0].status.health
+    }
+
     /// The upstream state of `symbol` (`crate::feed::upstream_state`).
     pub fn symbol_state(&self, symbol: u32) -> u8 {
         self.feed(symbol).status.symbol_state(symbol)

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use tickwire_engine::calendar::{Exchange, Market};
 use tickwire_engine::clock::rfc3339_utc;
+use tickwire_engine::health;
 
 use crate::feed::{feed_state, upstream_state, FeedStatus, LastError};
 
@@ -77,7 +78,7 @@ fn feed_json(broker: &str, f: &FeedStatus) -> Value {
                 "state": feed_state::name(c.state.load(Ordering::Relaxed)),
                 "since": since(&c.since_ns),
                 "attempts": ld(&c.attempts), "connects": ld(&c.connects),
-                "symbols": ld(&c.symbols),
+                "symbols": ld(&c.symbols), "stalls": ld(&c.stalls),
             });
             put_error(&mut v, &c.last_error);
             v
@@ -97,6 +98,8 @@ fn feed_json(broker: &str, f: &FeedStatus) -> Value {
         "connects": ld(&f.connects), "frames": ld(&f.frames), "ticks": ld(&f.ticks),
         "parse_errors": ld(&f.parse_errors), "broker_errors": ld(&f.broker_errors),
         "ring_waits": ld(&f.ring_waits), "resubscribes": ld(&f.resubscribes),
+        "stalls": ld(&f.stalls),
+        "symbols_by_health": by_health(f),
         "market": f.market.lock().map(|m| json!(*m)).unwrap_or_default(),
         "connections": conns,
     });
@@ -104,11 +107,21 @@ fn feed_json(broker: &str, f: &FeedStatus) -> Value {
     v
 }
 
+/// `{"live": n, "stale": n, …}`: the feed's symbols by health, as of its last check.
+fn by_health(f: &FeedStatus) -> Value {
+    let mut m = serde_json::Map::new();
+    for (st, n) in f.by_health.iter().enumerate().skip(1) {
+        m.insert(health::state::name(st as u8).into(), json!(ld(n)));
+    }
+    Value::Object(m)
+}
+
 /// `GET /status`: feed health, client counts, and every symbol with upstream demand and its state
 /// (a symbol the broker has not confirmed shows `pending`). `feed` is the first feed (the only one
 /// in most setups); `feeds` lists them all.
 pub(super) fn status_json(shared: &Shared) -> String {
     let c = &shared.stats;
+    let now = tickwire_engine::clock::now_ns();
     let mut symbols = Vec::new();
     for (i, fr) in shared.feeds.iter().enumerate() {
         let f = &fr.status;
@@ -123,8 +136,15 @@ pub(super) fn status_json(shared: &Shared) -> String {
                 continue;
             }
             if let Some(info) = shared.registry.info(id as u32) {
+                let h = &f.health;
+                let id = id as u32;
+                let updated = h.updated_ns(id);
+                let ms = |ns: i64| ns / 1_000_000;
                 symbols.push(json!({"exchange": info.exchange, "symbol": info.symbol,
-                    "upstream": state, "broker": fr.broker, "connection": f.conn_of(id as u32)}));
+                    "upstream": state, "broker": fr.broker, "connection": f.conn_of(id),
+                    "health": health::state::name(h.state(id)),
+                    "age_ms": (updated > 0).then(|| ms((now - updated).max(0))),
+                    "usual_interval_ms": h.usual_ns(id).map(ms)}));
             }
         }
     }

@@ -46,6 +46,8 @@ pub(super) struct Shared {
     /// Client messages ignored so far ([`MockConfig::ignore_requests`]).
     ignored: AtomicU64,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// Per instrument: `/mute`d, its updates are not made (the others go on).
+    pub(super) muted: Vec<AtomicBool>,
 }
 
 impl Shared {
@@ -75,6 +77,9 @@ pub(super) struct Conn {
     /// Set by `/drop`: the session ends without a closing handshake (a TCP close, as a broker
     /// whose server dies).
     pub(super) kill: AtomicBool,
+    /// Set by `/mute?conn=`: no market data is sent on it (heartbeats still are), as a broker
+    /// connection that stalls while the socket stays up.
+    pub(super) muted: AtomicBool,
 }
 
 /// A running mock broker.
@@ -104,6 +109,7 @@ impl MockBroker {
             stats: Arc::default(),
             stop: AtomicBool::new(false),
             ignored: AtomicU64::new(0),
+            muted: (0..n).map(|_| AtomicBool::new(false)).collect(),
             tls: cfg
                 .tls
                 .as_ref()
@@ -245,19 +251,20 @@ fn market_loop(s: &Shared) {
                 updated.push((i, m.insts[i].state));
             }
         }
+        updated.retain(|&(i, _)| !s.muted[i].load(Ordering::Relaxed));
         if let Ok(mut h) = s.history.lock() {
             for &(i, r) in &updated {
                 remember(&mut h[i], r);
             }
         }
         let conns: Vec<Arc<Conn>> = s.conns.lock().map(|c| c.clone()).unwrap_or_default();
-        for c in conns {
+        for c in conns.iter().filter(|c| !c.muted.load(Ordering::Relaxed)) {
             let Ok(mut session) = c.session.lock() else {
                 continue;
             };
             picks.clear();
             picks.extend(updated.iter().filter(|(i, _)| session.wants(*i).is_some()));
-            send_updates(s, &c, &mut **session, &picks, false);
+            send_updates(s, c, &mut **session, &picks, false);
         }
         s.conns
             .lock()
@@ -430,6 +437,7 @@ fn serve_stream<S: Read + Write>(
         thread: thread::current(),
         closed: AtomicBool::new(false),
         kill: AtomicBool::new(false),
+        muted: AtomicBool::new(false),
     });
     if let Ok(mut v) = s.conns.lock() {
         v.push(conn.clone());

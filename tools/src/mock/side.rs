@@ -6,6 +6,10 @@
 //!   subscribed to (OpenAlgo names).
 //! - `GET /drop?conn=ID`: ends connection `ID` with a bare TCP close (a broker server dying), so a
 //!   test can kill one connection of a pool.
+//! - `GET /mute?token=T` / `GET /unmute?token=T`: stops (resumes) making updates of one instrument
+//!   while the others go on: a symbol that goes quiet.
+//! - `GET /mute?conn=ID` / `GET /unmute?conn=ID`: stops (resumes) sending market data on one
+//!   connection while its socket and heartbeats stay up: a stalled connection.
 
 use std::sync::atomic::Ordering;
 
@@ -23,6 +27,27 @@ pub(super) fn http(s: &Shared, head: &Head) -> Option<Reply> {
         "/drop" => {
             let id: Option<u64> = head.query.get("conn").and_then(|c| c.parse().ok());
             json!({"dropped": id.is_some_and(|id| drop_conn(s, id))}).to_string()
+        }
+        p @ ("/mute" | "/unmute") => {
+            let on = p == "/mute";
+            let q = |k: &str| head.query.get(k).and_then(|v| v.parse::<u64>().ok());
+            let done = match (q("token"), q("conn")) {
+                (Some(t), _) => u32::try_from(t)
+                    .ok()
+                    .and_then(|t| s.token_index.get(&t))
+                    .map(|&i| s.muted[i].store(on, Ordering::Relaxed))
+                    .is_some(),
+                (None, Some(id)) => s.conns.lock().is_ok_and(|conns| {
+                    conns
+                        .iter()
+                        .filter(|c| c.id == id && !c.closed.load(Ordering::Relaxed))
+                        .map(|c| c.muted.store(on, Ordering::Relaxed))
+                        .count()
+                        > 0
+                }),
+                _ => false,
+            };
+            json!({"muted": on, "done": done}).to_string()
         }
         _ => return None,
     };

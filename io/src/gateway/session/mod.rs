@@ -28,6 +28,8 @@ use super::keys::Auth;
 use super::limits::{Limits, RateWindow, Violation};
 use super::{GatewayConfig, Shared};
 use crate::feed::upstream_state;
+use crate::gateway::notices::{self, Observed, Told};
+use tickwire_engine::health::state;
 
 enum Ws {
     /// Reading the HTTP request head: a WebSocket upgrade, or `GET /status` / `/health`.
@@ -43,6 +45,10 @@ struct Sub {
     exchange: String,
     symbol: String,
     rejection_told: bool,
+    /// The health (`tickwire_engine::health::state`) last seen, to tell `stale` and `live` once.
+    health_told: u8,
+    /// Its exchange's bit (`notices::exchange_bit`), for market session updates.
+    exchange_bit: u32,
 }
 
 /// See the module docs.
@@ -102,6 +108,8 @@ pub struct Session {
     /// Bit `i`: told that feed `i`'s broker refused its credentials (cleared once it no longer
     /// does, so a later refusal is told again).
     auth_told: u64,
+    /// Status updates told so far ([`notices`](crate::gateway::notices)).
+    told: Told,
 }
 
 /// Time to send a complete request head.
@@ -191,6 +199,7 @@ impl Session {
             conflation_starts: 0,
             sub_changes: Vec::new(),
             auth_told: 0,
+            told: Told::default(),
         }
     }
 
@@ -412,7 +421,7 @@ impl Session {
     /// A client that has been quiet for a third of its idle timeout (at most the ping interval)
     /// is pinged, so one that answers Pings is never idle; one that sends nothing at all, not
     /// even a Pong, for the whole idle timeout is closed (4408).
-    pub fn timers(&mut self, shared: &Shared) {
+    pub fn timers(&mut self, shared: &Shared, observed: &Observed) {
         self.poked = true;
         let cfg = &shared.cfg;
         match &mut self.ws {
@@ -449,7 +458,26 @@ impl Session {
             _ => return,
         }
         let mut told = Vec::new();
+        let (mut held, mut exchanges) = (0u64, 0u32);
+        let health = shared.health();
         for (&id, s) in self.subs.iter_mut() {
+            held |= 1u64.checked_shl(shared.feed_index(id) as u32).unwrap_or(0);
+            exchanges |= s.exchange_bit;
+            let h = health.state(id);
+            let was = std::mem::replace(&mut s.health_told, h);
+            let news = matches!(
+                (was, h),
+                (state::LIVE, state::STALE) | (state::STALE, state::LIVE)
+            );
+            if news && !self.told.off {
+                told.push(notices::symbol_update(
+                    shared,
+                    id,
+                    &s.exchange,
+                    &s.symbol,
+                    h,
+                ));
+            }
             let rejected = shared.symbol_state(id) == upstream_state::REJECTED;
             if !rejected {
                 // Asked again and pending or live: a later rejection is told again.
@@ -462,6 +490,8 @@ impl Session {
             }
         }
         self.auth_notices(shared, &mut told);
+        self.told
+            .feeds_and_markets(observed, shared, held, exchanges, &mut told);
         for t in told {
             self.send(&t.to_string());
         }

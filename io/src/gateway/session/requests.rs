@@ -13,6 +13,7 @@ use tickwire_engine::symbols::SymbolId;
 use super::{error, overall, Session, Sub};
 use crate::feed::{feed_state, upstream_state};
 use crate::gateway::limits::Violation;
+use crate::gateway::notices;
 
 /// One usable request entry: symbol, exchange, and its own `mode` if it has one.
 type Entry<'a> = (String, String, Option<&'a Value>);
@@ -83,6 +84,8 @@ impl Session {
                     | "get_broker_info"
                     | "subscribe_orders"
                     | "unsubscribe_orders"
+                    | "subscribe_status"
+                    | "unsubscribe_status"
             )
         );
         if known && needs_auth && !self.authed {
@@ -124,6 +127,15 @@ impl Session {
                     "Subscribed to order updates"
                 } else {
                     "Unsubscribed from order updates"
+                };
+                json!({"type": v, "status": "success", "message": msg})
+            }
+            Some(v @ ("subscribe_status" | "unsubscribe_status")) => {
+                let on = v == "subscribe_status";
+                self.told.off = !on;
+                let msg = match on {
+                    true => "Status updates on",
+                    false => "Status updates off",
                 };
                 json!({"type": v, "status": "success", "message": msg})
             }
@@ -309,6 +321,8 @@ impl Session {
                 exchange: exchange.clone(),
                 symbol: symbol.clone(),
                 rejection_told: false,
+                health_told: shared.health().state(id),
+                exchange_bit: notices::exchange_bit(&exchange),
             });
             sub.modes |= mode.bit();
             self.sub_changes.push((id, sub.modes));
