@@ -25,6 +25,12 @@ use common::*;
 const MISSING: &str =
     "dashboard_e2e: SKIPPED: chromium/chromedriver not installed (apt install chromium chromium-driver)";
 
+/// A line on the real stderr: libtest captures `eprintln!` of a passing test, and a skip or a
+/// screenshot's path must show in every run.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// The first of `names` found on PATH.
 fn on_path(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -187,7 +193,7 @@ impl Browser {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, png).unwrap();
         let path = path.canonicalize().unwrap();
-        eprintln!("dashboard_e2e: screenshot {}", path.display());
+        say(&format!("dashboard_e2e: screenshot {}", path.display()));
     }
 
     /// Polls `f` until it returns Some, or fails after `limit` with what the page showed.
@@ -289,11 +295,14 @@ fn dashboard_in_headless_chromium() {
     let driver = on_path(&["chromedriver"]);
     let chromium = on_path(&["chromium", "chromium-browser"]);
     let (Some(driver), Some(chromium)) = (driver, chromium) else {
-        eprintln!("{MISSING}");
         if std::env::var("TICKWIRE_ALLOW_NO_BROWSER").as_deref() == Ok("1") {
+            say(MISSING);
             return;
         }
-        panic!("{MISSING} (set TICKWIRE_ALLOW_NO_BROWSER=1 to skip instead of failing)");
+        panic!(
+            "dashboard_e2e: FAILED: chromium/chromedriver not installed (apt install chromium \
+             chromium-driver; .ci/run does); TICKWIRE_ALLOW_NO_BROWSER=1 skips instead"
+        );
     };
 
     let demo = start_demo(&[]);
