@@ -319,7 +319,7 @@ fn dashboard_in_headless_chromium() {
     b.goto(&format!("http://127.0.0.1:{}/", demo.port));
     assert_eq!(b.js("return document.title;", Value::Null), "tickwire");
 
-    // The latency plot's arithmetic, before any key (so no /status poll interleaves): two
+    // The page's own arithmetic, before any key (so no /status poll interleaves). Latency: two
     // cumulative histograms a poll apart give that interval's percentiles from the bucket deltas.
     let note = b.js(
         "const h = (c) => ({count: c[3], sum_ns: 0, max_ns: 500000, p50_ns: 0, p90_ns: 0, \
@@ -335,8 +335,31 @@ fn dashboard_in_headless_chromium() {
         note.contains("wire → shm p50 10 µs, p99 100 µs"),
         "per-interval percentiles from bucket deltas: {note}"
     );
+    // A stale symbol (the gateway's `health` word) is marked, and makes its feed degraded.
+    let stale = b.js(
+        "const sym = {exchange: 'NSE', symbol: 'SBIN', broker: 'zerodha', connection: 0,
+           upstream: 'live', health: 'stale', age_ms: 12000};
+         const s = {feeds: [{broker: 'zerodha', state: 'open', connections: [{state: 'open'}]}],
+           symbols: {subscribed: [sym]}};
+         renderFeeds(s);
+         syncSymbols([sym], connStates(s.feeds));
+         renderRows();
+         const tr = document.querySelector('#symbols tbody tr[data-symbol=\"NSE:SBIN\"]');
+         return [tr.className, tr.querySelector('td.state').textContent,
+           tr.querySelector('td.age').textContent,
+           document.querySelector('#feeds .feed .badge').textContent];",
+        Value::Null,
+    );
+    assert_eq!(stale, json!(["stale", "stale", "12.0 s", "degraded"]));
     b.goto(&format!("http://127.0.0.1:{}/", demo.port));
     assert_eq!(b.text("#latency-note"), "no latency data");
+    assert_eq!(
+        b.js(
+            "return document.querySelectorAll('#symbols tbody tr').length;",
+            Value::Null
+        ),
+        0
+    );
 
     // A wrong key: a clear 401 on the page.
     b.type_into("#key", "not-the-key");
