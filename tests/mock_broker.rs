@@ -117,3 +117,44 @@ fn a_client_closing_with_1000_gets_1000_back() {
         Err(tungstenite::Error::ConnectionClosed)
     ));
 }
+
+/// `/outage?secs=N` stops the broker for N seconds: the open connection ends without a close
+/// frame, upgrades meanwhile are closed unanswered while plain HTTP keeps answering, and then
+/// upgrades succeed again.
+#[test]
+fn an_outage_drops_connections_and_refuses_upgrades_for_a_while() {
+    let bport = free_port();
+    let _m = mock(bport);
+    let url =
+        format!("ws://127.0.0.1:{bport}/?api_key=mock_api_key&access_token=mock_access_token");
+    let (mut ws, _) = tungstenite::connect(&url).unwrap();
+    let out: Value = serde_json::from_str(&http_get(bport, "/outage?secs=3")).unwrap();
+    let started = Instant::now();
+    assert_eq!(out["dropped"], 1, "{out}");
+    assert_eq!(out["secs"], 3);
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        assert!(Instant::now() < end, "the connection was not dropped");
+        match ws.read() {
+            Ok(Message::Close(_)) => panic!("an outage sends no close frame"),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let refused = tungstenite::connect(&url);
+    assert!(refused.is_err(), "an upgrade during the outage is refused");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "checked within the outage"
+    );
+    assert_eq!(http_get(bport, "/connections"), "[]", "HTTP still answers");
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(started.elapsed()));
+    let end = Instant::now() + Duration::from_secs(5);
+    while tungstenite::connect(&url).is_err() {
+        assert!(
+            Instant::now() < end,
+            "upgrades still refused after the outage"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -535,6 +535,7 @@ pub fn demo(a: DemoArgs, stop: &AtomicBool) -> Result<(), String> {
     let base = mock.addr();
     println!("tickwire demo: mock {} broker + gateway", a.broker.title());
     println!("  WebSocket (OpenAlgo protocol): ws://{}", run.addr);
+    println!("  dashboard (in a browser):      http://{}/", run.addr);
     println!("  API key:                       {key}");
     println!(
         "  shared memory:                 {}",

@@ -48,6 +48,8 @@ pub(super) struct Shared {
     tls: Option<Arc<rustls::ServerConfig>>,
     /// Per instrument: `/mute`d, its updates are not made (the others go on).
     pub(super) muted: Vec<AtomicBool>,
+    /// Wall-clock ns until which the broker is "down" (`/outage`); 0: never was.
+    pub(super) outage_until_ns: AtomicI64,
 }
 
 impl Shared {
@@ -74,7 +76,7 @@ pub(super) struct Conn {
     tx: SyncSender<Out>,
     pub(super) thread: Thread,
     pub(super) closed: AtomicBool,
-    /// Set by `/drop`: the session ends without a closing handshake (a TCP close, as a broker
+    /// Set by `/drop` and `/outage`: the session ends without a closing handshake (a TCP close, as a broker
     /// whose server dies).
     pub(super) kill: AtomicBool,
     /// Set by `/mute?conn=`: no market data is sent on it (heartbeats still are), as a broker
@@ -110,6 +112,7 @@ impl MockBroker {
             stop: AtomicBool::new(false),
             ignored: AtomicU64::new(0),
             muted: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            outage_until_ns: AtomicI64::new(0),
             tls: cfg
                 .tls
                 .as_ref()
@@ -405,6 +408,9 @@ fn serve_stream<S: Read + Write>(
         stream.write_all(&reply.to_bytes())?;
         return stream.flush();
     }
+    if super::side::refusing(s) {
+        return Ok(()); // `/outage`: dropping the stream closes the TCP connection unanswered
+    }
     if let Err(reply) = s.dialect.upgrade(&head, &ctx) {
         stream.write_all(&reply.to_bytes())?;
         return stream.flush();
@@ -464,7 +470,8 @@ fn run_session<S: Read + Write>(
     let heartbeat = s.dialect.heartbeat();
     let (mut replies, mut fresh) = (Vec::new(), Vec::new());
     while !s.stop.load(Ordering::Relaxed) {
-        if conn.kill.load(Ordering::Relaxed) {
+        // `/drop`, or `/outage` (also for a session that was still in its handshake then).
+        if conn.kill.load(Ordering::Relaxed) || super::side::refusing(s) {
             return Ok(()); // dropping the socket closes the TCP connection, no close frame
         }
         let mut busy = false;

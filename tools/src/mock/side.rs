@@ -10,8 +10,17 @@
 //!   while the others go on: a symbol that goes quiet.
 //! - `GET /mute?conn=ID` / `GET /unmute?conn=ID`: stops (resumes) sending market data on one
 //!   connection while its socket and heartbeats stay up: a stalled connection.
+//! - `GET /outage?secs=N`: the broker goes away for N seconds (default 10, at most 3,600): every
+//!   open WebSocket connection ends with a bare TCP close, as with `/drop`, and every WebSocket
+//!   upgrade until then is answered by closing the TCP connection at once (a broker whose server
+//!   is down behind a load balancer). Plain HTTP, this side channel included, keeps answering, so
+//!   a test can still look. After N seconds upgrades are accepted again. `tickwire demo` embeds
+//!   the mock on `--broker-port`, so this is how a test stops and restarts the demo's broker.
+//!   The answer is `{"dropped": n, "secs": N}`; a new outage replaces the one running.
 
 use std::sync::atomic::Ordering;
+
+use tickwire_engine::clock::now_ns;
 
 use serde_json::{json, Value};
 use tickwire_io::http::Head;
@@ -48,6 +57,11 @@ pub(super) fn http(s: &Shared, head: &Head) -> Option<Reply> {
                 _ => false,
             };
             json!({"muted": on, "done": done}).to_string()
+        }
+        "/outage" => {
+            let secs: Option<u64> = head.query.get("secs").and_then(|v| v.parse().ok());
+            let secs = secs.unwrap_or(10).min(3600);
+            json!({"dropped": outage(s, secs), "secs": secs}).to_string()
         }
         _ => return None,
     };
@@ -93,6 +107,30 @@ fn drop_conn(s: &Shared, id: u64) -> bool {
         }
         None => false,
     }
+}
+
+/// Starts an outage of `secs` seconds: refuses upgrades until then and ends every open
+/// connection. Returns how many connections were ended.
+fn outage(s: &Shared, secs: u64) -> usize {
+    let until = now_ns().saturating_add(secs.saturating_mul(1_000_000_000) as i64);
+    s.outage_until_ns.store(until, Ordering::Relaxed);
+    let Ok(conns) = s.conns.lock() else {
+        return 0;
+    };
+    let mut dropped = 0;
+    for c in conns.iter().filter(|c| !c.closed.load(Ordering::Relaxed)) {
+        c.kill.store(true, Ordering::Relaxed);
+        c.thread.unpark();
+        dropped += 1;
+    }
+    dropped
+}
+
+/// True while an outage (`/outage`) runs: WebSocket upgrades are refused and sessions end. One
+/// relaxed load when no outage ever started (the clock is read only after one did).
+pub(super) fn refusing(s: &Shared) -> bool {
+    let until = s.outage_until_ns.load(Ordering::Relaxed);
+    until != 0 && now_ns() < until
 }
 
 /// `GET /sent?token=T`: the recent values sent for an instrument (newest last), raw wire integers.

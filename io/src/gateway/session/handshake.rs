@@ -68,6 +68,12 @@ impl Session {
         let reply = match (head.method.as_str(), head.path.as_str()) {
             ("GET", "/health") => response("200 OK", "text/plain", "ok\n"),
             ("HEAD", "/health") => response("200 OK", "text/plain", ""),
+            // The operator's dashboard: static, no key (the page asks for one and sends it).
+            ("GET", "/") => response(
+                "200 OK",
+                "text/html; charset=utf-8",
+                include_str!("../dashboard.html"),
+            ),
             ("GET", "/status") => match self.status_key(&head, auth) {
                 Some(ok) => status_reply(ok, shared),
                 // A keys-file key with the verifier: answered with its verdict.
