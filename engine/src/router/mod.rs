@@ -403,19 +403,20 @@ impl<P: Publish> Core<P> {
         };
         *seq += 1;
         t.seq = *seq;
+        if let Some(h) = self.health_shown.get_mut(s as usize) {
+            // The feed made it live before the tick left (`SymbolHealth::touch`); readers see
+            // `live` no later than the tick that ends the silence.
+            if *h == health::state::STALE {
+                *h = health::state::LIVE;
+                self.publisher.health(s, *h);
+            }
+        }
         if last {
             self.publisher.publish_last(&t);
         } else {
             self.publisher.publish(&t);
         }
         self.counters.ticks += 1;
-        if let Some(h) = self.health_shown.get_mut(s as usize) {
-            // The feed made it live before the tick left (`SymbolHealth::touch`).
-            if *h == health::state::STALE {
-                *h = health::state::LIVE;
-                self.publisher.health(s, *h);
-            }
-        }
         let mask = self.io_mask[s as usize];
         if mask != 0 {
             if self.throttle.is_immediate() {
