@@ -77,6 +77,27 @@ fn shm_health(r: &mut Reader, symbol: &str) -> u8 {
     r.health(id)
 }
 
+/// The health of `symbol` as the Python shm reader (`shm/python/tickwire_shm.py`) reads it.
+fn py_health(shm: &std::path::Path, symbol: &str) -> String {
+    let module = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shm/python");
+    let code = format!(
+        "import sys; sys.path.insert(0, {m:?}); import tickwire_shm as t; r = t.Reader({p:?}); \
+         print(t.HEALTH_NAMES[r.health(r.lookup('NSE', {symbol:?}))])",
+        m = module.to_str().unwrap(),
+        p = shm.to_str().unwrap(),
+    );
+    let out = std::process::Command::new(python::python())
+        .args(["-c", &code])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 #[test]
 fn a_quiet_symbol_goes_stale_while_the_others_stay_live_and_recovers() {
     let bport = free_port();
