@@ -11,6 +11,7 @@ pub mod calendar;
 pub mod clock;
 pub mod dirty;
 pub mod doorbell;
+pub mod hist;
 pub mod idle;
 pub mod last;
 pub mod price;

@@ -43,6 +43,7 @@ const RETRY_WAIT: Duration = Duration::from_millis(1);
 
 use crate::dirty::DirtySet;
 use crate::doorbell::Doorbell;
+use crate::hist::{Batch, Histogram};
 use crate::idle::{IdleStrategy, Idler};
 use crate::tick::Tick;
 
@@ -100,6 +101,14 @@ pub struct RouterStats {
     pub bad_control: AtomicU64,
     /// Throttle flushes.
     pub flushes: AtomicU64,
+    /// Wire → shm: from a tick's receive time (`Tick::recv_ts_ns`, read by the feed once per
+    /// broker message) to the end of the router pass that published it. The clock is read once
+    /// per non-empty pass, after publishing, not per tick: each tick's figure is overstated by at
+    /// most the rest of its pass (`router_pass` says how long passes take).
+    pub wire_to_shm: Histogram,
+    /// Time of each non-empty router pass: from its first tick (inline: the first tick the feed
+    /// handed over since the last pass) or the start of the ring pass, to its end.
+    pub router_pass: Histogram,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -131,6 +140,10 @@ struct Core<P> {
     pending_out: Vec<DirtySet>,
     demand_scratch: Vec<DemandChange>,
     counters: Counters,
+    /// Receive times of the ticks published since the last pass ended (wire → shm).
+    latency: Batch,
+    /// When the first of those ticks came (inline: handed over before the pass runs).
+    batch_start: Option<Instant>,
 }
 
 /// The router; see the module docs.
@@ -178,6 +191,8 @@ impl<P: Publish> Router<P> {
             deliveries: rings.deliveries,
             demand_scratch: Vec::new(),
             counters: Counters::default(),
+            latency: Batch::default(),
+            batch_start: None,
             publisher,
             cfg,
         };
@@ -227,6 +242,12 @@ impl<P: Publish> Router<P> {
     /// The shared counters.
     pub fn stats(&self) -> Arc<RouterStats> {
         self.stats.clone()
+    }
+
+    /// Counts into `stats` (made before the router, so the client thread can report them).
+    pub fn with_stats(mut self, stats: Arc<RouterStats>) -> Self {
+        self.stats = stats;
+        self
     }
 
     /// The publisher (to inspect it in tests and benches).
@@ -294,8 +315,19 @@ impl<P: Publish> Router<P> {
                 b.ring();
             }
         }
-        if work > 0 {
+        if work > 0 || !self.core.latency.is_empty() {
             self.publish_stats();
+            // One pair of clock reads per non-empty pass, after its writes: the pass time, and
+            // the wire → shm figure of every tick it (or the inline feed before it) published.
+            let end = Instant::now();
+            let start = self.core.batch_start.take().map_or(now, |s| s.min(now));
+            let pass = end.saturating_duration_since(start).as_nanos() as u64;
+            self.stats.router_pass.record(pass);
+            if !self.core.latency.is_empty() {
+                self.core
+                    .latency
+                    .flush(&self.stats.wire_to_shm, crate::clock::now_ns());
+            }
         }
         work
     }
@@ -378,6 +410,7 @@ impl<P: Publish> Core<P> {
         };
         *seq += 1;
         t.seq = *seq;
+        self.latency.add(t.recv_ts_ns);
         if last {
             self.publisher.publish_last(&t);
         } else {
