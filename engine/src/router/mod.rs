@@ -24,9 +24,10 @@ mod inline;
 mod msg;
 mod publish;
 mod rings;
+mod stats;
 mod throttle;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,6 +37,8 @@ pub use inline::Inline;
 pub use msg::{ConsumerId, Control, Delivery, Mode, ModeSet, Upstream};
 pub use publish::{MemoryPublisher, Publish};
 pub use rings::{FeedEnds, RingEnds, RingSizes, RouterRings};
+use stats::Counters;
+pub use stats::RouterStats;
 pub use throttle::Throttle;
 
 /// How soon a router with deliveries or demand held back by a full ring looks again.
@@ -43,7 +46,7 @@ const RETRY_WAIT: Duration = Duration::from_millis(1);
 
 use crate::dirty::DirtySet;
 use crate::doorbell::Doorbell;
-use crate::hist::{Batch, Histogram};
+use crate::hist::Batch;
 use crate::idle::{IdleStrategy, Idler};
 use crate::tick::Tick;
 
@@ -81,45 +84,6 @@ impl Default for RouterConfig {
             core: None,
         }
     }
-}
-
-/// Counters the router publishes for status pages and tests (Relaxed: monotonic counters that
-/// nothing synchronises on).
-#[derive(Debug, Default)]
-pub struct RouterStats {
-    /// Ticks taken from feed rings and published.
-    pub ticks: AtomicU64,
-    /// Deliveries pushed to client IO rings.
-    pub deliveries: AtomicU64,
-    /// Times a delivery ring was full and the symbol went to the retry set.
-    pub delivery_retries: AtomicU64,
-    /// Upstream commands pushed to feeds.
-    pub upstream_cmds: AtomicU64,
-    /// Ticks whose symbol id was outside the registry (a feed bug; counted, not published).
-    pub bad_symbol: AtomicU64,
-    /// Control messages with an out-of-range or foreign consumer or symbol id.
-    pub bad_control: AtomicU64,
-    /// Throttle flushes.
-    pub flushes: AtomicU64,
-    /// Wire → shm: from a tick's receive time (`Tick::recv_ts_ns`, read by the feed once per
-    /// broker message) to the end of the router pass that published it. The clock is read once
-    /// per non-empty pass, after publishing, not per tick: each tick's figure is overstated by at
-    /// most the rest of its pass (`router_pass` says how long passes take).
-    pub wire_to_shm: Histogram,
-    /// Time of each non-empty router pass: from its first tick (inline: the first tick the feed
-    /// handed over since the last pass) or the start of the ring pass, to its end.
-    pub router_pass: Histogram,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Counters {
-    ticks: u64,
-    deliveries: u64,
-    delivery_retries: u64,
-    upstream_cmds: u64,
-    bad_symbol: u64,
-    bad_control: u64,
-    flushes: u64,
 }
 
 /// Everything but the input rings, so a ring's read chunk and the state it feeds can be borrowed

@@ -270,8 +270,79 @@ pub(crate) fn ticks_latest(query: &str, shared: &Shared, view: &View) -> Result<
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    use tickwire_engine::symbols::SymbolRegistry;
+
+    use crate::feed::FeedStatus;
+    use crate::gateway::{FeedRef, GatewayConfig};
+
+    /// A `Shared` with one symbol (NSE:SBIN) and `feeds`, for the endpoints' unit tests.
+    pub(crate) fn shared(feeds: &[(&str, Arc<FeedStatus>)]) -> Shared {
+        let mut reg = SymbolRegistry::with_capacity(4);
+        reg.register("NSE", "SBIN", "779521").unwrap();
+        Shared {
+            cfg: GatewayConfig::default(),
+            registry: Arc::new(reg),
+            feeds: feeds
+                .iter()
+                .map(|(b, s)| FeedRef {
+                    broker: (*b).into(),
+                    status: s.clone(),
+                })
+                .collect(),
+            feed_of: Arc::new(vec![0; 4]),
+            stats: Arc::default(),
+            limit_state: Default::default(),
+            market: Arc::new(tickwire_engine::calendar::Market::always_open()),
+            router: Arc::default(),
+            shm: None,
+            classes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn health_names_each_feed_that_is_not_open_or_closed() {
+        let (a, b, c) = (
+            Arc::new(FeedStatus::new(4)),
+            Arc::new(FeedStatus::new(4)),
+            Arc::new(FeedStatus::new(4)),
+        );
+        a.state.store(feed_state::OPEN, Ordering::Relaxed);
+        b.state.store(feed_state::CLOSED, Ordering::Relaxed);
+        let sh = shared(&[("zerodha", a.clone()), ("upstox", b.clone())]);
+        let (ok, v) = health_json(&sh);
+        assert!(ok, "open and closed for market hours are healthy: {v}");
+        assert_eq!(v["status"], "ok");
+        assert!(health_reply(&sh, false).starts_with("HTTP/1.1 200 OK"));
+
+        c.state.store(feed_state::BACKOFF, Ordering::Relaxed);
+        c.since_ns
+            .store(1_796_270_706_789_000_000, Ordering::Relaxed);
+        *c.last_error.lock().unwrap() = crate::feed::LastError {
+            message: "connection refused".into(),
+            at_ns: 1,
+            cleared_ns: 0,
+        };
+        let sh = shared(&[("zerodha", a), ("fyers", c)]);
+        let (ok, v) = health_json(&sh);
+        assert!(!ok);
+        assert_eq!(v["status"], "unhealthy");
+        assert_eq!(
+            v["reasons"],
+            json!([
+                "feed fyers: backoff since 2026-12-03T04:05:06.789Z, last error connection refused"
+            ])
+        );
+        let head = health_reply(&sh, true);
+        assert!(
+            head.starts_with("HTTP/1.1 503 Service Unavailable"),
+            "{head}"
+        );
+        assert!(head.ends_with("\r\n\r\n"), "HEAD: no body");
+    }
 
     #[test]
     fn query_params_are_decoded() {

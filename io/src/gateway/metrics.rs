@@ -271,6 +271,69 @@ mod tests {
     use tickwire_engine::hist::{Histogram, BUCKETS};
 
     #[test]
+    fn the_whole_exposition() {
+        use crate::feed::FeedStatus;
+        use crate::gateway::fanout::Fanout;
+        use crate::gateway::ClassCounts;
+        use std::sync::Arc;
+        use tickwire_engine::router::Mode;
+
+        let f = Arc::new(FeedStatus::new(4));
+        f.ticks.store(7, Ordering::Relaxed);
+        f.state.store(feed_state::OPEN, Ordering::Relaxed);
+        f.set_symbol_state(0, upstream_state::LIVE);
+        let sh = crate::gateway::endpoints::tests::shared(&[("zerodha", f)]);
+        sh.classes.lock().unwrap().insert(
+            "desk-1".into(),
+            ClassCounts {
+                conflations: 2,
+                queue_drops: 40,
+            },
+        );
+        sh.stats.wire_to_client.record(3_000);
+        let mut fanout = Fanout::new(4);
+        fanout.set(0, 1, Mode::Quote.bit());
+        struct NoLast;
+        impl tickwire_engine::last::LastValues for NoLast {
+            fn last_value(&self, _: u32) -> Option<tickwire_engine::Tick> {
+                None
+            }
+        }
+        let view = View {
+            last: &NoLast,
+            fanout: &fanout,
+        };
+        let text = exposition(&sh, &view);
+        for line in [
+            "tickwire_feed_ticks_total{broker=\"zerodha\"} 7",
+            "tickwire_feed_up{broker=\"zerodha\"} 1",
+            "tickwire_upstream_symbols{broker=\"zerodha\",state=\"live\"} 1",
+            "tickwire_upstream_symbols{broker=\"zerodha\",state=\"pending\"} 0",
+            "tickwire_client_subscriptions{mode=\"quote\"} 1",
+            "tickwire_client_conflations_total{class=\"desk-1\"} 2",
+            "tickwire_client_queue_drops_total{class=\"desk-1\"} 40",
+            "tickwire_wire_to_client_seconds_count 1",
+            "tickwire_wire_to_client_seconds_sum 0.000003",
+            "tickwire_wire_to_shm_seconds_count 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        // Every sample follows its family's HELP and TYPE lines.
+        let mut family = "";
+        for l in text.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                family = rest.split(' ').next().unwrap();
+            } else if !l.starts_with('#') {
+                assert!(l.starts_with(family), "{l} outside {family}");
+            }
+        }
+        assert_eq!(
+            text.matches("# HELP ").count(),
+            text.matches("# TYPE ").count()
+        );
+    }
+
+    #[test]
     fn seconds_are_exact_decimals() {
         assert_eq!(seconds(128), "0.000000128");
         assert_eq!(seconds(1_000_000_000), "1");
