@@ -486,8 +486,10 @@ impl Clients {
         };
         let (base, stats) = (shared.cfg.consumer_base, &shared.stats);
         s.deregister(poll);
-        if let (Some((name, c)), Ok(mut m)) = (s.take_class_counts(), shared.classes.lock()) {
-            add_class(&mut m, name, c);
+        if let Some((name, c)) = s.take_class_counts() {
+            if let Ok(mut m) = shared.classes.lock() {
+                add_class(&mut m, name, c);
+            }
         }
         if let Some(key) = s.key_name() {
             if let Ok(mut c) = shared.limit_state.clients.lock() {

@@ -140,7 +140,7 @@ pub(super) fn status_json(shared: &Shared, view: &View) -> String {
         "broker": shared.cfg.broker,
         "feed": feeds[0],
         "feeds": feeds,
-        "clients": {"open": ld(&c.open), "accepted": ld(&c.accepted), "messages": ld(&c.messages), "slow_skips": ld(&c.slow_skips), "conflated": ld(&c.conflated),
+        "clients": {"open": ld(&c.open), "accepted": ld(&c.accepted), "messages": ld(&c.messages), "bytes_out": ld(&c.bytes_out), "slow_skips": ld(&c.slow_skips), "conflated": ld(&c.conflated),
             "refused": ld(&c.refused), "evicted": ld(&c.evicted),
             "authenticated": shared.limit_state.clients.lock().map(|c| c.total()).unwrap_or(0),
             "limits": c.limits.json()},
