@@ -435,7 +435,13 @@ fn ctrl_c_case(extra: &[&str]) {
 #[test]
 fn status_and_health_over_plain_http_on_the_client_port() {
     let d = start_demo(&[]);
-    assert_eq!(http_get(d.port, "/health"), "ok\n");
+    // JSON with the reasons (docs/observability.md); "ok" once the demo's feed is connected.
+    let h = wait_until(30, "/health ok", || {
+        serde_json::from_str::<serde_json::Value>(&http_get(d.port, "/health"))
+            .ok()
+            .filter(|v| v["status"] == "ok")
+    });
+    assert_eq!(h["reasons"], json!([]));
     assert!(http_get(d.port, "/nope").starts_with("not found"));
     // HEAD /health, as load balancers send it: 200, no body.
     {

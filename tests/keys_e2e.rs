@@ -87,11 +87,16 @@ fn tamper(key: &str) -> String {
 
 /// The status line of `GET /status` with `key`.
 fn status_code(port: u16, key: &str) -> String {
+    status_line(port, "/status", key)
+}
+
+/// The status line of `GET path` with `key`.
+fn status_line(port: u16, path: &str, key: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         s,
-        "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n\r\n"
     )
     .unwrap();
     let mut body = String::new();
@@ -163,6 +168,14 @@ fn keys_add_list_revoke_and_a_revoked_client_is_closed_while_others_stream() {
     // `GET /status` takes a keys-file key too (verified off the IO thread), and refuses a wrong one.
     assert!(status_code(port, &k2).contains("200 OK"));
     assert!(status_code(port, &tamper(&k2)).contains("401"));
+    // So do the other data endpoints: the verdict answers the endpoint that asked.
+    for path in ["/subscriptions", "/ticks/latest?symbols=NSE:SBIN"] {
+        assert!(status_line(port, path, &k2).contains("200 OK"), "{path}");
+        assert!(
+            status_line(port, path, &tamper(&k2)).contains("401"),
+            "{path}"
+        );
+    }
     // The gateway records use (written from its keys thread).
     wait_until(10, "desk-1 last used", || {
         list(true).1.filter(|l| !l.contains("never"))

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod dirty;
 pub mod doorbell;
 pub mod health;
+pub mod hist;
 pub mod idle;
 pub mod last;
 pub mod price;

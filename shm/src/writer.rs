@@ -354,6 +354,22 @@ pub struct LastValueView {
     geo: Geometry,
 }
 
+impl LastValueView {
+    /// The writer's ring position (`write_pos` in the header): ticks published since the file
+    /// was made, for status pages.
+    pub fn write_position(&self) -> u64 {
+        // SAFETY: the map is at least HEADER_SIZE bytes (Geometry made the file), page-aligned;
+        // Header is atomics and plain integers, valid for any bit pattern; only a load is done.
+        let h = unsafe { &*(self.map.as_ptr() as *const Header) };
+        h.write_pos.load(Ordering::Acquire)
+    }
+
+    /// Ring slots and symbol capacity of the file.
+    pub fn capacities(&self) -> (u64, u64) {
+        (self.geo.ring_capacity, self.geo.symbol_capacity)
+    }
+}
+
 impl LastValues for LastValueView {
     fn last_value(&self, symbol: u32) -> Option<Tick> {
         if symbol as u64 >= self.geo.symbol_capacity {

@@ -38,6 +38,11 @@ pub trait Inline: Send {
 impl<P: Publish + Send> Inline for Router<P> {
     #[inline]
     fn tick(&mut self, tick: Tick, last: bool) {
+        // The pass's start: one clock read per batch the feed hands over (a broker message), not
+        // per tick.
+        if self.core.batch_start.is_none() {
+            self.core.batch_start = Some(Instant::now());
+        }
         self.core.on_tick(tick, last);
     }
     fn pass(&mut self) -> usize {

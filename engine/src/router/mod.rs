@@ -24,9 +24,10 @@ mod inline;
 mod msg;
 mod publish;
 mod rings;
+mod stats;
 mod throttle;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,6 +37,8 @@ pub use inline::Inline;
 pub use msg::{ConsumerId, Control, Delivery, Mode, ModeSet, Upstream};
 pub use publish::{MemoryPublisher, Publish};
 pub use rings::{FeedEnds, RingEnds, RingSizes, RouterRings};
+use stats::Counters;
+pub use stats::RouterStats;
 pub use throttle::Throttle;
 
 /// How soon a router with deliveries or demand held back by a full ring looks again.
@@ -44,6 +47,7 @@ const RETRY_WAIT: Duration = Duration::from_millis(1);
 use crate::dirty::DirtySet;
 use crate::doorbell::Doorbell;
 use crate::health::{self, SymbolHealth};
+use crate::hist::Batch;
 use crate::idle::{IdleStrategy, Idler};
 use crate::tick::Tick;
 
@@ -87,37 +91,6 @@ impl Default for RouterConfig {
     }
 }
 
-/// Counters the router publishes for status pages and tests (Relaxed: monotonic counters that
-/// nothing synchronises on).
-#[derive(Debug, Default)]
-pub struct RouterStats {
-    /// Ticks taken from feed rings and published.
-    pub ticks: AtomicU64,
-    /// Deliveries pushed to client IO rings.
-    pub deliveries: AtomicU64,
-    /// Times a delivery ring was full and the symbol went to the retry set.
-    pub delivery_retries: AtomicU64,
-    /// Upstream commands pushed to feeds.
-    pub upstream_cmds: AtomicU64,
-    /// Ticks whose symbol id was outside the registry (a feed bug; counted, not published).
-    pub bad_symbol: AtomicU64,
-    /// Control messages with an out-of-range or foreign consumer or symbol id.
-    pub bad_control: AtomicU64,
-    /// Throttle flushes.
-    pub flushes: AtomicU64,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Counters {
-    ticks: u64,
-    deliveries: u64,
-    delivery_retries: u64,
-    upstream_cmds: u64,
-    bad_symbol: u64,
-    bad_control: u64,
-    flushes: u64,
-}
-
 /// Everything but the input rings, so a ring's read chunk and the state it feeds can be borrowed
 /// at once.
 struct Core<P> {
@@ -138,6 +111,10 @@ struct Core<P> {
     counters: Counters,
     /// Per symbol: the health byte last handed to the publisher (empty without `cfg.health`).
     health_shown: Vec<u8>,
+    /// Receive times of the ticks published since the last pass ended (wire → shm).
+    latency: Batch,
+    /// When the first of those ticks came (inline: handed over before the pass runs).
+    batch_start: Option<Instant>,
 }
 
 /// The router; see the module docs.
@@ -189,6 +166,8 @@ impl<P: Publish> Router<P> {
                 Some(_) => vec![0; n],
                 None => Vec::new(),
             },
+            latency: Batch::default(),
+            batch_start: None,
             publisher,
             cfg,
         };
@@ -238,6 +217,12 @@ impl<P: Publish> Router<P> {
     /// The shared counters.
     pub fn stats(&self) -> Arc<RouterStats> {
         self.stats.clone()
+    }
+
+    /// Counts into `stats` (made before the router, so the client thread can report them).
+    pub fn with_stats(mut self, stats: Arc<RouterStats>) -> Self {
+        self.stats = stats;
+        self
     }
 
     /// The publisher (to inspect it in tests and benches).
@@ -306,8 +291,19 @@ impl<P: Publish> Router<P> {
                 b.ring();
             }
         }
-        if work > 0 {
+        if work > 0 || !self.core.latency.is_empty() {
             self.publish_stats();
+            // One pair of clock reads per non-empty pass, after its writes: the pass time, and
+            // the wire → shm figure of every tick it (or the inline feed before it) published.
+            let end = Instant::now();
+            let start = self.core.batch_start.take().map_or(now, |s| s.min(now));
+            let pass = end.saturating_duration_since(start).as_nanos() as u64;
+            self.stats.router_pass.record(pass);
+            if !self.core.latency.is_empty() {
+                self.core
+                    .latency
+                    .flush(&self.stats.wire_to_shm, crate::clock::now_ns());
+            }
         }
         work
     }
@@ -411,6 +407,7 @@ impl<P: Publish> Core<P> {
                 self.publisher.health(s, *h);
             }
         }
+        self.latency.add(t.recv_ts_ns);
         if last {
             self.publisher.publish_last(&t);
         } else {

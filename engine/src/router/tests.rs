@@ -462,3 +462,37 @@ fn inline_ticks_are_delivered_and_wake_who_waits() {
     assert_eq!(ltps, (0..10).collect::<Vec<_>>(), "every tick, in order");
     router.finish();
 }
+
+#[test]
+fn latency_is_recorded_once_per_pass_for_every_stamped_tick() {
+    let mut r = rig(Duration::ZERO, 1, 1024);
+    let stats = r.router.stats();
+    // Two broker messages' worth of ticks through the ring (two stamps), one unstamped tick.
+    let recv = crate::clock::now_ns() - 5_000;
+    for i in 0..5u32 {
+        let mut t = ltp_tick(i % 3, 100 + i as i64);
+        t.recv_ts_ns = if i < 3 { recv } else { recv + 1_000 };
+        r.feed.push(t).unwrap();
+    }
+    r.feed.push(ltp_tick(4, 1)).unwrap(); // recv_ts_ns 0: not measured
+    assert!(r.router.poll(Instant::now()) > 0);
+    let s = stats.wire_to_shm.snapshot();
+    assert_eq!(s.count(), 5, "every stamped tick, none unstamped");
+    assert!(s.max >= 5_000, "measured after publishing: {s:?}");
+    assert_eq!(
+        stats.router_pass.snapshot().count(),
+        1,
+        "one value per pass"
+    );
+    // An empty pass records nothing.
+    assert_eq!(r.router.poll(Instant::now()), 0);
+    assert_eq!(stats.router_pass.snapshot().count(), 1);
+    assert_eq!(stats.wire_to_shm.snapshot().count(), 5);
+    // Inline: ticks handed over before the pass are measured by that pass.
+    let mut t = ltp_tick(1, 7);
+    t.recv_ts_ns = crate::clock::now_ns();
+    Inline::tick(&mut r.router, t, true);
+    Inline::pass(&mut r.router);
+    assert_eq!(stats.wire_to_shm.snapshot().count(), 6);
+    assert_eq!(stats.router_pass.snapshot().count(), 2);
+}

@@ -69,6 +69,8 @@ pub struct Fanned {
     pub written: u64,
     /// Sessions that only marked the symbol (conflating).
     pub conflated: u64,
+    /// Frame bytes handed to sessions.
+    pub bytes: u64,
 }
 
 impl Fanout {
@@ -126,6 +128,39 @@ impl Fanout {
             self.slot_of[symbol as usize] = NONE;
             self.free.push(slot);
         }
+    }
+
+    /// For each symbol some session holds: its id, the number of sessions holding it, and the
+    /// modes they hold (bit per mode, OR of all). `/subscriptions` and `/status` read this on the
+    /// client IO thread itself, which owns the index: counting costs the tick path nothing and
+    /// needs no shared counter (an `AtomicU32` per symbol kept by the router would add a store
+    /// per subscription change on the router and cross-thread reads for the same numbers).
+    pub fn held(&self) -> impl Iterator<Item = (SymbolId, usize, ModeSet)> + '_ {
+        self.slot_of
+            .iter()
+            .enumerate()
+            .filter(|(_, &s)| s != NONE)
+            .map(|(id, &s)| {
+                let e = &self.entries[s as usize];
+                let modes = e.holders.iter().fold(0, |m, h| m | h.modes);
+                (id as SymbolId, e.holders.len(), modes)
+            })
+    }
+
+    /// Subscriptions held by sessions, per mode (LTP, Quote, Depth): one per session, symbol and
+    /// mode.
+    pub fn by_mode(&self) -> [u64; 3] {
+        let mut n = [0u64; 3];
+        for e in &self.entries {
+            for h in &e.holders {
+                for m in Mode::ALL {
+                    if h.modes & m.bit() != 0 {
+                        n[m as usize - 1] += 1;
+                    }
+                }
+            }
+        }
+        n
     }
 
     /// Sessions holding `symbol`.
@@ -234,11 +269,14 @@ impl Fanout {
                     h.marked = true;
                     s.mark(symbol);
                 }
+                s.note_queue_drop();
                 fanned.conflated += 1;
                 continue;
             }
             h.last_seq = value.seq;
+            let before = s.written_bytes();
             fanned.written += s.write_market(h.modes, &mut |m| format(m, value));
+            fanned.bytes += s.written_bytes() - before;
         }
         fanned
     }

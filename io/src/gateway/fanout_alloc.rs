@@ -72,6 +72,9 @@ fn fanning_out_a_tick_allocates_nothing_once_warm() {
         stats: Arc::default(),
         limit_state: Default::default(),
         market: Arc::new(tickwire_engine::calendar::Market::always_open()),
+        router: Arc::default(),
+        shm: None,
+        classes: Default::default(),
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
@@ -86,8 +89,13 @@ fn fanning_out_a_tick_allocates_nothing_once_warm() {
     let mut session = Session::new(mio::net::TcpStream::from_std(server), 1, &shared.cfg);
     let mut outbox = VecDeque::new();
     let mut auth = crate::gateway::keys::Auth::new(&[], None, 3, 20);
+    let handshake_fanout = Fanout::new(4);
+    let view = super::View {
+        last: &NoLast,
+        fanout: &handshake_fanout,
+    };
     while !session.is_open() {
-        session.on_event(&shared, &NoLast, &mut outbox, &mut auth, true);
+        session.on_event(&shared, &view, &mut outbox, &mut auth, true);
     }
     // The client side drains everything, on its own thread (not counted).
     let stop = Arc::new(AtomicBool::new(false));

@@ -13,11 +13,13 @@
 //! - All of a connection's messages of one pass are queued, then written with one flush.
 
 mod admission;
+mod endpoints;
 pub mod fanout;
 #[cfg(test)]
 mod fanout_alloc;
 pub mod keys;
 pub mod limits;
+mod metrics;
 pub mod notices;
 mod protocol;
 mod session;
@@ -34,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
+use tickwire_engine::hist::Batch;
 use tickwire_engine::last::LastValues;
 use tickwire_engine::router::{Control, Delivery, Mode};
 
@@ -42,7 +45,7 @@ use admission::{Admission, Admit};
 pub use limits::{LimitConfig, LimitOverrides, LimitState, LimitStats, Limits, Violation};
 pub use protocol::{label, market_data, parse_mode, JsonStr, OutBuf};
 use session::Session;
-pub use shared::{FeedRef, GatewayConfig, GatewayStats, Shared};
+pub use shared::{ClassCounts, FeedRef, GatewayConfig, GatewayStats, Shared, ShmInfo};
 use tickwire_engine::doorbell::Doorbell;
 
 use crate::ratelog::RateLog;
@@ -182,6 +185,8 @@ impl Gateway {
         let mut fanout = fanout::Fanout::new(self.shared.registry.capacity());
         // Sessions written to in this pass (flushed once at its end).
         let mut touched: Vec<usize> = Vec::with_capacity(n);
+        // Receive times of the ticks this pass wrote to sessions (wire → client).
+        let mut latency = Batch::default();
         while !stop.load(Ordering::Relaxed) {
             // After a busy pass, look again at once; otherwise sleep in epoll until a socket, the
             // router's doorbell or the 100 ms timers wake us.
@@ -217,7 +222,11 @@ impl Gateway {
                 };
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                 let blocked = s.needs_write_events();
-                s.on_event(&self.shared, &*self.last, &mut outbox, &mut auth, readable);
+                let view = View {
+                    last: &*self.last,
+                    fanout: &fanout,
+                };
+                s.on_event(&self.shared, &view, &mut outbox, &mut auth, readable);
                 s.settle(i, blocked, &poll, &mut clients.admission, &mut fanout);
             }
             // Verdicts of the keys verifier: each waiting session gets its auth reply and reads
@@ -232,13 +241,17 @@ impl Gateway {
                     continue;
                 }
                 let blocked = s.needs_write_events();
-                s.on_verdict(name, &self.shared, &*self.last, &mut outbox, &mut auth);
+                let view = View {
+                    last: &*self.last,
+                    fanout: &fanout,
+                };
+                s.on_verdict(name, &self.shared, &view, &mut outbox, &mut auth);
                 s.settle(i, blocked, &poll, &mut clients.admission, &mut fanout);
             }
             // Deliveries from the router, fanned out to the sessions holding each symbol. Bounded
             // per pass so sockets and requests are looked at in between.
             let mut taken = 0;
-            let (mut written, mut conflated) = (0, 0);
+            let (mut written, mut conflated, mut bytes) = (0, 0, 0);
             while taken < MAX_DELIVERIES_PER_PASS {
                 let Ok(mut d) = self.deliveries.pop() else {
                     break;
@@ -269,12 +282,17 @@ impl Gateway {
                 );
                 written += f.written;
                 conflated += f.conflated;
+                bytes += f.bytes;
+                if let (Delivery::Tick(t), true) = (&d, f.written > 0) {
+                    latency.add(t.recv_ts_ns);
+                }
             }
             if taken > 0 {
                 work = true;
                 let st = &self.shared.stats;
                 st.messages.fetch_add(written, Ordering::Relaxed);
                 st.conflated.fetch_add(conflated, Ordering::Relaxed);
+                st.bytes_out.fetch_add(bytes, Ordering::Relaxed);
             }
             let mut pushed = false;
             while let Some(c) = outbox.front() {
@@ -303,8 +321,12 @@ impl Gateway {
                 if let Some(Some(s)) = clients.sessions.get_mut(i) {
                     let before = s.needs_write_events();
                     if s.drain(&self.shared) {
+                        let before = s.written_bytes();
                         let n = fanout.send_marked(i, s, &self.shared, &*self.last, &mut buf);
-                        self.shared.stats.messages.fetch_add(n, Ordering::Relaxed);
+                        let st = &self.shared.stats;
+                        st.messages.fetch_add(n, Ordering::Relaxed);
+                        st.bytes_out
+                            .fetch_add(s.written_bytes() - before, Ordering::Relaxed);
                     }
                     if !before && s.needs_write_events() {
                         s.want_write_events(&poll, Token(i));
@@ -318,8 +340,23 @@ impl Gateway {
                     }
                 }
             }
+            // After the pass's writes and flushes: one clock read for every tick it delivered.
+            if !latency.is_empty() {
+                latency.flush(
+                    &self.shared.stats.wire_to_client,
+                    tickwire_engine::clock::now_ns(),
+                );
+            }
             if last_timers.elapsed() >= Duration::from_millis(100) {
                 last_timers = Instant::now();
+                // Per-class conflation counts: one lock per 100 ms, none per update.
+                let mut classes = self.shared.classes.lock().ok();
+                for s in clients.sessions.iter_mut().flatten() {
+                    if let (Some((name, c)), Some(m)) = (s.take_class_counts(), classes.as_mut()) {
+                        add_class(m, name, c);
+                    }
+                }
+                drop(classes);
                 if let Some(names) = auth.reloaded() {
                     // The keys file changed: sessions of a key no longer in it are closed.
                     let mut closed = 0;
@@ -452,6 +489,11 @@ impl Clients {
         };
         let (base, stats) = (shared.cfg.consumer_base, &shared.stats);
         s.deregister(poll);
+        if let Some((name, c)) = s.take_class_counts() {
+            if let Ok(mut m) = shared.classes.lock() {
+                add_class(&mut m, name, c);
+            }
+        }
         if let Some(key) = s.key_name() {
             if let Ok(mut c) = shared.limit_state.clients.lock() {
                 c.leave(key);
@@ -467,6 +509,26 @@ impl Clients {
         self.free.push(i);
         stats.open.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Adds a session's class counts to its class's totals.
+fn add_class(
+    m: &mut std::collections::BTreeMap<Arc<str>, ClassCounts>,
+    name: Arc<str>,
+    c: ClassCounts,
+) {
+    let e = m.entry(name).or_default();
+    e.conflations += c.conflations;
+    e.queue_drops += c.queue_drops;
+}
+
+/// What an HTTP answer on the client IO thread may read besides [`Shared`]: last values
+/// (`/ticks/latest`) and the thread's own fan-out index (client counts per symbol and mode).
+pub struct View<'a> {
+    /// Latest values.
+    pub last: &'a dyn LastValues,
+    /// Who holds which symbol.
+    pub fanout: &'a fanout::Fanout,
 }
 
 /// At most one "connection refused" line per this interval (with the count).

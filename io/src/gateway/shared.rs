@@ -1,11 +1,14 @@
 //! What the client IO thread is configured with ([`GatewayConfig`]), counts ([`GatewayStats`])
 //! and shares with the rest of the process ([`Shared`]: registry, feeds, limits).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tickwire_engine::hist::Histogram;
+use tickwire_engine::router::RouterStats;
 use tickwire_engine::symbols::SymbolRegistry;
 
 use super::{Budget, LimitConfig, LimitState, LimitStats};
@@ -97,6 +100,44 @@ pub struct GatewayStats {
     pub evicted: AtomicU64,
     /// Client limit violations by kind.
     pub limits: LimitStats,
+    /// WebSocket frame bytes of market data handed to client sockets.
+    pub bytes_out: AtomicU64,
+    /// Wire → client: from a tick's receive time to the end of the client IO thread's pass that
+    /// wrote it to its sessions (one clock read per pass, one value per delivered tick, not per
+    /// client).
+    pub wire_to_client: Histogram,
+}
+
+/// Per client class (the API key's name: operators set limits per key, so the label's
+/// cardinality is the number of keys, bounded): folded in by the client IO thread every 100 ms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassCounts {
+    /// Times one of its clients started conflating (its backlog passed the high-water mark).
+    pub conflations: u64,
+    /// Updates not queued to one of its clients, only marked (it got the latest value later).
+    pub queue_drops: u64,
+}
+
+/// What `/status` says about the shm file.
+#[derive(Clone)]
+pub struct ShmInfo {
+    /// Its path.
+    pub path: String,
+    /// Ring slots.
+    pub ring_capacity: u64,
+    /// Symbols it has room for.
+    pub symbol_capacity: u64,
+    /// The writer's ring position now.
+    pub write_pos: Arc<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl std::fmt::Debug for ShmInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShmInfo")
+            .field("path", &self.path)
+            .field("write_pos", &(self.write_pos)())
+            .finish()
+    }
 }
 
 /// What the gateway thread shares with the rest of the process.
@@ -115,6 +156,12 @@ pub struct Shared {
     pub limit_state: LimitState,
     /// The market calendar and its clock: each exchange's session in `/status`.
     pub market: Arc<tickwire_engine::calendar::Market>,
+    /// The router's counters and histograms (`/status`, `/metrics`).
+    pub router: Arc<RouterStats>,
+    /// The shm file, when there is one.
+    pub shm: Option<ShmInfo>,
+    /// Conflation counts per client class ([`ClassCounts`]), by API key name.
+    pub classes: Mutex<BTreeMap<Arc<str>, ClassCounts>>,
 }
 
 /// One upstream feed as the gateway reports it.

@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{json, Value};
 
-use super::Shared;
+use super::{Shared, View};
 use std::sync::Mutex;
+use tickwire_engine::hist::Snapshot;
 
 use tickwire_engine::calendar::{Exchange, Market};
 use tickwire_engine::clock::rfc3339_utc;
@@ -119,9 +120,10 @@ fn by_health(f: &FeedStatus) -> Value {
 /// `GET /status`: feed health, client counts, and every symbol with upstream demand and its state
 /// (a symbol the broker has not confirmed shows `pending`). `feed` is the first feed (the only one
 /// in most setups); `feeds` lists them all.
-pub(super) fn status_json(shared: &Shared) -> String {
+pub(super) fn status_json(shared: &Shared, view: &View) -> String {
     let c = &shared.stats;
     let now = tickwire_engine::clock::now_ns();
+    let by_mode = view.fanout.by_mode();
     let mut symbols = Vec::new();
     for (i, fr) in shared.feeds.iter().enumerate() {
         let f = &fr.status;
@@ -158,12 +160,33 @@ pub(super) fn status_json(shared: &Shared) -> String {
         "broker": shared.cfg.broker,
         "feed": feeds[0],
         "feeds": feeds,
-        "clients": {"open": ld(&c.open), "accepted": ld(&c.accepted), "messages": ld(&c.messages), "slow_skips": ld(&c.slow_skips), "conflated": ld(&c.conflated),
+        "clients": {"open": ld(&c.open), "accepted": ld(&c.accepted), "messages": ld(&c.messages), "bytes_out": ld(&c.bytes_out), "slow_skips": ld(&c.slow_skips), "conflated": ld(&c.conflated),
             "refused": ld(&c.refused), "evicted": ld(&c.evicted),
             "authenticated": shared.limit_state.clients.lock().map(|c| c.total()).unwrap_or(0),
             "limits": c.limits.json()},
         "symbols": {"registered": shared.registry.len(), "subscribed": symbols},
         "market_hours": market_json(&shared.market),
+        "latency": {
+            "wire_to_shm": hist_json(&shared.router.wire_to_shm.snapshot()),
+            "wire_to_client": hist_json(&c.wire_to_client.snapshot()),
+            "router_pass": hist_json(&shared.router.router_pass.snapshot()),
+        },
+        "shm": shared.shm.as_ref().map(|s| json!({"path": s.path,
+            "ring_capacity": s.ring_capacity, "symbol_capacity": s.symbol_capacity,
+            "write_pos": (s.write_pos)()})),
+        "subscriptions_by_mode": {"ltp": by_mode[0], "quote": by_mode[1], "depth": by_mode[2]},
     })
     .to_string()
+}
+
+/// A latency histogram for `/status` (cumulative since start): count, sum, percentiles read
+/// from the buckets (within a factor of two, capped at the maximum; `tickwire_engine::hist`),
+/// the maximum, and `[upper_bound_ns, cumulative_count]` per bucket.
+pub(super) fn hist_json(s: &Snapshot) -> Value {
+    let buckets: Vec<[u64; 2]> = s.cumulative().map(|(le, n)| [le, n]).collect();
+    json!({
+        "count": s.count(), "sum_ns": s.sum,
+        "p50_ns": s.quantile(0.5), "p90_ns": s.quantile(0.9), "p99_ns": s.quantile(0.99),
+        "p999_ns": s.quantile(0.999), "max_ns": s.max, "buckets": buckets,
+    })
 }

@@ -23,7 +23,9 @@ use tickwire_io::feed::renew;
 use tickwire_io::feed::watch::StaleConfig;
 use tickwire_io::feed::{Feed, FeedConfig, FeedHours, FeedPoller, FeedStatus, FeedThread};
 use tickwire_io::gateway::keys::KeyStore;
-use tickwire_io::gateway::{Budget, FeedRef, Gateway, GatewayConfig, GatewayStats, Shared};
+use tickwire_io::gateway::{
+    Budget, FeedRef, Gateway, GatewayConfig, GatewayStats, Shared, ShmInfo,
+};
 use tickwire_shm::{Writer, WriterConfig};
 
 use super::rollover::FeedCredentials;
@@ -161,7 +163,20 @@ pub fn start(
         symbol_capacity: n as u64,
     };
     let writer = Writer::create(&e.shm, &wcfg, &reg).map_err(|e| e.to_string())?;
-    let last = Arc::new(writer.last_values());
+    let view = writer.last_values();
+    let (ring_capacity, symbol_capacity) = view.capacities();
+    let shm = ShmInfo {
+        path: writer.path().display().to_string(),
+        ring_capacity,
+        symbol_capacity,
+        write_pos: Arc::new({
+            let v = view.clone();
+            move || v.write_position()
+        }),
+    };
+    let last = Arc::new(view);
+    // Made before the router: the client thread reports its counters and histograms.
+    let router_stats: Arc<RouterStats> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
 
     // 4,096 ticks (1.5 MB) per feed: enough to ride out a descheduled router at 1 M ticks/s for
@@ -234,6 +249,9 @@ pub fn start(
         stats: Arc::default(),
         limit_state: Default::default(),
         market: market.clone(),
+        router: router_stats.clone(),
+        shm: Some(shm),
+        classes: Default::default(),
     };
     let mut gateway = Gateway::new(listener, shared, ends.control, ends.deliveries, last)
         .map_err(|e| e.to_string())?;
@@ -253,8 +271,7 @@ pub fn start(
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(|e| format!("feed thread poller: {e}"))?;
     rings.upstream_bells = pollers.iter().map(FeedPoller::doorbell).collect();
-    let router = Router::new(rcfg, rings, writer, feed_of);
-    let router_stats = router.stats();
+    let router = Router::new(rcfg, rings, writer, feed_of).with_stats(router_stats.clone());
     let router_bell = router.doorbell();
 
     let inline = threads_n == 1 && e.router == RouterPlacement::Inline;

@@ -6,13 +6,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use tickwire_engine::last::LastValues;
 use tickwire_engine::router::Control;
 
 use super::{error, Session, Ws};
 use crate::gateway::keys::Auth;
 use crate::gateway::limits::{Limits, RateWindow, Violation};
-use crate::gateway::Shared;
+use crate::gateway::{Shared, View};
 
 impl Session {
     /// A client's change allowance: bursts of a minute's worth, or of its whole subscription
@@ -117,16 +116,16 @@ impl Session {
         &mut self,
         name: Option<Arc<str>>,
         shared: &Shared,
-        last: &dyn LastValues,
+        view: &View,
         outbox: &mut VecDeque<Control>,
         auth: &mut Auth,
     ) {
-        if self.status_pending {
-            self.status_pending = false;
+        if let Some(ep) = self.http_pending.take() {
             if name.is_none() {
                 auth.failed(self.peer, Instant::now());
             }
-            self.respond(super::handshake::status_reply(name.is_some(), shared));
+            let reply = crate::gateway::endpoints::answer(&ep, name.is_some(), shared, view);
+            self.respond(reply);
             self.write_response();
             return;
         }
@@ -142,7 +141,7 @@ impl Session {
         if !self.is_open() {
             return;
         }
-        self.read_requests(shared, last, outbox, auth);
+        self.read_requests(shared, view.last, outbox, auth);
         self.flush_socket();
     }
 

@@ -1,5 +1,6 @@
 //! A connection's first bytes: the HTTP request head, answered with a WebSocket upgrade or a plain
-//! HTTP response (`/health`, `/status`).
+//! HTTP response (`/health`, `/metrics`, and the data endpoints `/status`, `/subscriptions`,
+//! `/ticks/latest`; `docs/observability.md`).
 //!
 //! - The upgrade is checked by tungstenite's own server handshake (`create_response`): method,
 //!   version, `Connection`/`Upgrade` headers, the key, and `Sec-WebSocket-Version: 13` (anything
@@ -7,8 +8,9 @@
 //! - An `Origin` allow-list, when configured, refuses other browser origins with 403; a request
 //!   without `Origin` (every non-browser client, OpenAlgo's included) and the gateway's own origin
 //!   are always allowed.
-//! - `/status` lists subscriptions and counters, so it needs an API key (`X-API-Key` or
-//!   `Authorization: Bearer`); `/health` does not.
+//! - The data endpoints (`/status`, `/subscriptions`, `/ticks/latest`) need an API key
+//!   (`X-API-Key` or `Authorization: Bearer`), 401 without; `/health` and `/metrics` do not (load
+//!   balancers and Prometheus scrapers hold no key).
 //! - A response is written as the socket drains, however large (`/status` with 20,000 instruments
 //!   is over a megabyte): never cut at the first full socket buffer.
 
@@ -24,14 +26,15 @@ use std::time::Instant;
 
 use super::market::Counted;
 use super::{Session, Ws};
+use crate::gateway::endpoints::{self, Endpoint};
 use crate::gateway::keys::{Auth, Check};
-use crate::gateway::{GatewayConfig, Shared};
+use crate::gateway::{GatewayConfig, Shared, View};
 use crate::http::{parse_head, response, response_with, Head, MAX_HEAD};
 
 impl Session {
     /// Reads the request head without blocking; once complete, upgrades or queues the answer.
     /// Any path is accepted for the upgrade, as OpenAlgo accepts any.
-    pub(super) fn read_head(&mut self, shared: &Shared, auth: &mut Auth) {
+    pub(super) fn read_head(&mut self, shared: &Shared, view: &View, auth: &mut Auth) {
         let Ws::Head(stream, buf, _) = &mut self.ws else {
             return;
         };
@@ -65,24 +68,36 @@ impl Session {
             self.upgrade(&head, len, &shared.cfg);
             return;
         }
+        // The head keeps the query as a map, not decoded; the endpoints decode what they read.
+        let query: Vec<String> = head.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let query = query.join("&");
         let reply = match (head.method.as_str(), head.path.as_str()) {
-            ("GET", "/health") => response("200 OK", "text/plain", "ok\n"),
-            ("HEAD", "/health") => response("200 OK", "text/plain", ""),
+            ("GET", "/health") => endpoints::health_reply(shared, false),
+            ("HEAD", "/health") => endpoints::health_reply(shared, true),
+            ("GET", "/metrics") => response(
+                "200 OK",
+                crate::gateway::metrics::CONTENT_TYPE,
+                &crate::gateway::metrics::exposition(shared, view),
+            ),
+            ("GET", p) if Endpoint::of(p, &query).is_some() => {
+                let ep = Endpoint::of(p, &query).unwrap_or(Endpoint::Status);
+                match self.data_key(&head, auth, &ep) {
+                    Some(ok) => endpoints::answer(&ep, ok, shared, view),
+                    // A keys-file key with the verifier: answered with its verdict.
+                    None => return,
+                }
+            }
             // The operator's dashboard: static, no key (the page asks for one and sends it).
             ("GET", "/") => response(
                 "200 OK",
                 "text/html; charset=utf-8",
                 include_str!("../dashboard.html"),
             ),
-            ("GET", "/status") => match self.status_key(&head, auth) {
-                Some(ok) => status_reply(ok, shared),
-                // A keys-file key with the verifier: answered with its verdict.
-                None => return,
-            },
             _ => response(
                 "404 Not Found",
                 "text/plain",
-                "not found: try a WebSocket upgrade, /status or /health\n",
+                "not found: try a WebSocket upgrade, /health, /metrics, /status, /subscriptions \
+                 or /ticks/latest?symbols=EXCHANGE:SYMBOL\n",
             ),
         };
         self.respond(reply);
@@ -191,9 +206,10 @@ fn to_request(head: &Head) -> Result<Request, Refusal> {
 
 impl Session {
     /// Whether the request carries a valid API key (`X-API-Key` or `Authorization: Bearer`):
-    /// Some(answer), or None when a keys-file key went to the verifier (`status_pending`). An
-    /// address past its failure limit is refused without verifying anything.
-    fn status_key(&mut self, head: &Head, auth: &mut Auth) -> Option<bool> {
+    /// Some(answer), or None when a keys-file key went to the verifier (`http_pending` remembers
+    /// `ep`, answered with the verdict). An address past its failure limit is refused without
+    /// verifying anything.
+    fn data_key(&mut self, head: &Head, auth: &mut Auth, ep: &Endpoint) -> Option<bool> {
         let bearer = head.header("authorization").and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
@@ -211,7 +227,7 @@ impl Session {
             match auth.check(k, self.consumer, self.serial) {
                 Check::Valid { .. } => return Some(true),
                 Check::Pending => {
-                    self.status_pending = true;
+                    self.http_pending = Some(ep.clone());
                     return None;
                 }
                 Check::Invalid | Check::Busy => {}
@@ -220,23 +236,6 @@ impl Session {
         auth.failed(self.peer, Instant::now());
         Some(false)
     }
-}
-
-/// `GET /status`'s answer: the status, or 401 without a valid key.
-pub(super) fn status_reply(key_ok: bool, shared: &Shared) -> String {
-    if key_ok {
-        return response(
-            "200 OK",
-            "application/json",
-            &crate::gateway::status::status_json(shared),
-        );
-    }
-    response_with(
-        "401 Unauthorized",
-        "WWW-Authenticate: Bearer\r\n",
-        "text/plain",
-        "/status needs an API key: send X-API-Key: KEY or Authorization: Bearer KEY\n",
-    )
 }
 
 /// True unless an allow-list is configured and a browser's `Origin` is neither on it nor the

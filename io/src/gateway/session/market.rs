@@ -15,8 +15,10 @@ use tickwire_engine::router::Mode;
 use tickwire_engine::symbols::SymbolId;
 use tungstenite::{Message, Utf8Bytes};
 
+use std::sync::Arc;
+
 use super::{would_block, Session, Ws};
-use crate::gateway::Shared;
+use crate::gateway::{ClassCounts, Shared};
 
 /// The client socket, counting the bytes the kernel took: the backlog is what was handed to the
 /// WebSocket minus this.
@@ -121,7 +123,27 @@ impl Session {
         if !self.conflating {
             self.conflating = true;
             self.conflation_starts += 1;
+            self.class_counts.conflations += 1;
         }
+    }
+
+    /// An update this conflating session only marked (a queue drop for its class's metrics).
+    pub fn note_queue_drop(&mut self) {
+        self.class_counts.queue_drops += 1;
+    }
+
+    /// Frame bytes handed to the WebSocket so far.
+    pub fn written_bytes(&self) -> u64 {
+        self.written
+    }
+
+    /// Its key's name and the class counts since the last call (folded into
+    /// `Shared::classes` by the gateway every 100 ms and when the session ends); None when there
+    /// is nothing to add.
+    pub fn take_class_counts(&mut self) -> Option<(Arc<str>, ClassCounts)> {
+        let c = std::mem::take(&mut self.class_counts);
+        let name = self.key_name.clone()?;
+        (c != ClassCounts::default()).then_some((name, c))
     }
 
     /// Times the session started conflating since the last call (for `slow_skips`).

@@ -26,7 +26,7 @@ pub use market::Counted;
 
 use super::keys::Auth;
 use super::limits::{Limits, RateWindow, Violation};
-use super::{GatewayConfig, Shared};
+use super::{GatewayConfig, Shared, View};
 use crate::feed::upstream_state;
 use crate::gateway::notices::{self, Observed, Told};
 use tickwire_engine::health::state;
@@ -76,8 +76,9 @@ pub struct Session {
     /// A key is with the verifier: no further request is read until its verdict, so replies stay
     /// in order.
     auth_pending: bool,
-    /// A `GET /status` key is with the verifier: the response follows its verdict.
-    status_pending: bool,
+    /// A data endpoint's key is with the verifier: the response to this endpoint follows its
+    /// verdict.
+    http_pending: Option<super::endpoints::Endpoint>,
     opened: Instant,
     last_ping: Instant,
     /// The last frame of any kind from the client (a message, a Pong): the idle timeout's clock.
@@ -103,6 +104,8 @@ pub struct Session {
     high_water: u64,
     /// Times the session started conflating since the gateway last collected the count.
     conflation_starts: u64,
+    /// Its class's conflation counts since the gateway last folded them in.
+    class_counts: super::ClassCounts,
     /// Subscription changes for the IO thread's fan-out index: (symbol, modes now held).
     sub_changes: Vec<(SymbolId, ModeSet)>,
     /// Bit `i`: told that feed `i`'s broker refused its credentials (cleared once it no longer
@@ -184,7 +187,7 @@ impl Session {
             key_from_file: false,
             auth_failures: 0,
             auth_pending: false,
-            status_pending: false,
+            http_pending: None,
             opened: now,
             last_ping: now,
             last_heard: now,
@@ -197,6 +200,7 @@ impl Session {
             write_blocked: false,
             high_water: cfg.high_water as u64,
             conflation_starts: 0,
+            class_counts: Default::default(),
             sub_changes: Vec::new(),
             auth_told: 0,
             told: Told::default(),
@@ -296,17 +300,17 @@ impl Session {
     pub fn on_event(
         &mut self,
         shared: &Shared,
-        last: &dyn LastValues,
+        view: &View,
         outbox: &mut VecDeque<Control>,
         auth: &mut Auth,
         readable: bool,
     ) {
         self.poked = true;
-        if matches!(self.ws, Ws::Head(..)) && !self.status_pending {
-            self.read_head(shared, auth);
+        if matches!(self.ws, Ws::Head(..)) && self.http_pending.is_none() {
+            self.read_head(shared, view, auth);
         }
         if readable {
-            self.read_requests(shared, last, outbox, auth);
+            self.read_requests(shared, view.last, outbox, auth);
         }
         self.flush_socket();
         self.write_response();
