@@ -137,7 +137,11 @@ fn a_quiet_symbol_goes_stale_while_the_others_stay_live_and_recovers() {
         (shm_health(&mut shm, "SBIN") == 3).then_some(())
     });
     assert_eq!(shm_health(&mut shm, "RELIANCE"), 2);
-    assert_eq!(py_health(&gw.shm, "SBIN"), "stale", "the Python reader agrees");
+    assert_eq!(
+        py_health(&gw.shm, "SBIN"),
+        "stale",
+        "the Python reader agrees"
+    );
     assert_eq!(py_health(&gw.shm, "RELIANCE"), "live");
     let feed = feed_status(port);
     assert_eq!(feed["symbols_by_health"]["stale"], 1, "{feed}");

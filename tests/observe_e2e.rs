@@ -100,8 +100,11 @@ fn every_endpoint_through_the_real_binary() {
         let (code, body) = http(port, "GET", path, "Authorization: Bearer k1\r\n");
         assert_eq!(code, 200, "{path} with Bearer: {body}");
     }
-    let (code, _) = http(port, "GET", "/", "");
-    assert_eq!(code, 404, "/ stays unrouted here");
+    let (code, body) = http(port, "GET", "/", "");
+    assert_eq!(code, 200, "/ is the dashboard, no key needed");
+    assert!(body.contains("<html"), "{body}");
+    let (code, _) = http(port, "GET", "/nothing-here", "");
+    assert_eq!(code, 404);
 
     // /status: latency histograms, the shm file, subscriptions by mode.
     let st = wait_until(10, "wire → client figures in /status", || {
@@ -201,6 +204,11 @@ fn every_endpoint_through_the_real_binary() {
     assert_eq!(code, 400, "symbols= is required");
 
     // /metrics: no key (a scraper has none); the Prometheus parser checks families and labels.
+    // The feed counts its symbols by health four times a second: wait for a count.
+    wait_until(5, "symbols counted by health", || {
+        let st = json_of(port, "/status");
+        (st["feed"]["symbols_by_health"]["live"].as_u64() >= Some(2)).then_some(())
+    });
     let (code, text) = http(port, "GET", "/metrics", "");
     assert_eq!(code, 200, "{text}");
     assert!(sample(&text, "tickwire_feed_ticks_total{broker=\"zerodha\"}") > 0.0);
