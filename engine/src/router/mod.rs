@@ -19,6 +19,7 @@
 //! The same holds for upstream commands: the wanted state per symbol is kept, and what the feed ring
 //! could not take is sent later, merged with any newer change.
 
+mod health;
 mod index;
 mod inline;
 mod msg;
@@ -46,7 +47,7 @@ const RETRY_WAIT: Duration = Duration::from_millis(1);
 
 use crate::dirty::DirtySet;
 use crate::doorbell::Doorbell;
-use crate::health::{self, SymbolHealth};
+use crate::health::SymbolHealth;
 use crate::hist::Batch;
 use crate::idle::{IdleStrategy, Idler};
 use crate::tick::Tick;
@@ -378,19 +379,6 @@ impl<P: Publish> Router<P> {
 impl<P: Publish> Core<P> {
     #[inline]
     /// `last`: the final tick of what is at hand (see [`Publish::publish_last`]).
-    /// Hands the publisher every symbol whose health byte changed since the last heartbeat (a
-    /// byte compare per symbol, ten times a second: 20,000 symbols take a few microseconds).
-    fn show_health(&mut self) {
-        let Some(h) = &self.cfg.health else { return };
-        for (id, shown) in self.health_shown.iter_mut().enumerate() {
-            let now = h.state(id as u32);
-            if now != *shown {
-                *shown = now;
-                self.publisher.health(id as u32, now);
-            }
-        }
-    }
-
     fn on_tick(&mut self, mut t: Tick, last: bool) {
         let s = t.symbol_id;
         let Some(seq) = self.seq.get_mut(s as usize) else {
@@ -399,14 +387,7 @@ impl<P: Publish> Core<P> {
         };
         *seq += 1;
         t.seq = *seq;
-        if let Some(h) = self.health_shown.get_mut(s as usize) {
-            // The feed made it live before the tick left (`SymbolHealth::touch`); readers see
-            // `live` no later than the tick that ends the silence.
-            if *h == health::state::STALE {
-                *h = health::state::LIVE;
-                self.publisher.health(s, *h);
-            }
-        }
+        self.live_again(s);
         self.latency.add(t.recv_ts_ns);
         if last {
             self.publisher.publish_last(&t);

@@ -20,12 +20,13 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{ClientHandshake, Message, WebSocket};
 
 use super::assign::Retries;
-use super::demand::{Changes, Demand};
+use super::demand::Demand;
 use super::dial::{self, Prepared};
 use super::error::{Action, FeedError};
 use super::machine::{Due, Machine};
 use super::protocol::{BrokerProtocol, Incoming};
 use super::said::Said;
+use super::send::{encode, send_all};
 use super::sink::TickSink;
 use super::status::{feed_state, upstream_state, FeedStatus};
 use super::stream::Stream;
@@ -419,15 +420,20 @@ impl Conn {
 
     /// Drops the socket (with a close frame when open) and anything queued for it.
     fn drop_socket(&mut self, ctx: &mut Ctx<'_>) {
+        self.release(ctx.registry);
+    }
+
+    /// [`Conn::drop_socket`] with only the poller's registry at hand.
+    fn release(&mut self, registry: &Registry) {
         match std::mem::replace(&mut self.sock, Sock::None) {
             Sock::Connecting(mut t, _) => {
-                let _ = ctx.registry.deregister(&mut t);
+                let _ = registry.deregister(&mut t);
             }
             Sock::Open(mut ws) => {
                 // Best effort: say goodbye with a close frame rather than a bare TCP reset.
                 let _ = ws.close(None);
                 let _ = ws.flush();
-                let _ = ctx.registry.deregister(ws.get_mut().tcp());
+                let _ = registry.deregister(ws.get_mut().tcp());
             }
             _ => {}
         }
@@ -565,18 +571,7 @@ impl Conn {
         if self.machine.phase() == super::machine::Phase::Stopped {
             return;
         }
-        match std::mem::replace(&mut self.sock, Sock::None) {
-            Sock::Connecting(mut t, _) => {
-                let _ = registry.deregister(&mut t);
-            }
-            Sock::Open(mut ws) => {
-                let _ = ws.close(None);
-                let _ = ws.flush();
-                let _ = registry.deregister(ws.get_mut().tcp());
-            }
-            _ => {}
-        }
-        self.out.clear();
+        self.release(registry);
         self.machine.reset(Instant::now());
         status.set_conn_state(self.idx, feed_state::CLOSED);
     }
@@ -595,28 +590,5 @@ impl Conn {
             let _ = ws.flush();
         }
         self.sock = Sock::None;
-    }
-}
-
-/// Encodes `changes` as the broker's requests, cut to its per-message limit.
-fn encode(p: &mut dyn BrokerProtocol, changes: &Changes, out: &mut Vec<Message>) {
-    let per_message = p.limits().per_message;
-    changes.for_each_request(per_message, |r| p.encode(r, out));
-}
-
-/// Writes and flushes `out` (emptying it); a full socket buffer is not an error (tungstenite keeps
-/// the rest and the next flush sends it).
-fn send_all(ws: &mut WebSocket<Stream>, out: &mut Vec<Message>) -> Result<(), String> {
-    for msg in out.drain(..) {
-        match ws.write(msg) {
-            Ok(()) => {}
-            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(format!("send: {e}")),
-        }
-    }
-    match ws.flush() {
-        Ok(()) => Ok(()),
-        Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
-        Err(e) => Err(format!("flush: {e}")),
     }
 }

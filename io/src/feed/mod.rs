@@ -15,6 +15,7 @@
 //! | [`hours`] | market hours: whether a feed should be connected now (the calendar, once a second) |
 //! | [`renew`] | new credentials for a running feed, handed to its thread |
 //! | `said` | a connection's log lines, each kind rate-limited |
+//! | `send` | demand changes encoded as the broker's requests, written without blocking |
 //! | [`status`] | [`FeedStatus`]: health, counters, per-symbol upstream state |
 //! | [`watch`] | no silent stalls: stale symbols (learned intervals, market hours) and stalled connections, judged four times a second |
 //! | [`backoff`], [`stream`] | capped exponential backoff with jitter; plain TCP or rustls TLS |
@@ -31,6 +32,7 @@ pub mod pool;
 pub mod protocol;
 pub mod renew;
 mod said;
+mod send;
 pub mod sink;
 pub mod status;
 pub mod stream;
