@@ -98,16 +98,23 @@ fn py_health(shm: &std::path::Path, symbol: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-#[test]
-fn a_quiet_symbol_goes_stale_while_the_others_stay_live_and_recovers() {
+/// A mock broker on a free port, `serve` against it with `extra`, and a client holding every
+/// symbol of `TOKENS`.
+fn streaming(extra: &[&str]) -> (u16, Proc, Served, Ws) {
     let bport = free_port();
-    let _m = mock(bport);
+    let m = mock(bport);
     let url = format!("ws://127.0.0.1:{bport}");
     let inst = format!("http://127.0.0.1:{bport}/instruments");
-    let gw = start_serve(&url, &inst, &FAST);
-    let port = gw.port;
-    let mut ws = authed(port);
+    let gw = start_serve(&url, &inst, extra);
+    let mut ws = authed(gw.port);
     subscribe_all(&mut ws);
+    (bport, m, gw, ws)
+}
+
+#[test]
+fn a_quiet_symbol_goes_stale_while_the_others_stay_live_and_recovers() {
+    let (bport, _m, gw, mut ws) = streaming(&FAST);
+    let port = gw.port;
     for (sym, _) in TOKENS {
         wait_until(30, &format!("{sym}'s usual interval"), || {
             symbol_row(port, sym)["usual_interval_ms"].as_i64()
@@ -166,14 +173,8 @@ fn a_quiet_symbol_goes_stale_while_the_others_stay_live_and_recovers() {
 
 #[test]
 fn a_stalled_connection_is_reconnected() {
-    let bport = free_port();
-    let _m = mock(bport);
-    let url = format!("ws://127.0.0.1:{bport}");
-    let inst = format!("http://127.0.0.1:{bport}/instruments");
-    let gw = start_serve(&url, &inst, &FAST);
+    let (bport, _m, gw, mut ws) = streaming(&FAST);
     let port = gw.port;
-    let mut ws = authed(port);
-    subscribe_all(&mut ws);
     wait_until(30, "the connection's interval learned", || {
         symbol_row(port, "SBIN")["usual_interval_ms"].as_i64()
     });
@@ -200,14 +201,8 @@ fn a_stalled_connection_is_reconnected() {
 
 #[test]
 fn clients_are_told_when_the_broker_goes_and_comes_back() {
-    let bport = free_port();
-    let m = mock(bport);
-    let url = format!("ws://127.0.0.1:{bport}");
-    let inst = format!("http://127.0.0.1:{bport}/instruments");
-    let gw = start_serve(&url, &inst, &[]);
+    let (bport, m, gw, mut ws) = streaming(&[]);
     let port = gw.port;
-    let mut ws = authed(port);
-    subscribe_all(&mut ws);
     wait_data(&mut ws, "NSE", "SBIN", 15);
     let mut quiet = authed(port);
     send(&mut quiet, json!({"action": "unsubscribe_status"}));
