@@ -121,6 +121,21 @@ pub fn respond(
     stream.flush()
 }
 
+/// The value of `name` in a query string (`a=1&b=2`), percent-decoded (`+` is a space; an
+/// escape that is cut or not hex stays as it is; bytes that are not UTF-8 become U+FFFD).
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    let decode = |s: &str| {
+        let spaced = s.replace('+', " ");
+        percent_encoding::percent_decode_str(&spaced)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (decode(k) == name).then(|| decode(v))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +157,22 @@ mod tests {
         // RFC 6455's example key
         assert!(switching_protocols("dGhlIHNhbXBsZSBub25jZQ==")
             .contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+    }
+
+    #[test]
+    fn query_params_are_decoded() {
+        let q = "symbols=NSE%3ASBIN%2CNSE:INFY&mode=Depth&x=a+b%2&y=%zz";
+        assert_eq!(
+            query_param(q, "symbols").as_deref(),
+            Some("NSE:SBIN,NSE:INFY")
+        );
+        assert_eq!(query_param(q, "mode").as_deref(), Some("Depth"));
+        assert_eq!(query_param(q, "other"), None);
+        assert_eq!(
+            query_param(q, "x").as_deref(),
+            Some("a b%2"),
+            "a cut escape stays"
+        );
+        assert_eq!(query_param(q, "y").as_deref(), Some("%zz"));
     }
 }

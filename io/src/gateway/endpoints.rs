@@ -16,7 +16,7 @@ use tickwire_engine::router::{Mode, ModeSet};
 use super::protocol::{label, market_data, parse_mode};
 use super::{Shared, View};
 use crate::feed::{feed_state, upstream_state};
-use crate::http::{response, response_with};
+use crate::http::{query_param, response, response_with};
 
 /// A data endpoint: answered once its API key checked out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,48 +193,14 @@ pub(crate) fn subscriptions_json(shared: &Shared, view: &View) -> Value {
         "subscriptions": subs})
 }
 
-/// Percent-decodes a query component (`+` is a space).
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The value of `name` in a query string, decoded.
-fn param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (decode(k) == name).then(|| decode(v))
-    })
-}
-
 /// `GET /ticks/latest?symbols=NSE:SBIN,NSE:INFY[&mode=quote|depth|ltp]`: each known symbol's
 /// last value as the `market_data` message a client holding it in that mode would get (Quote by
 /// default); unknown symbols, and known ones with no value yet, are listed in `errors`.
 pub(crate) fn ticks_latest(query: &str, shared: &Shared, view: &View) -> Result<Value, String> {
-    let list = param(query, "symbols")
+    let list = query_param(query, "symbols")
         .filter(|s| !s.trim().is_empty())
         .ok_or("symbols=EXCHANGE:SYMBOL,… is required")?;
-    let mode = match param(query, "mode") {
+    let mode = match query_param(query, "mode") {
         Some(m) => parse_mode(&Value::String(m))?,
         None => Mode::Quote,
     };
@@ -342,16 +308,6 @@ pub(crate) mod tests {
             "{head}"
         );
         assert!(head.ends_with("\r\n\r\n"), "HEAD: no body");
-    }
-
-    #[test]
-    fn query_params_are_decoded() {
-        let q = "symbols=NSE%3ASBIN%2CNSE:INFY&mode=Depth";
-        assert_eq!(param(q, "symbols").as_deref(), Some("NSE:SBIN,NSE:INFY"));
-        assert_eq!(param(q, "mode").as_deref(), Some("Depth"));
-        assert_eq!(param(q, "other"), None);
-        assert_eq!(decode("a+b%2"), "a b%2", "a cut escape stays as it is");
-        assert_eq!(decode("%zz"), "%zz");
     }
 
     #[test]
