@@ -239,14 +239,15 @@ fn clients_are_told_when_the_broker_goes_and_comes_back() {
     wait_data(&mut quiet, "NSE", "SBIN", 15);
 }
 
-/// 08:59:50 IST on a Monday: the feed is connected (from 08:45) but no exchange is open. A
-/// muted symbol is never stale, and at 09:00 NSE's pre-open is told to its clients.
+/// 08:59:30 IST on a Monday: the feed is connected (from 08:45) but no exchange is open. A
+/// muted symbol is never stale, and at 09:00 NSE's pre-open is told to its clients (30 s of the
+/// calendar's clock to start `serve` and subscribe, on a slow machine).
 #[test]
 fn nothing_is_stale_while_the_exchange_is_shut_and_sessions_are_told() {
     let bport = free_port();
     let _m = mock(bport);
     let mut extra = FAST.to_vec();
-    extra.extend(["--market-now", "2026-12-07T08:59:50+05:30"]);
+    extra.extend(["--market-now", "2026-12-07T08:59:30+05:30"]);
     let gw = start_serve_by_the_calendar(bport, &extra);
     let port = gw.port;
     wait_feed_state(port, "open", 30);
@@ -255,7 +256,7 @@ fn nothing_is_stale_while_the_exchange_is_shut_and_sessions_are_told() {
     mock_get(bport, &format!("/mute?token={}", token_of("SBIN")));
     let row = wait_health(port, "SBIN", "closed", 10);
     assert_eq!(row["upstream"], "live", "{row}");
-    let pre = wait_update(&mut ws, 30, |v| v["scope"] == "market").expect("a session update");
+    let pre = wait_update(&mut ws, 60, |v| v["scope"] == "market").expect("a session update");
     assert_eq!(pre["exchange"], "NSE", "{pre}");
     assert_eq!(pre["state"], "pre_open", "{pre}");
     // Still shut for trading (pre-open is not judged) and never stale: no update says so.
