@@ -6,6 +6,7 @@ pub mod bench_fanout;
 pub mod bench_soak;
 pub mod config;
 pub mod gateway_cmd;
+pub mod journal_cmd;
 pub mod json;
 pub mod keys_cmd;
 pub mod logging;

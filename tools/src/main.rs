@@ -51,6 +51,10 @@ enum Cmd {
     /// API keys: add (prints a new key once), list, revoke; the file holds only Argon2id hashes.
     #[command(subcommand)]
     Keys(tickwire::keys_cmd::KeysCmd),
+    /// The raw-frame journal: `journal ls DIR` (segments), `journal stat DIR` (totals, gaps,
+    /// torn tails).
+    #[command(subcommand)]
+    Journal(tickwire::journal_cmd::JournalCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -144,6 +148,7 @@ fn main() -> ExitCode {
     let res = match cli.cmd {
         Cmd::Shm(c) => shm_cmd::run(c, &stop),
         Cmd::Keys(c) => tickwire::keys_cmd::run(c),
+        Cmd::Journal(c) => tickwire::journal_cmd::run(c),
         Cmd::Bench(BenchCmd::E2e(a)) => tickwire::bench_cmd::e2e(a, &stop),
         Cmd::Bench(BenchCmd::Fanout(a)) => tickwire::bench_fanout::fanout(a, &stop),
         Cmd::Bench(BenchCmd::Soak(a)) => tickwire::bench_soak::soak(a, &stop),
