@@ -26,14 +26,22 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let n: i64 = if full { 1_000_000 } else { BURST };
     let shm = std::path::Path::new("/dev/shm");
-    let tmp = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() }.unwrap();
+    let tmp = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .unwrap();
     let frame = [0x5au8; 200];
     println!("Appender::frame, 200-byte frames, writer thread draining, {n} frames a run");
     println!("| run | ns per frame | frames missed |");
     println!("|---|---|---|");
     let mut best = f64::MAX;
     for run in 0..5 {
-        let cfg = JournalConfig { dir: tmp.path().join(run.to_string()), ..JournalConfig::default() };
+        let cfg = JournalConfig {
+            dir: tmp.path().join(run.to_string()),
+            ..JournalConfig::default()
+        };
         let mut j = Journal::start(cfg).unwrap();
         let mut a = j.appender(0, "bench");
         let stats = j.stats();
@@ -65,7 +73,10 @@ fn main() {
     println!("best: {best:.1} ns per recorded frame");
 
     // Unpaced: the ring fills and most frames are dropped and counted.
-    let cfg = JournalConfig { dir: tmp.path().join("unpaced"), ..JournalConfig::default() };
+    let cfg = JournalConfig {
+        dir: tmp.path().join("unpaced"),
+        ..JournalConfig::default()
+    };
     let mut j = Journal::start(cfg).unwrap();
     let mut a = j.appender(0, "bench");
     let stats = j.stats();

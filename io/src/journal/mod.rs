@@ -1,7 +1,7 @@
 //! The raw-frame journal: every upstream frame as received, and the control events that change
 //! what frames mean, appended to checksummed segment files (`docs/journal-format.md`).
 //!
-//! - [`format`]: the bytes on disk, offset by offset.
+//! - [`format`](mod@format): the bytes on disk, offset by offset.
 //! - [`Appender`] (`append`): the feed thread's side, a copy into an SPSC byte ring that never
 //!   blocks, allocates or makes a syscall.
 //! - `writer`: the "tickwire-journal" thread draining the rings into segments.

@@ -242,6 +242,10 @@ impl<R: Read> SegmentReader<R> {
                 self.corrupt(offset, "length out of range")
             };
         }
+        if offset + len as u64 > self.len {
+            // Past the end: cut by a crash (checked before allocating for a bogus length).
+            return self.torn(offset);
+        }
         self.buf.clear();
         self.buf.resize(len, 0);
         self.buf[..4].copy_from_slice(&lenb);
