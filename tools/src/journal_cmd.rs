@@ -84,8 +84,11 @@ fn summarise(path: &Path) -> Result<Summary, String> {
     };
     while let Some(rec) = r.next_record().map_err(|e| e.to_string())? {
         s.records += 1;
-        s.first = min_opt(s.first, Some(rec.ts_ns));
-        s.last = s.last.max(Some(rec.ts_ns));
+        // A feed record is stamped with the writer's clock, not the feed's: not data time.
+        if rec.kind != Kind::Feed {
+            s.first = min_opt(s.first, Some(rec.ts_ns));
+            s.last = s.last.max(Some(rec.ts_ns));
+        }
         match rec.kind {
             Kind::Frame => {
                 let e = s.frames.entry(rec.feed).or_default();

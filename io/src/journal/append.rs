@@ -35,6 +35,12 @@ pub enum Event<'a> {
     },
 }
 
+/// The feed thread that owns the feed may not be the one that made the appender.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Appender>();
+};
+
 /// Ring bytes of a gap record (the ring never carries the CRC; the writer appends it).
 const GAP_RING: usize = RECORD_HEAD + 8;
 
