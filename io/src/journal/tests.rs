@@ -283,9 +283,15 @@ fn after_a_crash_the_restart_segment_is_read_past_the_torn_one() {
     let p = one_segment(dir.path());
     // The crash: the first run's segment ends inside its last record.
     let len = std::fs::metadata(&p).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(len - 7).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
     let mut j = Journal::start(cfg(dir.path())).unwrap();
-    j.appender(0, "kite").frame(0, T0 + 100, true, b"after restart");
+    j.appender(0, "kite")
+        .frame(0, T0 + 100, true, b"after restart");
     j.stop().unwrap();
     let (v, s) = all(dir.path());
     assert_eq!(v.len(), 9 + 1);
