@@ -9,6 +9,7 @@ pub mod brokers;
 pub mod feed;
 pub mod gateway;
 pub mod http;
+pub mod journal;
 pub mod ratelog;
 
 /// Kite's codec, where it has always been importable from (`tickwire_io::kite`).
