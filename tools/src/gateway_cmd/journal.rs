@@ -13,10 +13,10 @@ pub struct JournalArgs {
     /// Record every upstream frame as received, and every connect, disconnect and subscription
     /// change, in this directory (`docs/journal-format.md`). `serve` records to `./journal` unless
     /// `--no-journal`; `demo` only when given.
-    #[arg(long = "journal")]
+    #[arg(long = "journal", id = "journal")]
     pub dir: Option<PathBuf>,
     /// Do not record a journal (`serve`).
-    #[arg(long, conflicts_with = "dir")]
+    #[arg(long, conflicts_with = "journal")]
     pub no_journal: bool,
     /// A journal segment file is closed and the next begun past this many MiB (and at each
     /// trading day).
