@@ -7,7 +7,8 @@
 //!
 //! Then every broker's parse path the way the feed thread runs it: a WebSocket frame read by
 //! tungstenite, handed to the broker's `BrokerProtocol::on_message` with a `TickSink` into the inline
-//! router (Kite's binary packets, Upstox's protobuf `FeedResponse`).
+//! router (Kite's binary packets, Upstox's protobuf `FeedResponse`), each frame journaled first
+//! (`tickwire_io::journal::Appender::frame`) with the journal's writer thread running.
 //!
 //! One test in this binary on purpose: the counter is process-wide, and a second test running in
 //! parallel would allocate into it.
@@ -26,6 +27,7 @@ use tickwire_io::brokers::upstox::{self, pb};
 use tickwire_io::feed::protocol::Incoming;
 use tickwire_io::feed::{BrokerProtocol, FeedStatus, TickSink};
 use tickwire_io::gateway::{market_data, OutBuf};
+use tickwire_io::journal::{Journal, JournalConfig};
 use tickwire_io::kite::packet::{Kind, RawLevel, Repr};
 use tickwire_io::kite::{self, TokenMap};
 use tickwire_shm::{Writer, WriterConfig};
@@ -290,6 +292,13 @@ fn broker_path_allocs(
     let dir = tempfile::tempdir().unwrap();
     let (mut router, mut del_rx) = inline_router(dir.path(), 3);
     let status = FeedStatus::new(8);
+    // Every frame is journaled first, as the feed thread does (`serve`'s default).
+    let mut journal = Journal::start(JournalConfig {
+        dir: dir.path().join("journal"),
+        ..JournalConfig::default()
+    })
+    .unwrap();
+    let mut appender = journal.appender(0, name);
     let mut ws = WebSocket::from_raw_socket(Cursor::new(wire), Role::Client, None);
     let mut out = Vec::new();
     let (mut ticks, mut delivered) = (0u64, 0u64);
@@ -301,6 +310,10 @@ fn broker_path_allocs(
             Ok(Message::Text(text)) => Incoming::Text(text.as_str()),
             other => panic!("expected a data frame, got {other:?}"),
         };
+        match &incoming {
+            Incoming::Binary(b) => appender.frame(0, 1, true, b),
+            Incoming::Text(t) => appender.frame(0, 1, false, t.as_bytes()),
+        }
         protocol
             .on_message(incoming, 1, &mut sink, &mut out)
             .unwrap();
@@ -320,6 +333,7 @@ fn broker_path_allocs(
         frames.1
     );
     router.finish();
+    journal.stop().unwrap();
 }
 
 /// Runs `step` `warm` times, then counts the allocations of `measured` more runs.

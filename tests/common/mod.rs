@@ -265,6 +265,8 @@ fn serve_on_hours(broker_args: &[&str], dev: bool) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let shm = dir.path().join("ticks");
     let ps = port.to_string();
+    // Each gateway journals (as `serve` does by default) into its own directory.
+    let journal = dir.path().join("journal");
     let mut args = vec![
         "serve",
         "--port",
@@ -273,6 +275,8 @@ fn serve_on_hours(broker_args: &[&str], dev: bool) -> Served {
         "k1",
         "--shm",
         shm.to_str().unwrap(),
+        "--journal",
+        journal.to_str().unwrap(),
     ];
     if dev {
         args.push("--dev");

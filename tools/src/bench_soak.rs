@@ -294,6 +294,9 @@ pub fn soak(a: SoakArgs, stop: &AtomicBool) -> Result<(), String> {
     let child = Command::new(exe)
         .args(["serve", "--port", &port.to_string(), "--shm"])
         .arg(&shm)
+        // The soak is about clients; at 200,000 updates/s a journal would write gigabytes
+        // (benches/journal.rs measures its cost).
+        .arg("--no-journal")
         .args(["--api-key", &keys.join(",")])
         .args(["--broker-url", &format!("ws://{maddr}")])
         .args(["--instruments", &format!("http://{maddr}/instruments")])

@@ -13,7 +13,7 @@ use mio::{Interest, Registry, Token};
 use tickwire_engine::clock::now_ns;
 use tickwire_engine::doorbell::Doorbell;
 use tickwire_engine::router::Inline;
-use tickwire_engine::symbols::SymbolId;
+use tickwire_engine::symbols::{SymbolId, SymbolRegistry};
 use tickwire_engine::Tick;
 use tungstenite::handshake::{HandshakeError, MidHandshake};
 use tungstenite::protocol::WebSocketConfig;
@@ -25,6 +25,7 @@ use super::dial::{self, Prepared};
 use super::error::{Action, FeedError};
 use super::machine::{Due, Machine};
 use super::protocol::{BrokerProtocol, Incoming};
+use super::record;
 use super::said::Said;
 use super::send::{encode, send_all};
 use super::sink::TickSink;
@@ -32,6 +33,7 @@ use super::status::{feed_state, upstream_state, FeedStatus};
 use super::stream::Stream;
 use super::thread::FeedConfig;
 use super::watch::{DataClock, StaleConfig};
+use crate::journal::Appender;
 
 /// Most bytes tungstenite asks the socket for per read. It zero-fills that much of its buffer before
 /// every read (tungstenite 0.30, `FrameCodec::read_in`), so its 128 KiB default cost ~1 µs a read,
@@ -53,6 +55,10 @@ pub(super) struct Ctx<'a> {
     /// What the feed's log last said about its credentials (a refusal is said once per refusal,
     /// not per connection or retry).
     pub auth_note: &'a mut AuthNote,
+    /// Symbol names (journal events name what was subscribed).
+    pub symbols: &'a SymbolRegistry,
+    /// The feed's journal, when it has one.
+    pub journal: Option<&'a mut Appender>,
 }
 
 /// What the log last said about a feed's credentials.
@@ -168,6 +174,9 @@ impl Conn {
         let changes = self.demand.take_changes();
         if !changes.is_empty() {
             if let Sock::Open(ws) = &mut self.sock {
+                if let Some(j) = ctx.journal.as_deref_mut() {
+                    record::changes(j, self.idx, ctx.symbols, &changes);
+                }
                 encode(&mut *self.protocol, &changes, &mut self.out);
                 if let Err(e) = send_all(ws, &mut self.out) {
                     self.fail(ctx, FeedError::retry(e));
@@ -322,6 +331,10 @@ impl Conn {
             .fetch_add(1, Ordering::Relaxed);
         self.protocol.on_open(&mut self.out);
         let all = self.demand.resubscribe();
+        if let Some(j) = ctx.journal.as_deref_mut() {
+            record::connect(j, self.idx);
+            record::changes(j, self.idx, ctx.symbols, &all);
+        }
         for syms in all.subscribe.values() {
             for &s in syms {
                 status.set_symbol_state(s, upstream_state::PENDING);
@@ -370,6 +383,9 @@ impl Conn {
     /// Drops the socket, records why, and lets the machine decide what next.
     fn fail(&mut self, ctx: &mut Ctx<'_>, e: FeedError) {
         let was_open = self.is_open();
+        if let (true, Some(j)) = (was_open, ctx.journal.as_deref_mut()) {
+            record::disconnect(j, self.idx, &e.reason);
+        }
         self.drop_socket(ctx);
         let name = self.protocol.name();
         let c = self.idx;
@@ -469,6 +485,12 @@ impl Conn {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_>, msg: Incoming<'_>) -> Result<(), FeedError> {
         let recv = now_ns();
+        if let Some(j) = ctx.journal.as_deref_mut() {
+            match &msg {
+                Incoming::Binary(b) => j.frame(self.idx as u8, recv, true, b),
+                Incoming::Text(t) => j.frame(self.idx as u8, recv, false, t.as_bytes()),
+            }
+        }
         let status = ctx.status;
         let mut sink = match ctx.inline.as_deref_mut() {
             Some(r) => TickSink::inline(r, status),

@@ -14,6 +14,7 @@
 //! | [`error`] | [`FeedError`]: what happened and what to do (retry, retry after, reauthorize, reject, credentials rejected, stop) |
 //! | [`hours`] | market hours: whether a feed should be connected now (the calendar, once a second) |
 //! | [`renew`] | new credentials for a running feed, handed to its thread |
+//! | `record` | what a connection tells the journal besides its frames: connects, disconnects, subscription changes |
 //! | `said` | a connection's log lines, each kind rate-limited |
 //! | `send` | demand changes encoded as the broker's requests, written without blocking |
 //! | [`status`] | [`FeedStatus`]: health, counters, per-symbol upstream state |
@@ -30,6 +31,7 @@ pub mod hours;
 pub mod machine;
 pub mod pool;
 pub mod protocol;
+mod record;
 pub mod renew;
 mod said;
 mod send;

@@ -51,6 +51,9 @@ pub struct Feed {
     pub hours: Option<FeedHours>,
     /// New credentials, while the gateway runs ([`super::renew`]); `None`: never renewed.
     pub renew: Option<RenewInbox>,
+    /// Where every frame as received, and every connect, disconnect and subscription change, is
+    /// recorded (`crate::journal`); `None`: not journaled.
+    pub journal: Option<crate::journal::Appender>,
 }
 
 /// A [`Feed`] at work on a feed thread.
@@ -124,6 +127,9 @@ impl Pool {
     /// The markets shut: every connection closes and waits.
     fn market_closes(&mut self, registry: &Registry) {
         for c in &mut self.conns {
+            if let (true, Some(j)) = (c.is_open(), self.feed.journal.as_mut()) {
+                super::record::disconnect(j, c.idx, "market hours");
+            }
             c.market_close(registry, &self.feed.status);
         }
         // A refusal at the next session is news again: logged, as clients are told.
@@ -266,6 +272,8 @@ impl Pool {
             ticks: &mut feed.ticks,
             router_bell: feed.router_bell.as_deref(),
             auth_note,
+            symbols: &feed.registry,
+            journal: feed.journal.as_mut(),
         };
         for c in conns.iter_mut() {
             if renewed {

@@ -64,6 +64,20 @@ pub fn apply(cfg: &Config, a: &mut ServeArgs) {
     set!(e.shm, "shm", cfg.shm.path);
     set!(e.ring_capacity, "ring_capacity", cfg.shm.ring_capacity);
 
+    let j = &cfg.journal;
+    set_opt!(e.journal.dir, "journal", j.dir);
+    if let Some(on) = j.enabled {
+        if !g("no_journal") && !g("journal") {
+            e.journal.no_journal = !on;
+        }
+    }
+    set!(
+        e.journal.journal_segment_mb,
+        "journal_segment_mb",
+        j.segment_mb
+    );
+    set!(e.journal.journal_sync_ms, "journal_sync_ms", j.sync_ms);
+
     let en = &cfg.engine;
     set!(e.router, "router", en.router);
     set!(e.idle, "idle", en.idle);

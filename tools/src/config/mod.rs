@@ -27,7 +27,7 @@ pub use apply::{apply, explicit};
 pub use check::check;
 pub use error::ConfigError;
 pub use feed::{slots, FeedTable, Slot};
-pub use sections::{Engine, Gateway, Keys, LimitOverrides, Limits, Log, Market, Shm};
+pub use sections::{Engine, Gateway, Journal, Keys, LimitOverrides, Limits, Log, Market, Shm};
 
 /// The whole file.
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
@@ -56,6 +56,9 @@ pub struct Config {
     /// `[market]`.
     #[serde(default)]
     pub market: Market,
+    /// `[journal]`.
+    #[serde(default)]
+    pub journal: Journal,
     /// `[[feed]]` tables, in file order.
     #[serde(default, rename = "feed")]
     pub feeds: Vec<FeedTable>,
@@ -95,6 +98,7 @@ impl Config {
         abs(&mut self.keys.file);
         abs(&mut self.market.holidays);
         abs(&mut self.shm.path);
+        abs(&mut self.journal.dir);
     }
 
     /// What the types alone cannot say: values in range, each broker once, keys that belong to

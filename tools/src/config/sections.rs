@@ -42,6 +42,20 @@ pub struct Shm {
     pub ring_capacity: Option<u64>,
 }
 
+/// `[journal]`: the raw-frame journal (`serve` records one by default).
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Journal {
+    /// `--journal` (relative to the config file's directory).
+    pub dir: Option<PathBuf>,
+    /// `false`: `--no-journal`.
+    pub enabled: Option<bool>,
+    /// `--journal-segment-mb`.
+    pub segment_mb: Option<u64>,
+    /// `--journal-sync-ms`.
+    pub sync_ms: Option<u64>,
+}
+
 /// `[engine]`: threads, cores, idling, conflation, upstream pinning.
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -249,6 +249,16 @@ pub fn upstreams(a: &ServeArgs) -> Result<Vec<Upstream>, String> {
         .collect()
 }
 
+/// A duration in seconds: finite, above zero, at most a day.
+pub(super) fn positive_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+        Ok(v)
+    } else {
+        Err("must be a number of seconds above 0 and at most 86400".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

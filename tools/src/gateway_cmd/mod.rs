@@ -11,6 +11,7 @@
 
 mod credentials;
 mod feeds;
+pub mod journal;
 mod limits;
 mod rollover;
 mod start;
@@ -93,7 +94,7 @@ pub struct EngineArgs {
     pub upstream_confirm_ms: u64,
     /// A subscribed instrument is `stale` when its exchange is open, its connection is up, and it
     /// has not updated for max(this many seconds, --stale-factor × its learned usual interval).
-    #[arg(long, default_value_t = 15.0, value_parser = positive_secs)]
+    #[arg(long, default_value_t = 15.0, value_parser = feeds::positive_secs)]
     pub stale_floor_s: f64,
     /// How many of its usual intervals an instrument may stay quiet before it is `stale` (the
     /// interval is learned per instrument, so rarely traded ones are not flagged).
@@ -101,8 +102,11 @@ pub struct EngineArgs {
     pub stale_factor: u32,
     /// An upstream connection that delivers no data for max(this many seconds, --stale-factor ×
     /// its usual interval) while its market is open is `stalled`, and is reconnected.
-    #[arg(long, default_value_t = 30.0, value_parser = positive_secs)]
+    #[arg(long, default_value_t = 30.0, value_parser = feeds::positive_secs)]
     pub stall_floor_s: f64,
+    /// The raw-frame journal.
+    #[command(flatten)]
+    pub journal: journal::JournalArgs,
     /// CPU for the client IO thread.
     #[arg(long)]
     pub client_core: Option<usize>,
@@ -466,7 +470,10 @@ pub fn serve(a: ServeArgs, stop: &AtomicBool) -> Result<(), String> {
         api_keys: a.api_keys,
         keys,
     };
-    let mut run = start(ups, a.port, auth, &a.engine)?;
+    // `serve` journals by default (`demo` only when asked).
+    let mut engine = a.engine.clone();
+    engine.journal.default_on();
+    let mut run = start(ups, a.port, auth, &engine)?;
     let rollover = rollover.with_feeds(std::mem::take(&mut run.credentials));
     tracing::info!(
         "tickwire: serving ws://{} ({} instruments from {}), shm {}",
@@ -587,14 +594,4 @@ pub fn mock_broker(a: MockArgs, stop: &AtomicBool) -> Result<(), String> {
     wait(stop);
     mock.stop();
     Ok(())
-}
-
-/// A duration in seconds: finite, above zero, at most a day.
-fn positive_secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
-        Ok(v)
-    } else {
-        Err("must be a number of seconds above 0 and at most 86400".into())
-    }
 }

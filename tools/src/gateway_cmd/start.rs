@@ -26,6 +26,7 @@ use tickwire_io::gateway::keys::KeyStore;
 use tickwire_io::gateway::{
     Budget, FeedRef, Gateway, GatewayConfig, GatewayStats, Shared, ShmInfo,
 };
+use tickwire_io::journal::Journal;
 use tickwire_shm::{Writer, WriterConfig};
 
 use super::rollover::FeedCredentials;
@@ -81,6 +82,8 @@ pub struct Running {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     router_thread: Option<JoinHandle<Writer>>,
+    /// The journal writer, stopped (drained and synced) after the feed threads.
+    journal: Option<Journal>,
 }
 
 impl Running {
@@ -93,6 +96,11 @@ impl Running {
         if let Some(r) = self.router_thread.take() {
             if let Ok(mut w) = r.join() {
                 w.close();
+            }
+        }
+        if let Some(j) = self.journal.take() {
+            if let Err(e) = j.stop() {
+                tracing::error!("journal: {e}");
             }
         }
     }
@@ -287,6 +295,7 @@ pub fn start(
         let t = router.spawn(stop.clone()).map_err(|e| e.to_string())?;
         (Some(t), None)
     };
+    let mut journal = e.journal.start()?;
     let mut groups: Vec<Vec<Feed>> = (0..threads_n).map(|_| Vec::new()).collect();
     let mut names: Vec<Vec<&str>> = vec![Vec::new(); threads_n];
     let mut credentials = Vec::new();
@@ -316,6 +325,9 @@ pub fn start(
                 exchanges: exchanges_of(listings),
             }),
             renew: Some(inbox),
+            journal: journal
+                .as_mut()
+                .map(|j| j.appender(i as u8, openalgo_broker_name(&up.broker))),
         });
         credentials.push(FeedCredentials {
             broker: up.broker.clone(),
@@ -352,6 +364,7 @@ pub fn start(
         stop,
         threads,
         router_thread,
+        journal,
     })
 }
 
