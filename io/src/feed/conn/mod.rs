@@ -4,6 +4,8 @@
 //! feed ([`super::pool`]) owns a few of these and says what each should carry; the thread
 //! ([`super::thread`]) owns the poller.
 
+mod stall;
+
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -32,7 +34,7 @@ use super::sink::TickSink;
 use super::status::{feed_state, upstream_state, FeedStatus};
 use super::stream::Stream;
 use super::thread::FeedConfig;
-use super::watch::{DataClock, StaleConfig};
+use super::watch::DataClock;
 use crate::journal::Appender;
 
 /// Most bytes tungstenite asks the socket for per read. It zero-fills that much of its buffer before
@@ -351,33 +353,6 @@ impl Conn {
         // a refused token, Upstox's market_info) may already sit in the WebSocket's buffer, read
         // with the handshake, and the edge-triggered poller will not report it again.
         self.advance(ctx);
-    }
-
-    /// True when the connection has delivered nothing for far longer than usual
-    /// ([`DataClock::stalled`]).
-    pub fn stalled(&self, now_ns: i64, cfg: &StaleConfig) -> bool {
-        self.clock.stalled(now_ns, cfg).is_some()
-    }
-
-    /// Drops a stalled connection (open, but silent for far longer than usual while its market is
-    /// open) to dial again; counted, and shown as `stalled` until the dial starts.
-    pub fn stall(&mut self, ctx: &mut Ctx<'_>) {
-        let Some((quiet, usual)) = self.clock.stalled(now_ns(), &ctx.cfg.stale) else {
-            return;
-        };
-        let why = format!(
-            "stalled: no data for {:.1} s while the market is open (usually every {:.1} s)",
-            quiet as f64 / 1e9,
-            usual as f64 / 1e9
-        );
-        ctx.status.stalls.fetch_add(1, Ordering::Relaxed);
-        ctx.status.conns[self.idx]
-            .stalls
-            .fetch_add(1, Ordering::Relaxed);
-        self.fail(ctx, FeedError::retry(why));
-        if ctx.status.conns[self.idx].state.load(Ordering::Relaxed) == feed_state::BACKOFF {
-            ctx.status.set_conn_state(self.idx, feed_state::STALLED);
-        }
     }
 
     /// Drops the socket, records why, and lets the machine decide what next.
