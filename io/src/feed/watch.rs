@@ -181,6 +181,7 @@ impl Watch {
                 .is_some_and(|s| s.state.load(Ordering::Relaxed) == feed_state::OPEN);
             let ex_open = self.exchange_of(registry, id).is_none_or(|e| open[e]);
             let id32 = id as u32;
+            let was = health.state(id32);
             let st = if up == upstream_state::REJECTED {
                 state::REJECTED
             } else if closed {
@@ -194,8 +195,7 @@ impl Watch {
             } else {
                 let usual = health.usual_ns(id32);
                 let quiet = health.quiet_ns(id32, now_ns);
-                let now = health.state(id32);
-                let judged = now == state::LIVE || now == state::STALE;
+                let judged = was == state::LIVE || was == state::STALE;
                 match judged && is_stale(quiet, usual, cfg.floor_ns(), cfg.factor) {
                     true => state::STALE,
                     false => state::LIVE,
@@ -206,7 +206,7 @@ impl Watch {
                     *j += 1;
                 }
             }
-            if health.state(id32) != st {
+            if was != st {
                 health.set_state(id32, st, now_ns);
             }
             counts[st as usize] += 1;

@@ -13,13 +13,11 @@ use std::sync::Arc;
 
 use tickwire_engine::last::LastValues;
 use tickwire_engine::router::{Delivery, Mode};
-use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_engine::Tick;
 
 use super::fanout::Fanout;
 use super::protocol::OutBuf;
 use super::session::Session;
-use super::{FeedRef, GatewayConfig, Shared};
 use crate::feed::FeedStatus;
 
 thread_local! {
@@ -59,23 +57,7 @@ impl LastValues for NoLast {
 
 #[test]
 fn fanning_out_a_tick_allocates_nothing_once_warm() {
-    let mut reg = SymbolRegistry::with_capacity(4);
-    reg.register("NSE", "SBIN", "779521").unwrap();
-    let shared = Shared {
-        cfg: GatewayConfig::default(),
-        registry: Arc::new(reg),
-        feeds: vec![FeedRef {
-            broker: "zerodha".into(),
-            status: Arc::new(FeedStatus::new(4)),
-        }],
-        feed_of: Arc::new(vec![0; 4]),
-        stats: Arc::default(),
-        limit_state: Default::default(),
-        market: Arc::new(tickwire_engine::calendar::Market::always_open()),
-        router: Arc::default(),
-        shm: None,
-        classes: Default::default(),
-    };
+    let shared = super::endpoints::tests::shared(&[("zerodha", Arc::new(FeedStatus::new(4)))]);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (server, _) = listener.accept().unwrap();
