@@ -14,5 +14,6 @@ pub mod mock;
 pub mod reload;
 pub mod secrets;
 pub mod shm_cmd;
+pub mod store;
 pub mod synthetic;
 pub mod wsraw;

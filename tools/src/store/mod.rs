@@ -1,0 +1,5 @@
+//! Storing ticks outside the gateway: the row shape every store shares ([`columns`]).
+//!
+//! - [`columns`]: the columns of an exported file and of the PostgreSQL sink's table.
+
+pub mod columns;
