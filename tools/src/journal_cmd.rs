@@ -84,8 +84,9 @@ fn summarise(path: &Path) -> Result<Summary, String> {
     };
     while let Some(rec) = r.next_record().map_err(|e| e.to_string())? {
         s.records += 1;
-        // A feed record is stamped with the writer's clock, not the feed's: not data time.
-        if rec.kind != Kind::Feed {
+        // Feed and catalog records are stamped with the writer's clock, not a feed's: not data
+        // time.
+        if !matches!(rec.kind, Kind::Feed | Kind::Catalog) {
             s.first = min_opt(s.first, Some(rec.ts_ns));
             s.last = s.last.max(Some(rec.ts_ns));
         }

@@ -81,6 +81,9 @@ pub enum Kind {
     Gap = 6,
     /// A feed registered after the segment opened. Payload: the broker name, UTF-8.
     Feed = 7,
+    /// The symbol registry and each symbol's feed and broker key, at the start of every segment
+    /// (`super::catalog`).
+    Catalog = 8,
 }
 
 impl Kind {
@@ -94,6 +97,7 @@ impl Kind {
             5 => Kind::Unsubscribe,
             6 => Kind::Gap,
             7 => Kind::Feed,
+            8 => Kind::Catalog,
             _ => return None,
         })
     }
@@ -108,6 +112,7 @@ impl Kind {
             Kind::Unsubscribe => "unsubscribe",
             Kind::Gap => "gap",
             Kind::Feed => "feed",
+            Kind::Catalog => "catalog",
         }
     }
 }

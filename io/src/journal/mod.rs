@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 mod append;
+pub mod catalog;
 pub mod format;
 pub mod read;
 mod writer;
@@ -79,6 +80,8 @@ pub struct JournalStats {
 pub(crate) struct Shared {
     /// Appenders registered but not yet taken by the writer.
     new: Mutex<Vec<writer::Source>>,
+    /// Catalog records ([`catalog`]) every segment starts with.
+    catalog: Mutex<Arc<Vec<Vec<u8>>>>,
     stop: AtomicBool,
     stats: Arc<JournalStats>,
 }
@@ -98,6 +101,7 @@ impl Journal {
         })?;
         let shared = Arc::new(Shared {
             new: Mutex::new(Vec::new()),
+            catalog: Mutex::default(),
             stop: AtomicBool::new(false),
             stats: Arc::new(JournalStats::default()),
         });
@@ -127,6 +131,14 @@ impl Journal {
             v.push(src);
         }
         Appender::new(prod, feed, self.shared.stats.clone())
+    }
+
+    /// Sets the catalog every segment opened from now on starts with: whole records from
+    /// [`catalog::encode`]. Set it before the first appender, so that no segment lacks it.
+    pub fn set_catalog(&mut self, records: Vec<Vec<u8>>) {
+        if let Ok(mut c) = self.shared.catalog.lock() {
+            *c = Arc::new(records);
+        }
     }
 
     /// The counters.

@@ -44,6 +44,8 @@ struct Segment {
     path: PathBuf,
     day: Day,
     bytes: u64,
+    /// Bytes of the header and catalog: the size limit counts what comes after them.
+    base: u64,
     records: u64,
     dirty: bool,
     last_sync: Instant,
@@ -224,7 +226,9 @@ impl Writer {
             // Forward only: records of several feeds interleave around midnight, and one a
             // moment older than the day's first must not reopen yesterday.
             Some(s) if day > s.day => Some(day),
-            Some(s) if s.records > 0 && s.bytes + len > self.cfg.segment_bytes => Some(s.day),
+            Some(s) if s.records > 0 && s.bytes - s.base + len > self.cfg.segment_bytes => {
+                Some(s.day)
+            }
             Some(_) => return Ok(true),
         };
         let day = roll.unwrap_or(day);
@@ -254,11 +258,22 @@ impl Writer {
             path,
             day,
             bytes: 0,
+            base: 0,
             records: 0,
             dirty: false,
             last_sync: Instant::now(),
         };
         seg.write(&header)?;
+        let catalog = self
+            .shared
+            .catalog
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        for r in catalog.iter() {
+            seg.write(r)?;
+        }
+        seg.base = seg.bytes;
         // The new name must survive a crash too.
         File::open(&dir)?.sync_all()?;
         self.shared.stats.segments.fetch_add(1, Ordering::Relaxed);

@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tickwire_engine::calendar::{Calendar, Exchange, Market, MarketClock};
+use tickwire_engine::clock::now_ns;
 use tickwire_engine::health::SymbolHealth;
 use tickwire_engine::idle::IdleStrategy;
 use tickwire_engine::router::{
@@ -26,7 +27,7 @@ use tickwire_io::gateway::keys::KeyStore;
 use tickwire_io::gateway::{
     Budget, FeedRef, Gateway, GatewayConfig, GatewayStats, Shared, ShmInfo,
 };
-use tickwire_io::journal::Journal;
+use tickwire_io::journal::{catalog, Journal};
 use tickwire_shm::{Writer, WriterConfig};
 
 use super::rollover::FeedCredentials;
@@ -279,6 +280,9 @@ pub fn start(
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(|e| format!("feed thread poller: {e}"))?;
     rings.upstream_bells = pollers.iter().map(FeedPoller::doorbell).collect();
+    // What a replay needs to rebuild this registry and the brokers' key tables: every segment
+    // starts with it.
+    let catalog = catalog::encode(&registry, &feed_of, now_ns());
     let router = Router::new(rcfg, rings, writer, feed_of).with_stats(router_stats.clone());
     let router_bell = router.doorbell();
 
@@ -296,6 +300,9 @@ pub fn start(
         (Some(t), None)
     };
     let mut journal = e.journal.start()?;
+    if let Some(j) = journal.as_mut() {
+        j.set_catalog(catalog);
+    }
     let mut groups: Vec<Vec<Feed>> = (0..threads_n).map(|_| Vec::new()).collect();
     let mut names: Vec<Vec<&str>> = vec![Vec::new(); threads_n];
     let mut credentials = Vec::new();
