@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod http;
 pub mod journal;
 pub mod ratelog;
+pub mod replay;
 
 /// Kite's codec, where it has always been importable from (`tickwire_io::kite`).
 pub use brokers::kite;

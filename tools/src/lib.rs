@@ -12,6 +12,7 @@ pub mod keys_cmd;
 pub mod logging;
 pub mod mock;
 pub mod reload;
+pub mod replay_cmd;
 pub mod secrets;
 pub mod shm_cmd;
 pub mod store;

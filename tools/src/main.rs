@@ -55,6 +55,9 @@ enum Cmd {
     /// torn tails).
     #[command(subcommand)]
     Journal(tickwire::journal_cmd::JournalCmd),
+    /// A journal back through the parsers and router into shm and the WebSocket gateway, as if
+    /// live: `replay --journal DIR [--from T] [--to T] [--speed 1|10|max]`.
+    Replay(Box<tickwire::replay_cmd::ReplayArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -149,6 +152,7 @@ fn main() -> ExitCode {
         Cmd::Shm(c) => shm_cmd::run(c, &stop),
         Cmd::Keys(c) => tickwire::keys_cmd::run(c),
         Cmd::Journal(c) => tickwire::journal_cmd::run(c),
+        Cmd::Replay(a) => tickwire::replay_cmd::run(*a, &stop),
         Cmd::Bench(BenchCmd::E2e(a)) => tickwire::bench_cmd::e2e(a, &stop),
         Cmd::Bench(BenchCmd::Fanout(a)) => tickwire::bench_fanout::fanout(a, &stop),
         Cmd::Bench(BenchCmd::Soak(a)) => tickwire::bench_soak::soak(a, &stop),

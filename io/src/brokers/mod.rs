@@ -85,6 +85,42 @@ impl BrokerConfig {
         }
     }
 
+    /// The broker's name as OpenAlgo reports it to clients (`"broker"` fields), and as the journal
+    /// names its feed.
+    pub fn openalgo_name(&self) -> &'static str {
+        match self {
+            BrokerConfig::Kite(_) => "zerodha",
+            BrokerConfig::Upstox(_) => "upstox",
+            BrokerConfig::Fyers(_) => "fyers",
+            BrokerConfig::Angel(_) => "angel",
+            BrokerConfig::Dhan(_) => "dhan",
+            BrokerConfig::Noren(c) => c.broker,
+        }
+    }
+
+    /// The broker a journal's feed name stands for (its OpenAlgo name: `zerodha`, `upstox`,
+    /// `fyers`, `angel`, `dhan`, `shoonya`, `flattrade`, `noren`), with no credentials: a replay
+    /// parses with it and never connects.
+    pub fn for_replay(name: &str) -> Option<BrokerConfig> {
+        Some(match name {
+            "zerodha" | "kite" => BrokerConfig::Kite(Default::default()),
+            "upstox" => BrokerConfig::Upstox(Default::default()),
+            "fyers" => BrokerConfig::Fyers(Default::default()),
+            "angel" => BrokerConfig::Angel(Default::default()),
+            "dhan" => BrokerConfig::Dhan(Default::default()),
+            "shoonya" | "flattrade" | "noren" => {
+                let broker = ["shoonya", "flattrade", "noren"]
+                    .into_iter()
+                    .find(|b| *b == name)?;
+                BrokerConfig::Noren(noren::NorenConfig {
+                    broker,
+                    ..Default::default()
+                })
+            }
+            _ => return None,
+        })
+    }
+
     /// Loads the broker's instrument master from `source` (URL or file) as OpenAlgo listings.
     pub fn listings(&self, source: &str) -> Result<Vec<Listing>, String> {
         match self {
@@ -118,6 +154,25 @@ impl BrokerConfig {
             BrokerConfig::Noren(cfg) => noren::factory(cfg, keys),
         }
     }
+}
+
+#[cfg(test)]
+#[test]
+fn replay_knows_every_name_the_journal_writes() {
+    for name in [
+        "zerodha",
+        "upstox",
+        "fyers",
+        "angel",
+        "dhan",
+        "shoonya",
+        "flattrade",
+        "noren",
+    ] {
+        let b = BrokerConfig::for_replay(name).unwrap();
+        assert_eq!(b.openalgo_name(), name);
+    }
+    assert!(BrokerConfig::for_replay("nobody").is_none());
 }
 
 /// Each registered symbol's broker key by symbol id (`""`: the broker does not list it); the first

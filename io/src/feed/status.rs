@@ -250,6 +250,12 @@ impl FeedStatus {
         }
     }
 
+    /// A replay (`crate::replay`) feeds this feed's symbols from a journal: it shows connected
+    /// (its first connection open) for as long as the replay serves.
+    pub fn set_replaying(&self) {
+        self.set_conn_state(0, feed_state::OPEN);
+    }
+
     pub(crate) fn set_error(&self, c: usize, e: String) {
         let at_ns = now_ns();
         let err = LastError {

@@ -266,6 +266,7 @@ pub(crate) mod tests {
             router: Arc::default(),
             shm: None,
             classes: Default::default(),
+            replay: None,
         }
     }
 

@@ -162,6 +162,8 @@ pub struct Shared {
     pub shm: Option<ShmInfo>,
     /// Conflation counts per client class ([`ClassCounts`]), by API key name.
     pub classes: Mutex<BTreeMap<Arc<str>, ClassCounts>>,
+    /// Set when the gateway replays a journal (`tickwire replay`): `/status` says so.
+    pub replay: Option<Arc<crate::replay::Progress>>,
 }
 
 /// One upstream feed as the gateway reports it.

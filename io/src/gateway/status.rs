@@ -14,6 +14,7 @@ use tickwire_engine::clock::rfc3339_utc;
 use tickwire_engine::health;
 
 use crate::feed::{feed_state, upstream_state, FeedStatus, LastError};
+use crate::replay::Progress;
 
 const NS: i64 = 1_000_000_000;
 
@@ -70,7 +71,7 @@ fn since(ns: &std::sync::atomic::AtomicI64) -> Value {
 }
 
 /// One feed: its summary state, counters, and each connection.
-fn feed_json(broker: &str, f: &FeedStatus) -> Value {
+fn feed_json(broker: &str, f: &FeedStatus, replay: bool) -> Value {
     let conns: Vec<Value> = f
         .used_conns()
         .iter()
@@ -91,7 +92,7 @@ fn feed_json(broker: &str, f: &FeedStatus) -> Value {
     let mut v = json!({
         "broker": broker,
         "connected": f.connected.load(Ordering::Relaxed),
-        "state": feed_state::name(state),
+        "state": if replay { "replay" } else { feed_state::name(state) },
         "closed_reason": closed.then_some("market hours"),
         "reconnect_at": (closed && reopens > 0).then(|| rfc3339_utc(reopens.saturating_mul(NS))),
         "since": since(&f.since_ns),
@@ -153,10 +154,12 @@ pub(super) fn status_json(shared: &Shared, view: &View) -> String {
     let feeds: Vec<Value> = shared
         .feeds
         .iter()
-        .map(|f| feed_json(&f.broker, &f.status))
+        .map(|f| feed_json(&f.broker, &f.status, shared.replay.is_some()))
         .collect();
     json!({
         "status": "ok",
+        "mode": if shared.replay.is_some() { "replay" } else { "live" },
+        "replay": shared.replay.as_deref().map(replay_json),
         "broker": shared.cfg.broker,
         "feed": feeds[0],
         "feeds": feeds,
@@ -177,6 +180,17 @@ pub(super) fn status_json(shared: &Shared, view: &View) -> String {
         "subscriptions_by_mode": {"ltp": by_mode[0], "quote": by_mode[1], "depth": by_mode[2]},
     })
     .to_string()
+}
+
+/// A replay's progress: the journal, the pace, how far it got in recorded time.
+fn replay_json(p: &Progress) -> Value {
+    let at = p.at_ns.load(Ordering::Relaxed);
+    json!({
+        "journal": p.journal, "speed": p.speed,
+        "frames": ld(&p.frames), "ticks": ld(&p.ticks),
+        "recorded_at": (at > 0).then(|| rfc3339_utc(at)),
+        "done": p.done.load(Ordering::Relaxed),
+    })
 }
 
 /// A latency histogram for `/status` (cumulative since start): count, sum, percentiles read

@@ -9,6 +9,8 @@
 //!
 //! With `--router thread` the router runs on its own thread between the two (`docs/architecture.md`).
 
+mod core;
+pub use self::core::{replay_core, ReplayCore};
 mod credentials;
 mod feeds;
 pub mod journal;

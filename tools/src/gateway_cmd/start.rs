@@ -13,23 +13,19 @@ use std::time::Duration;
 
 use tickwire_engine::calendar::{Calendar, Exchange, Market, MarketClock};
 use tickwire_engine::clock::now_ns;
-use tickwire_engine::health::SymbolHealth;
 use tickwire_engine::idle::IdleStrategy;
-use tickwire_engine::router::{
-    FeedEnds, Inline, RingSizes, Router, RouterConfig, RouterRings, RouterStats,
-};
+use tickwire_engine::router::{Inline, RouterStats};
 use tickwire_engine::symbols::SymbolRegistry;
 use tickwire_io::brokers::{self, BrokerConfig, Listing};
 use tickwire_io::feed::renew;
 use tickwire_io::feed::watch::StaleConfig;
 use tickwire_io::feed::{Feed, FeedConfig, FeedHours, FeedPoller, FeedStatus, FeedThread};
 use tickwire_io::gateway::keys::KeyStore;
-use tickwire_io::gateway::{
-    Budget, FeedRef, Gateway, GatewayConfig, GatewayStats, Shared, ShmInfo,
-};
+use tickwire_io::gateway::GatewayStats;
 use tickwire_io::journal::{catalog, Journal};
-use tickwire_shm::{Writer, WriterConfig};
+use tickwire_shm::Writer;
 
+use super::core::{assemble, Core, Plan};
 use super::rollover::FeedCredentials;
 use super::{EngineArgs, RouterPlacement};
 
@@ -107,18 +103,6 @@ impl Running {
     }
 }
 
-/// The broker's name as OpenAlgo reports it to clients (`"broker"` fields).
-fn openalgo_broker_name(b: &BrokerConfig) -> &'static str {
-    match b {
-        BrokerConfig::Kite(_) => "zerodha",
-        BrokerConfig::Upstox(_) => "upstox",
-        BrokerConfig::Fyers(_) => "fyers",
-        BrokerConfig::Angel(_) => "angel",
-        BrokerConfig::Dhan(_) => "dhan",
-        BrokerConfig::Noren(c) => c.broker,
-    }
-}
-
 /// The feed serving `exchange`: the first that names it, else the first that names none.
 fn route(ups: &[Upstream], exchange: &str) -> Option<usize> {
     ups.iter()
@@ -153,7 +137,8 @@ fn load(ups: &[Upstream]) -> Result<Loaded, String> {
     Ok((reg, per_feed, feed_of))
 }
 
-/// Loads the instrument masters, creates the shm file and starts router, feed and client threads.
+/// Loads the instrument masters, assembles the gateway (`super::core`) and starts its router, feed
+/// and client threads.
 pub fn start(
     ups: Vec<Upstream>,
     port: u16,
@@ -163,115 +148,7 @@ pub fn start(
     if ups.is_empty() {
         return Err("no feed configured".into());
     }
-    let market = Arc::new(market(e)?);
-    let listener = Gateway::listen((e.listen, port).into()).map_err(|e| e.to_string())?;
     let (reg, per_feed, feed_of) = load(&ups)?;
-    let n = reg.capacity();
-    let wcfg = WriterConfig {
-        ring_capacity: e.ring_capacity,
-        symbol_capacity: n as u64,
-    };
-    let writer = Writer::create(&e.shm, &wcfg, &reg).map_err(|e| e.to_string())?;
-    let view = writer.last_values();
-    let (ring_capacity, symbol_capacity) = view.capacities();
-    let shm = ShmInfo {
-        path: writer.path().display().to_string(),
-        ring_capacity,
-        symbol_capacity,
-        write_pos: Arc::new({
-            let v = view.clone();
-            move || v.write_position()
-        }),
-    };
-    let last = Arc::new(view);
-    // Made before the router: the client thread reports its counters and histograms.
-    let router_stats: Arc<RouterStats> = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-
-    // 4,096 ticks (1.5 MB) per feed: enough to ride out a descheduled router at 1 M ticks/s for
-    // 4 ms, small enough to stay in cache (65,536 slots were 25 MB of cold lines on every push). A
-    // full ring makes the feed wait, never drop. Inline routing does not use it.
-    // Deliveries carry ticks (392-byte slots): 8,192 is 3 MB, 8 ms at 1 M ticks/s; past that the
-    // router conflates into `Latest` deliveries rather than wait.
-    let sizes = RingSizes {
-        feed: 1 << 12,
-        upstream: 1 << 14,
-        control: 1 << 16,
-        deliveries: 1 << 13,
-    };
-    let (mut rings, ends) = RouterRings::one_each(sizes);
-    let mut feed_ends = vec![FeedEnds {
-        ticks: ends.feed,
-        upstream: ends.upstream,
-    }];
-    for _ in 1..ups.len() {
-        feed_ends.push(rings.add_feed(sizes));
-    }
-    let pinned = pinned_symbols(e, &reg)?;
-    let limits = e.limits.config(&e.per_key_limits)?;
-    // Room for every authenticated client plus the pending budget (and slot 0, the pin holder):
-    // a client past --max-clients still gets a slot, to be told why it is refused.
-    let max_connections = limits.max_clients + e.max_pending + 1;
-    let registry = Arc::new(reg);
-    // One health table for every feed (each writes the symbols it serves) and the router.
-    let health = Arc::new(SymbolHealth::new(n));
-    let statuses: Vec<Arc<FeedStatus>> = ups
-        .iter()
-        .map(|_| Arc::new(FeedStatus::with_health(health.clone())))
-        .collect();
-    let gcfg = GatewayConfig {
-        broker: openalgo_broker_name(&ups[0].broker).into(),
-        addr: (e.listen, port).into(),
-        api_keys: auth.api_keys,
-        core: e.client_core,
-        pinned,
-        allowed_origins: e.allow_origin.clone(),
-        pending: Budget {
-            total: e.max_pending as usize,
-            per_addr: e.max_pending_per_addr as usize,
-        },
-        limits,
-        max_connections,
-        ..GatewayConfig::default()
-    };
-    let rcfg = RouterConfig {
-        symbols: n,
-        flush_interval: Duration::from_millis(e.flush_ms),
-        consumers_per_io: gcfg.max_connections,
-        idle: e.idle,
-        core: e.router_core,
-        health: Some(health),
-        ..RouterConfig::default()
-    };
-    let shared = Shared {
-        cfg: gcfg,
-        registry: registry.clone(),
-        feeds: ups
-            .iter()
-            .zip(&statuses)
-            .map(|(u, s)| FeedRef {
-                broker: openalgo_broker_name(&u.broker).into(),
-                status: s.clone(),
-            })
-            .collect(),
-        feed_of: Arc::new(feed_of.clone()),
-        stats: Arc::default(),
-        limit_state: Default::default(),
-        market: market.clone(),
-        router: router_stats.clone(),
-        shm: Some(shm),
-        classes: Default::default(),
-    };
-    let mut gateway = Gateway::new(listener, shared, ends.control, ends.deliveries, last)
-        .map_err(|e| e.to_string())?;
-    if let Some((store, mut watch)) = auth.keys {
-        gateway
-            .keys_file(store, Box::new(move || watch.changed()))
-            .map_err(|e| format!("API keys verifier thread: {e}"))?;
-    }
-    let addr = gateway.local_addr().map_err(|e| e.to_string())?;
-    let clients = gateway.stats();
-    rings.delivery_bells.push(gateway.doorbell());
     // Feeds over feed threads, round robin; the router inline only when there is one thread.
     // Each thread's poller exists before the router, which rings it after demand changes.
     let threads_n = e.feed_threads.clamp(1, ups.len());
@@ -279,12 +156,29 @@ pub fn start(
         .map(|_| FeedPoller::new())
         .collect::<std::io::Result<Vec<_>>>()
         .map_err(|e| format!("feed thread poller: {e}"))?;
-    rings.upstream_bells = pollers.iter().map(FeedPoller::doorbell).collect();
     // What a replay needs to rebuild this registry and the brokers' key tables: every segment
     // starts with it.
-    let catalog = catalog::encode(&registry, &feed_of, now_ns());
-    let router = Router::new(rcfg, rings, writer, feed_of).with_stats(router_stats.clone());
-    let router_bell = router.doorbell();
+    let catalog = catalog::encode(&reg, &feed_of, now_ns());
+    let plan = Plan {
+        registry: reg,
+        feed_of,
+        brokers: ups.iter().map(|u| u.broker.openalgo_name()).collect(),
+    };
+    let bells = pollers.iter().map(FeedPoller::doorbell).collect();
+    let Core {
+        registry,
+        market,
+        statuses,
+        feed_ends,
+        router,
+        router_bell,
+        router_stats,
+        gateway,
+        addr,
+        clients,
+        stop,
+        ..
+    } = assemble(plan, port, auth, e, bells, None)?;
 
     let inline = threads_n == 1 && e.router == RouterPlacement::Inline;
     let (router_thread, mut inline_router) = if inline {
@@ -334,7 +228,7 @@ pub fn start(
             renew: Some(inbox),
             journal: journal
                 .as_mut()
-                .map(|j| j.appender(i as u8, openalgo_broker_name(&up.broker))),
+                .map(|j| j.appender(i as u8, up.broker.openalgo_name())),
         });
         credentials.push(FeedCredentials {
             broker: up.broker.clone(),
@@ -376,7 +270,7 @@ pub fn start(
 }
 
 /// `--subscribe` and `--subscribe-all`, as symbol ids.
-fn pinned_symbols(e: &EngineArgs, reg: &SymbolRegistry) -> Result<Vec<u32>, String> {
+pub(super) fn pinned_symbols(e: &EngineArgs, reg: &SymbolRegistry) -> Result<Vec<u32>, String> {
     let mut pinned = Vec::new();
     if e.subscribe_all {
         pinned.extend(0..reg.len() as u32);
@@ -393,7 +287,7 @@ fn pinned_symbols(e: &EngineArgs, reg: &SymbolRegistry) -> Result<Vec<u32>, Stri
 }
 
 /// The market calendar from `--dev`, `--holidays` and `--market-now`.
-fn market(e: &EngineArgs) -> Result<Market, String> {
+pub(super) fn market(e: &EngineArgs) -> Result<Market, String> {
     let calendar = match &e.holidays {
         Some(p) => Calendar::load(p).map_err(|e| format!("--holidays: {e}"))?,
         None => Calendar::builtin(),
