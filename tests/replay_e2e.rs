@@ -190,11 +190,12 @@ fn replay_reproduces_the_live_ring_tick_for_tick() {
     );
 }
 
-/// Every broker's parser replays its own recording: `demo` (every instrument in depth) against
+/// Every broker's parser replays its own recording (Fyers' from the fytokens its feed learned
+/// and journaled): `demo` (every instrument in depth) against
 /// each mock, journaled, then replayed ring for ring.
 #[test]
 fn every_broker_replays_tick_for_tick() {
-    for broker in ["kite", "upstox", "angel", "dhan", "shoonya"] {
+    for broker in ["kite", "upstox", "fyers", "angel", "dhan", "shoonya"] {
         let dir = tempfile::tempdir().unwrap();
         let journal = dir.path().join("journal");
         let mut d = start_demo(&[

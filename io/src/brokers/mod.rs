@@ -98,6 +98,27 @@ impl BrokerConfig {
         }
     }
 
+    /// [`BrokerConfig::factory`] for a replay: the same parsers, but nothing that would reach
+    /// the network. Fyers' `symbol-token` call is replaced by one that answers nothing (a replay
+    /// learns the answers from the journal, `BrokerProtocol::learn`).
+    pub fn replay_factory(&self, keys: Arc<Vec<Box<str>>>) -> ProtocolFactory {
+        match self {
+            BrokerConfig::Fyers(cfg) => {
+                let cfg = cfg.clone();
+                let none: fyers::resolve::ResolveFn = Arc::new(|_: &[&str]| {
+                    Err(crate::feed::FeedError::retry(
+                        "a replay resolves no symbols: the journal holds the answers",
+                    ))
+                });
+                Box::new(move || {
+                    let p = fyers::Fyers::with_resolver(cfg.clone(), keys.clone(), none.clone());
+                    Box::new(p) as Box<dyn crate::feed::BrokerProtocol>
+                })
+            }
+            _ => self.factory(keys),
+        }
+    }
+
     /// The broker a journal's feed name stands for (its OpenAlgo name: `zerodha`, `upstox`,
     /// `fyers`, `angel`, `dhan`, `shoonya`, `flattrade`, `noren`), with no credentials: a replay
     /// parses with it and never connects.

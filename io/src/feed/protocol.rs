@@ -156,6 +156,17 @@ pub trait BrokerProtocol: Send {
         false
     }
 
+    /// Instrument keys learned while running, off the feed thread (Fyers' fytokens, from its
+    /// `symbol-token` HTTP call), as `(symbol, value)` pairs new since the last call, moved into
+    /// `out`. The feed journals them (`learned` records) so that a replay, which calls nothing,
+    /// can [`BrokerProtocol::learn`] them where the live run learned them. Called after every
+    /// [`BrokerProtocol::poll`]; most brokers learn nothing.
+    fn learned(&mut self, _out: &mut Vec<(SymbolId, Box<str>)>) {}
+
+    /// A replay hands back a pair [`BrokerProtocol::learned`] gave the live run, at the point it
+    /// was learned; what the protocol would then send goes to `out` (and is dropped).
+    fn learn(&mut self, _symbol: SymbolId, _value: &str, _out: &mut Vec<Message>) {}
+
     /// Classifies a failed WebSocket upgrade (default: [`super::error::classify_handshake`]).
     fn handshake_error(&self, e: tungstenite::Error) -> FeedError {
         super::error::classify_handshake(e)

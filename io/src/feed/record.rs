@@ -39,6 +39,27 @@ pub(super) fn changes(j: &mut Appender, conn: usize, reg: &SymbolRegistry, chang
     }
 }
 
+/// Records what the protocol learned while running (`BrokerProtocol::learned`), if anything.
+pub(super) fn learned(
+    j: &mut Appender,
+    conn: usize,
+    reg: &SymbolRegistry,
+    protocol: &mut dyn crate::feed::BrokerProtocol,
+) {
+    let mut pairs = Vec::new();
+    protocol.learned(&mut pairs);
+    for (id, value) in pairs {
+        if let Some(i) = reg.info(id) {
+            let symbol = format!("{}:{}", i.exchange, i.symbol);
+            let event = Event::Learned {
+                symbol: &symbol,
+                value: &value,
+            };
+            j.event(conn as u8, now_ns(), event);
+        }
+    }
+}
+
 /// Records that connection `conn` opened.
 pub(super) fn connect(j: &mut Appender, conn: usize) {
     j.event(conn as u8, now_ns(), Event::Connect);

@@ -33,6 +33,13 @@ pub enum Event<'a> {
         /// `"EXCHANGE:SYMBOL"`.
         symbols: &'a [&'a str],
     },
+    /// An instrument key the protocol learned (`BrokerProtocol::learned`).
+    Learned {
+        /// `"EXCHANGE:SYMBOL"`.
+        symbol: &'a str,
+        /// The key (Fyers' fytoken).
+        value: &'a str,
+    },
 }
 
 /// The feed thread that owns the feed may not be the one that made the appender.
@@ -93,6 +100,11 @@ impl Appender {
                 self.put(Kind::Unsubscribe, conn, 0, ts_ns, n, |c| {
                     put_symbols(c, symbols)
                 });
+            }
+            Event::Learned { symbol, value } => {
+                let pair = [symbol, value];
+                let n = format::symbols_len(&pair);
+                self.put(Kind::Learned, conn, 0, ts_ns, n, |c| put_symbols(c, &pair));
             }
         }
     }

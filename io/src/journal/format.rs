@@ -84,6 +84,9 @@ pub enum Kind {
     /// The symbol registry and each symbol's feed and broker key, at the start of every segment
     /// (`super::catalog`).
     Catalog = 8,
+    /// An instrument key the protocol learned while running (Fyers' fytoken). Payload: a symbol
+    /// list of two entries, the symbol (`NSE:SBIN`) and the value.
+    Learned = 9,
 }
 
 impl Kind {
@@ -98,6 +101,7 @@ impl Kind {
             6 => Kind::Gap,
             7 => Kind::Feed,
             8 => Kind::Catalog,
+            9 => Kind::Learned,
             _ => return None,
         })
     }
@@ -113,6 +117,7 @@ impl Kind {
             Kind::Gap => "gap",
             Kind::Feed => "feed",
             Kind::Catalog => "catalog",
+            Kind::Learned => "learned",
         }
     }
 }

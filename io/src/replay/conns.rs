@@ -137,6 +137,22 @@ impl FeedConns {
         unknown
     }
 
+    /// A recorded key the live protocol learned (Fyers' fytoken). Returns 1 when the symbol is
+    /// not in the registry.
+    pub fn learn(&mut self, c: u8, reg: &SymbolRegistry, name: &[u8], value: Option<&[u8]>) -> u64 {
+        if self.resolve(reg, std::iter::once(name)) > 0 {
+            return 1;
+        }
+        let (Some(&id), Some(Ok(value))) = (self.ids.first(), value.map(std::str::from_utf8))
+        else {
+            return 0;
+        };
+        let conn = conn(&mut self.conns, &self.factory, c);
+        conn.protocol.learn(id, value, &mut self.out);
+        self.out.clear();
+        0
+    }
+
     /// One recorded frame, parsed into `sink`.
     pub fn frame(
         &mut self,

@@ -63,16 +63,6 @@ pub enum ReplayError {
         /// Its recorded name.
         name: String,
     },
-    /// A feed whose recordings are not enough to parse it again.
-    #[error("feed {feed} ({name}): {why}")]
-    Unsupported {
-        /// The feed id.
-        feed: u8,
-        /// Its broker.
-        name: String,
-        /// What is missing.
-        why: &'static str,
-    },
 }
 
 /// The span to replay: records from `from_ns` (those before it only bring parsers up to date;
@@ -219,14 +209,6 @@ impl Player {
                     feed: f.id,
                     name: f.broker.clone(),
                 })?;
-            if matches!(broker, BrokerConfig::Fyers(_)) {
-                return Err(ReplayError::Unsupported {
-                    feed: f.id,
-                    name: f.broker.clone(),
-                    why: "Fyers' topic names come from its symbol-token HTTP answers, which the \
-                          journal does not record yet",
-                });
-            }
             let keys: Vec<Box<str>> = catalog
                 .entries
                 .iter()
@@ -235,7 +217,7 @@ impl Player {
                     false => "".into(),
                 })
                 .collect();
-            conns[f.id as usize] = Some(FeedConns::new(broker.factory(Arc::new(keys))));
+            conns[f.id as usize] = Some(FeedConns::new(broker.replay_factory(Arc::new(keys))));
         }
         Ok(Player {
             merge,
@@ -405,6 +387,11 @@ impl Player {
                 let (mode, list) = payload.split_first().unwrap_or((&0, &[]));
                 let names = crate::journal::format::symbols(list);
                 self.stats.unknown_symbols += c.subscribe(r.conn, &reg, *mode, names);
+            }
+            (Some(Kind::Learned), Some(c)) => {
+                let mut pair = crate::journal::format::symbols(payload);
+                let (name, value) = (pair.next().unwrap_or_default(), pair.next());
+                self.stats.unknown_symbols += c.learn(r.conn, &reg, name, value);
             }
             (Some(Kind::Unsubscribe), Some(c)) => {
                 let names = crate::journal::format::symbols(payload);

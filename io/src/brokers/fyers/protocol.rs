@@ -79,6 +79,8 @@ pub struct Fyers {
     cache: HashMap<SymbolId, Option<Topics>>,
     /// Symbols handed to the worker and not answered yet. Kept across connections.
     in_flight: HashSet<SymbolId>,
+    /// Answers not yet handed to the journal ([`BrokerProtocol::learned`]).
+    learned: Vec<(SymbolId, Box<str>)>,
     conn: Conn,
 }
 
@@ -106,6 +108,7 @@ impl Fyers {
             worker: None,
             cache: HashMap::new(),
             in_flight: HashSet::new(),
+            learned: Vec::new(),
             conn: Conn::default(),
         }
     }
@@ -226,10 +229,11 @@ impl Fyers {
         };
         let mut ready = Vec::new();
         for (s, ticker) in o.symbols {
-            let topics = reply
-                .valid
-                .get(&*ticker)
-                .and_then(|fytoken| topic::topics(&ticker, fytoken).ok());
+            let fytoken = reply.valid.get(&*ticker);
+            let topics = fytoken.and_then(|fytoken| topic::topics(&ticker, fytoken).ok());
+            if let (Some(f), true) = (fytoken, topics.is_some()) {
+                self.learned.push((s, f.as_str().into()));
+            }
             let known = topics.is_some();
             self.cache.insert(s, topics);
             match (known, self.conn.waiting.remove(&s)) {
@@ -470,6 +474,20 @@ impl BrokerProtocol for Fyers {
             Ok((t, last)) => sink.tick(t, last),
             Err(e) => sink.parse_error("fyers", &e),
         })
+    }
+
+    fn learned(&mut self, out: &mut Vec<(SymbolId, Box<str>)>) {
+        out.append(&mut self.learned);
+    }
+
+    fn learn(&mut self, symbol: SymbolId, fytoken: &str, out: &mut Vec<Message>) {
+        self.in_flight.remove(&symbol);
+        if self.seed(symbol, fytoken).is_err() {
+            return;
+        }
+        if let Some(mode) = self.conn.waiting.remove(&symbol) {
+            self.subscribe_known(&[(symbol, mode)], out);
+        }
     }
 
     fn has_work(&self) -> bool {

@@ -493,6 +493,9 @@ impl Conn {
             return Ok(());
         };
         let res = self.protocol.poll(&mut self.out);
+        if let Some(j) = ctx.journal.as_deref_mut() {
+            record::learned(j, self.idx, ctx.symbols, &mut *self.protocol);
+        }
         if !self.out.is_empty() {
             send_all(ws, &mut self.out).map_err(FeedError::retry)?;
         }
