@@ -59,8 +59,52 @@ pub struct E2eArgs {
     /// The wire format between the mock and the gateway.
     #[arg(long, value_enum, default_value_t = BrokerKind::Kite)]
     pub broker: BrokerKind,
+    /// Measure in four alternating phases, without a journal and with one in this directory,
+    /// and report both (the journal's cost on the same host in the same run).
+    #[arg(long)]
+    pub compare_journal: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
+}
+
+/// What one measurement gathered.
+struct Measured {
+    wire: Histogram<u64>,
+    internal: Histogram<u64>,
+    ws: Histogram<u64>,
+    secs: f64,
+    instruments: usize,
+    /// Mock packets, feed ticks, router ticks, shm reads in the window.
+    packets: u64,
+    ticks: u64,
+    routed: u64,
+    read: u64,
+    lost: u64,
+    dropped: u64,
+    parse_errors: u64,
+    ring_waits: u64,
+}
+
+impl Measured {
+    fn add(&mut self, o: Measured) -> Result<(), String> {
+        for (a, b) in [
+            (&mut self.wire, &o.wire),
+            (&mut self.internal, &o.internal),
+            (&mut self.ws, &o.ws),
+        ] {
+            a.add(b).map_err(|e| format!("{e:?}"))?;
+        }
+        self.secs += o.secs;
+        self.packets += o.packets;
+        self.ticks += o.ticks;
+        self.routed += o.routed;
+        self.read += o.read;
+        self.lost += o.lost;
+        self.dropped += o.dropped;
+        self.parse_errors += o.parse_errors;
+        self.ring_waits += o.ring_waits;
+        Ok(())
+    }
 }
 
 fn hist() -> Histogram<u64> {
@@ -133,6 +177,56 @@ pub(crate) fn private_shm(engine: &EngineArgs, name: &str) -> EngineArgs {
 
 /// Runs the benchmark and prints the report.
 pub fn e2e(a: E2eArgs, stop: &AtomicBool) -> Result<(), String> {
+    let engine = private_shm(&a.engine, "bench");
+    let Some(dir) = a.compare_journal.clone() else {
+        let m = measure(&a, &engine, a.seconds, stop)?;
+        return report(&a, &engine, &m, "", "");
+    };
+    // Alternated, so that a host's drift over the run falls on both alike.
+    let mut without: Option<Measured> = None;
+    let mut with: Option<Measured> = None;
+    for phase in 0..4 {
+        let mut e = engine.clone();
+        e.journal.dir = (phase % 2 == 1).then(|| dir.clone());
+        e.journal.no_journal = phase % 2 == 0;
+        let m = measure(&a, &e, a.seconds / 4.0, stop)?;
+        let acc = if phase % 2 == 1 {
+            &mut with
+        } else {
+            &mut without
+        };
+        match acc {
+            Some(x) => x.add(m)?,
+            None => *acc = Some(m),
+        }
+    }
+    let (Some(without), Some(with)) = (without, with) else {
+        return Ok(());
+    };
+    report(
+        &a,
+        &engine,
+        &without,
+        " — without the journal (phases 1 and 3)",
+        "-without-journal",
+    )?;
+    println!();
+    report(
+        &a,
+        &engine,
+        &with,
+        &format!(" — with the journal in {} (phases 2 and 4)", dir.display()),
+        "-with-journal",
+    )
+}
+
+/// One measurement of `seconds`: mock, gateway, readers started, warmed up, measured, stopped.
+fn measure(
+    a: &E2eArgs,
+    engine: &EngineArgs,
+    seconds: f64,
+    stop: &AtomicBool,
+) -> Result<Measured, String> {
     let mcfg = MockConfig {
         broker: a.broker,
         symbols: a.symbols,
@@ -141,9 +235,8 @@ pub fn e2e(a: E2eArgs, stop: &AtomicBool) -> Result<(), String> {
         frame_interval: Duration::from_micros(a.frame_us),
         ..MockConfig::default()
     };
-    let engine = private_shm(&a.engine, "bench");
     let key = "bench".to_string();
-    let (mock, run) = gateway_cmd::start_with_mock(mcfg, a.port, vec![key.clone()], &engine)?;
+    let (mock, run) = gateway_cmd::start_with_mock(mcfg, a.port, vec![key.clone()], engine)?;
     let (send_ns, _) = mock.send_times();
     // symbol id → instrument index in the mock, by name (the same in every dialect)
     let mock_names = mock.names();
@@ -301,7 +394,7 @@ pub fn e2e(a: E2eArgs, stop: &AtomicBool) -> Result<(), String> {
     );
     measuring.store(true, Ordering::Relaxed);
     let start = Instant::now();
-    while start.elapsed().as_secs_f64() < a.seconds && !stop.load(Ordering::Relaxed) {
+    while start.elapsed().as_secs_f64() < seconds && !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(20));
     }
     measuring.store(false, Ordering::Relaxed);
@@ -326,11 +419,38 @@ pub fn e2e(a: E2eArgs, stop: &AtomicBool) -> Result<(), String> {
     mock.stop();
     let _ = std::fs::remove_file(&engine.shm);
 
+    Ok(Measured {
+        wire,
+        internal,
+        ws: ws_h,
+        secs,
+        instruments: names.len(),
+        packets: p1 - p0,
+        ticks: t1 - t0,
+        routed: r1 - r0,
+        read,
+        lost,
+        dropped,
+        parse_errors,
+        ring_waits,
+    })
+}
+
+/// Prints one measurement's table; `what` says which one.
+/// `tag` goes into the `--hgrm` file names.
+fn report(
+    a: &E2eArgs,
+    engine: &EngineArgs,
+    m: &Measured,
+    what: &str,
+    tag: &str,
+) -> Result<(), String> {
+    let secs = m.secs;
     println!(
-        "tickwire bench e2e: {} updates/s requested, {:.1} s, {} instruments, {} WebSocket client(s), flush {} ms, router {}",
+        "tickwire bench e2e: {} updates/s requested, {:.1} s, {} instruments, {} WebSocket client(s), flush {} ms, router {}{what}",
         a.rate,
         secs,
-        names.len(),
+        m.instruments,
         a.clients,
         engine.flush_ms,
         match engine.router {
@@ -340,26 +460,26 @@ pub fn e2e(a: E2eArgs, stop: &AtomicBool) -> Result<(), String> {
     );
     println!("| path | samples | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs |");
     println!("|---|---|---|---|---|---|---|");
-    println!("{}", row("mock send → shm read", &wire));
-    println!("{}", row("feed receive → shm read", &internal));
-    println!("{}", row("mock send → WebSocket client", &ws_h));
+    println!("{}", row("mock send → shm read", &m.wire));
+    println!("{}", row("feed receive → shm read", &m.internal));
+    println!("{}", row("mock send → WebSocket client", &m.ws));
     println!();
     println!(
         "throughput: mock sent {:.0} packets/s; feed parsed {:.0} ticks/s; router published {:.0} ticks/s; shm reader read {:.0} ticks/s",
-        (p1 - p0) as f64 / secs,
-        (t1 - t0) as f64 / secs,
-        (r1 - r0) as f64 / secs,
-        read as f64 / secs
+        m.packets as f64 / secs,
+        m.ticks as f64 / secs,
+        m.routed as f64 / secs,
+        m.read as f64 / secs
     );
     println!(
-        "loss: mock frames dropped {dropped}; packets sent {} vs ticks parsed {} (window edges blur this by a batch); parse errors {parse_errors}; shm reader lapped, lost {lost}; feed waited on a full ring {ring_waits} times",
-        p1 - p0,
-        t1 - t0
+        "loss: mock frames dropped {}; packets sent {} vs ticks parsed {} (window edges blur this by a batch); parse errors {}; shm reader lapped, lost {}; feed waited on a full ring {} times",
+        m.dropped, m.packets, m.ticks, m.parse_errors, m.lost, m.ring_waits
     );
-    if let Some(dir) = a.hgrm {
-        write_hgrm(&dir, "shm.hgrm", &wire).map_err(|e| e.to_string())?;
-        write_hgrm(&dir, "ws.hgrm", &ws_h).map_err(|e| e.to_string())?;
-        println!("wrote {}/shm.hgrm and ws.hgrm", dir.display());
+    if let Some(dir) = &a.hgrm {
+        let (shm, ws) = (format!("shm{tag}.hgrm"), format!("ws{tag}.hgrm"));
+        write_hgrm(dir, &shm, &m.wire).map_err(|e| e.to_string())?;
+        write_hgrm(dir, &ws, &m.ws).map_err(|e| e.to_string())?;
+        println!("wrote {}/{shm} and {ws}", dir.display());
     }
     Ok(())
 }
