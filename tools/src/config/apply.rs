@@ -77,6 +77,7 @@ pub fn apply(cfg: &Config, a: &mut ServeArgs) {
         j.segment_mb
     );
     set!(e.journal.journal_sync_ms, "journal_sync_ms", j.sync_ms);
+    set!(e.journal.journal_ring_mb, "journal_ring_mb", j.ring_mb);
 
     let en = &cfg.engine;
     set!(e.router, "router", en.router);

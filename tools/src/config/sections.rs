@@ -54,6 +54,8 @@ pub struct Journal {
     pub segment_mb: Option<u64>,
     /// `--journal-sync-ms`.
     pub sync_ms: Option<u64>,
+    /// `--journal-ring-mb`.
+    pub ring_mb: Option<u64>,
 }
 
 /// `[engine]`: threads, cores, idling, conflation, upstream pinning.
