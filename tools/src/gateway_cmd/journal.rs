@@ -54,7 +54,6 @@ impl JournalArgs {
                 ms => SyncPolicy::Every(Duration::from_millis(ms)),
             },
             ring_bytes: (self.journal_ring_mb.max(1) << 20) as usize,
-            ..JournalConfig::default()
         };
         let j = Journal::start(cfg).map_err(|e| format!("journal {}: {e}", dir.display()))?;
         tracing::info!("tickwire: journal in {}", dir.display());
