@@ -159,7 +159,7 @@ fn main() {
                 break;
             }
             n += 1;
-            if n % 64 == 0 {
+            if n.is_multiple_of(64) {
                 tickwire_engine::router::Inline::pass(&mut router);
             }
         }
