@@ -181,6 +181,10 @@ pub fn run(a: ReplayArgs, stop: &Arc<AtomicBool>) -> Result<(), String> {
         wait_clients: a.wait_clients,
         hold: a.hold,
     };
+    // The replay thread does a feed thread's work (parse, route): it takes the feed's core.
+    if let Err(e) = tickwire_engine::affinity::pin_current(a.engine.feed_core.first().copied()) {
+        tracing::warn!("replay: {e}; running unpinned");
+    }
     let t0 = Instant::now();
     let r = play(player, core, &opts, &progress, stop);
     let secs = t0.elapsed().as_secs_f64();
