@@ -54,12 +54,17 @@ pub(crate) struct Staged {
 impl Staged {
     /// Creates (truncating) `path` + `.partial` and returns it with its guard.
     pub(crate) fn create(path: &Path) -> io::Result<(File, Staged)> {
-        let name = path.file_name().ok_or_else(|| {
+        let not_a_file = || {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("{}: not a file name", path.display()),
             )
-        })?;
+        };
+        let name = path.file_name().ok_or_else(not_a_file)?;
+        // Found now rather than by the rename at the end of a long export.
+        if path.is_dir() {
+            return Err(not_a_file());
+        }
         let mut partial_name = OsString::from(name);
         partial_name.push(".partial");
         let partial = path.with_file_name(partial_name);
@@ -203,6 +208,9 @@ mod tests {
         let err = create(Format::Csv, Path::new("/")).err().unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         let dir = tempfile::tempdir().unwrap();
+        let err = create(Format::Parquet, dir.path()).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(!dir.path().with_extension("partial").exists());
         let missing = dir.path().join("no/such/dir/out.parquet");
         assert!(create(Format::Parquet, &missing).is_err());
     }
