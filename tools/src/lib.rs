@@ -5,6 +5,7 @@ pub mod bench_cmd;
 pub mod bench_fanout;
 pub mod bench_soak;
 pub mod config;
+pub mod export_cmd;
 pub mod gateway_cmd;
 pub mod journal_cmd;
 pub mod json;

@@ -58,6 +58,9 @@ enum Cmd {
     /// A journal back through the parsers and router into shm and the WebSocket gateway, as if
     /// live: `replay --journal DIR [--from T] [--to T] [--speed 1|10|max]`.
     Replay(Box<tickwire::replay_cmd::ReplayArgs>),
+    /// A journal's ticks into a Parquet or CSV file, one row per tick: `export --journal DIR
+    /// --format parquet|csv --out PATH [--symbols A,B] [--from T] [--to T]`.
+    Export(tickwire::export_cmd::ExportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -153,6 +156,7 @@ fn main() -> ExitCode {
         Cmd::Keys(c) => tickwire::keys_cmd::run(c),
         Cmd::Journal(c) => tickwire::journal_cmd::run(c),
         Cmd::Replay(a) => tickwire::replay_cmd::run(*a, &stop),
+        Cmd::Export(a) => tickwire::export_cmd::run(a),
         Cmd::Bench(BenchCmd::E2e(a)) => tickwire::bench_cmd::e2e(a, &stop),
         Cmd::Bench(BenchCmd::Fanout(a)) => tickwire::bench_fanout::fanout(a, &stop),
         Cmd::Bench(BenchCmd::Soak(a)) => tickwire::bench_soak::soak(a, &stop),
