@@ -74,6 +74,8 @@ fn the_example_parses_and_its_values_are_the_defaults() {
         "dir",
         "segment_mb",
         "sync_ms",
+        "table",
+        "batch_rows",
         "level",
         "format",
         "file",

@@ -30,6 +30,11 @@ use tickwire_io::journal::Journal;
 use tickwire_shm::{Writer, WriterConfig};
 
 use super::rollover::FeedCredentials;
+use crate::store::pg::Sink;
+
+/// How long a stopping gateway waits for its sink to store the ring's last ticks (the database
+/// may be down; the sink's thread is left behind past this).
+const SINK_GRACE: Duration = Duration::from_secs(10);
 use super::{EngineArgs, RouterPlacement};
 
 /// What one feed connects to.
@@ -84,6 +89,8 @@ pub struct Running {
     router_thread: Option<JoinHandle<Writer>>,
     /// The journal writer, stopped (drained and synced) after the feed threads.
     journal: Option<Journal>,
+    /// The PostgreSQL sink, stopped last: it stores what the ring still holds.
+    sink: Option<Sink>,
 }
 
 impl Running {
@@ -102,6 +109,9 @@ impl Running {
             if let Err(e) = j.stop() {
                 tracing::error!("journal: {e}");
             }
+        }
+        if let Some(s) = self.sink.take() {
+            s.stop(SINK_GRACE);
         }
     }
 }
@@ -162,6 +172,8 @@ pub fn start(
     if ups.is_empty() {
         return Err("no feed configured".into());
     }
+    // A bad --sink URL or table fails here, before the masters load (the sink starts below).
+    e.sink.config(&e.shm, None)?;
     let market = Arc::new(market(e)?);
     let listener = Gateway::listen((e.listen, port).into()).map_err(|e| e.to_string())?;
     let (reg, per_feed, feed_of) = load(&ups)?;
@@ -182,6 +194,8 @@ pub fn start(
             move || v.write_position()
         }),
     };
+    // After the file exists (the sink reads it like any strategy), before anything reports.
+    let sink = e.sink.start(&e.shm, e.journal.dir.as_deref())?;
     let last = Arc::new(view);
     // Made before the router: the client thread reports its counters and histograms.
     let router_stats: Arc<RouterStats> = Arc::default();
@@ -259,6 +273,7 @@ pub fn start(
         market: market.clone(),
         router: router_stats.clone(),
         shm: Some(shm),
+        sink: sink.as_ref().map(Sink::stats),
         classes: Default::default(),
     };
     let mut gateway = Gateway::new(listener, shared, ends.control, ends.deliveries, last)
@@ -365,6 +380,7 @@ pub fn start(
         threads,
         router_thread,
         journal,
+        sink,
     })
 }
 
