@@ -5,6 +5,7 @@
 //!
 //! The server refuses to run as root: as root (CI), the binaries run as the `postgres` user the
 //! package creates (or `nobody`), through `runuser`, on a directory handed to that user.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -72,12 +73,22 @@ pub struct Cluster {
     pub sock: PathBuf,
     /// Its TCP port on 127.0.0.1.
     pub port: u16,
+    fsync: bool,
     _dir: tempfile::TempDir,
 }
 
 impl Cluster {
-    /// `initdb` and `pg_ctl start` in a new temporary directory.
+    /// `initdb` and `pg_ctl start` in a new temporary directory, without fsync (tests).
     pub fn start() -> Cluster {
+        Self::start_with(false)
+    }
+
+    /// The same with the server's default fsync on (benchmarks: figures a real server gives).
+    pub fn start_durable() -> Cluster {
+        Self::start_with(true)
+    }
+
+    fn start_with(fsync: bool) -> Cluster {
         let bin = bin_dir();
         let user = run_as();
         let dir = tempfile::tempdir().unwrap();
@@ -100,6 +111,7 @@ impl Cluster {
             data,
             sock,
             port,
+            fsync,
             _dir: dir,
         };
         let data = c.data.to_str().unwrap().to_string();
@@ -121,13 +133,14 @@ impl Cluster {
         c
     }
 
-    /// The server's options: loopback and our socket only; no fsync (a test's data need not
-    /// survive a power cut, and the sink's exactly-once rests on transactions, not on fsync).
+    /// The server's options: loopback and our socket only; for tests no fsync (their data need
+    /// not survive a power cut, and the sink's exactly-once rests on transactions, not on fsync).
     fn opts(&self) -> String {
         format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={}",
             self.port,
-            self.sock.display()
+            self.sock.display(),
+            if self.fsync { "on" } else { "off" }
         )
     }
 

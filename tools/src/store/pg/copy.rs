@@ -13,7 +13,6 @@ use tickwire_engine::Tick;
 
 use crate::store::columns::{Cell, COLUMNS};
 
-const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 /// The stream's end.
 pub const TRAILER: [u8; 2] = (-1i16).to_be_bytes();
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01T00:00:00Z).
@@ -22,8 +21,13 @@ const PG_EPOCH_US: i64 = 946_684_800_000_000;
 const NUMERIC_POS: u16 = 0x0000;
 const NUMERIC_NEG: u16 = 0x4000;
 
-/// The rows of one transaction, encoded as they are read.
+/// The stream's header: signature, flags, header-extension length.
+pub const HEADER: [u8; 19] = *b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// The rows of one transaction, encoded as they are read and sent in chunks while the
+/// transaction is open (so the server parses one chunk while the next is encoded).
 pub struct Batch {
+    /// Encoded rows not sent yet.
     buf: Vec<u8>,
     rows: usize,
     newest_recv_ns: i64,
@@ -37,30 +41,25 @@ impl Default for Batch {
 }
 
 impl Batch {
-    /// An empty batch (the stream's header only).
+    /// An empty batch.
     pub fn new() -> Self {
-        let mut b = Batch {
+        Batch {
             buf: Vec::with_capacity(1 << 20),
             rows: 0,
             newest_recv_ns: 0,
             started: None,
-        };
-        b.clear();
-        b
+        }
     }
 
-    /// Back to the header only, keeping the allocation.
+    /// Empty again (a new transaction), keeping the allocation.
     pub fn clear(&mut self) {
         self.buf.clear();
-        self.buf.extend_from_slice(SIGNATURE);
-        self.buf.extend_from_slice(&0i32.to_be_bytes());
-        self.buf.extend_from_slice(&0i32.to_be_bytes());
         self.rows = 0;
         self.newest_recv_ns = 0;
         self.started = None;
     }
 
-    /// Rows in the batch.
+    /// Rows in the batch, sent or not.
     pub fn rows(&self) -> usize {
         self.rows
     }
@@ -75,9 +74,14 @@ impl Batch {
         self.newest_recv_ns
     }
 
-    /// The stream so far, without the trailer ([`TRAILER`] ends it).
-    pub fn bytes(&self) -> &[u8] {
+    /// The rows encoded since the last [`Batch::sent`] (after [`HEADER`], before [`TRAILER`]).
+    pub fn unsent(&self) -> &[u8] {
         &self.buf
+    }
+
+    /// The unsent rows went out.
+    pub fn sent(&mut self) {
+        self.buf.clear();
     }
 
     /// Appends the row of `tick` for `exchange:symbol`: every column of [`COLUMNS`], in order.
@@ -237,9 +241,8 @@ mod tests {
 
     #[test]
     fn a_row_has_every_column_and_nulls_for_groups_not_carried() {
+        assert_eq!(&HEADER[..11], b"PGCOPY\n\xff\r\n\0");
         let mut b = Batch::new();
-        let head = b.bytes().len();
-        assert_eq!(head, 19);
         let mut t = Tick::new(0);
         t.valid = valid::LTP;
         t.ltp = 10_000_000;
@@ -247,7 +250,7 @@ mod tests {
         b.push("NSE", "SBIN", &t);
         assert_eq!(b.rows(), 1);
         assert_eq!(b.newest_recv_ns(), 5_000);
-        let row = &b.bytes()[head..];
+        let row = b.unsent();
         assert_eq!(i16::from_be_bytes([row[0], row[1]]), 54);
         assert_eq!(&row[2..6], &3i32.to_be_bytes());
         assert_eq!(&row[6..9], b"NSE");
@@ -255,7 +258,13 @@ mod tests {
         // 1 digit: 10+4) last_qty(8+4), then 47 nulls.
         let want = 2 + 7 + 8 + 12 + 4 + 12 + 14 + 12 + 47 * 4;
         assert_eq!(row.len(), want);
+        b.sent();
+        assert_eq!(
+            (b.rows(), b.unsent().len()),
+            (1, 0),
+            "sent rows still count"
+        );
         b.clear();
-        assert_eq!((b.rows(), b.bytes().len()), (0, head));
+        assert_eq!(b.rows(), 0);
     }
 }

@@ -40,8 +40,10 @@ impl Gap {
 /// Backfill hook: stores the ticks of `gap` from the journal in `journal_dir` into `table`, and
 /// returns how many rows it stored.
 ///
-/// Called once per gap, on the sink thread, after the gap has been counted and logged and
-/// outside any transaction (`db` is idle; the hook may open its own). The lost ticks are the
+/// Called once per gap, on the sink thread, after the gap has been counted and logged and after
+/// the batch it was found in committed (rows before and after the gap are in the table), with no
+/// transaction open (`db` is idle; the hook may open its own). An error is handled like any
+/// database error (reconnect and resume; the gap is offered again). The lost ticks are the
 /// frames received in `(gap.after_recv_ns, gap.detected_ns]` by the feeds of this gateway;
 /// replaying that window of the journal through the parsers gives them back, and a row already
 /// in the table is recognised by `(exchange, symbol, seq)` within the window.

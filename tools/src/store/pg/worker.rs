@@ -21,6 +21,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Sleep when the ring has nothing new (the sink is not latency-critical; 1 ms keeps it off a
 /// busy core).
 const IDLE: Duration = Duration::from_millis(1);
+/// Encoded bytes sent to the server at a time while a batch fills.
+const CHUNK: usize = 256 << 10;
+/// Ticks read between checks of the batch's size and age.
+const CHUNK_ROWS: usize = 1024;
 
 /// The sink thread's state.
 pub struct Worker {
@@ -39,6 +43,8 @@ pub struct Worker {
     lost_through: u64,
     /// Receive time of the newest tick read.
     newest_recv_ns: i64,
+    /// Gaps not yet handed to the backfill hook.
+    gaps: Vec<Gap>,
     connected_once: bool,
     rate: (Instant, u64),
 }
@@ -62,6 +68,7 @@ impl Worker {
             copy_sql,
             lost_through: 0,
             newest_recv_ns: 0,
+            gaps: Vec::new(),
             connected_once: false,
             rate: (Instant::now(), 0),
         }
@@ -105,7 +112,8 @@ impl Worker {
         }
     }
 
-    /// One connection's life: set up, resume, then batch and commit until stopped or failed.
+    /// One connection's life: set up, resume, then one transaction per batch until stopped or
+    /// failed.
     fn session(&mut self, stop: &AtomicBool, delay: &mut Duration) -> Result<(), SinkError> {
         let mut db = self.cfg.db.connect(NoTls)?;
         schema::ensure(&mut db, &self.cfg.table)?;
@@ -125,28 +133,74 @@ impl Worker {
         self.stats.connected.store(true, Ordering::Relaxed);
         *delay = MIN_BACKOFF;
         loop {
+            // Gaps found in the last batch, now that no transaction is open.
+            self.backfill_gaps(&mut db)?;
+            // No transaction stays open while the ring is quiet.
             let stopping = stop.load(Ordering::Relaxed);
-            let read = self.fill(&mut db)?;
-            let rows = self.batch.rows();
-            let due = rows >= self.cfg.batch_rows
-                || rows > 0
-                    && (stopping
-                        || self
-                            .batch
-                            .started()
-                            .is_some_and(|t| t.elapsed() >= self.cfg.flush));
-            if due {
-                self.commit(&mut db, &save)?;
+            if self.fill() == 0 {
+                if stopping {
+                    return Ok(());
+                }
+                self.sample_rate();
+                std::thread::sleep(IDLE);
                 continue;
             }
-            if stopping && read == 0 && rows == 0 {
-                return Ok(());
+            self.transaction(&mut db, &save, stop)?;
+        }
+    }
+
+    /// One batch: `COPY` streamed as the ring is read (the server parses a chunk while the next
+    /// is encoded), then the next position to store, then commit. Any error drops the
+    /// transaction, which rolls it back.
+    fn transaction(
+        &mut self,
+        db: &mut Client,
+        save: &Statement,
+        stop: &AtomicBool,
+    ) -> Result<(), SinkError> {
+        let mut tx = db.transaction()?;
+        let mut w = tx.copy_in(&self.copy_sql)?;
+        w.write_all(&copy::HEADER)?;
+        loop {
+            if self.batch.unsent().len() >= CHUNK || self.batch.rows() >= self.cfg.batch_rows {
+                w.write_all(self.batch.unsent())?;
+                self.batch.sent();
             }
-            self.sample_rate();
-            if read == 0 {
+            let full = self.batch.rows() >= self.cfg.batch_rows;
+            let old = self
+                .batch
+                .started()
+                .is_some_and(|t| t.elapsed() >= self.cfg.flush);
+            if full || old {
+                break;
+            }
+            if self.fill() == 0 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 std::thread::sleep(IDLE);
             }
         }
+        w.write_all(self.batch.unsent())?;
+        self.batch.sent();
+        w.write_all(&copy::TRAILER)?;
+        w.finish()?;
+        let next = self.reader.position();
+        tx.execute(
+            save,
+            &[&self.cfg.table.as_str(), &self.instance, &(next as i64)],
+        )?;
+        tx.commit()?;
+        let s = &self.stats;
+        s.rows
+            .fetch_add(self.batch.rows() as u64, Ordering::Relaxed);
+        s.commits.fetch_add(1, Ordering::Relaxed);
+        s.committed_pos.store(next, Ordering::Relaxed);
+        s.last_tick_ns
+            .store(self.batch.newest_recv_ns(), Ordering::Relaxed);
+        self.batch.clear();
+        self.sample_rate();
+        Ok(())
     }
 
     /// Seeks the ring to the committed position of this shm file (its start if the state is
@@ -172,10 +226,12 @@ impl Worker {
         pos
     }
 
-    /// Reads ticks into the batch until it is full or the ring has nothing new; returns how many.
-    fn fill(&mut self, db: &mut Client) -> Result<usize, SinkError> {
+    /// Reads up to a chunk's worth of ticks into the batch (fewer if the ring has nothing new
+    /// or the batch is full); returns how many.
+    fn fill(&mut self) -> usize {
+        let room = self.cfg.batch_rows.saturating_sub(self.batch.rows());
         let mut n = 0;
-        while self.batch.rows() < self.cfg.batch_rows {
+        while n < room.min(CHUNK_ROWS) {
             match self.reader.next() {
                 None => break,
                 Some(Event::Tick(t)) => {
@@ -184,18 +240,19 @@ impl Worker {
                     self.newest_recv_ns = t.recv_ts_ns;
                     n += 1;
                 }
-                Some(Event::Lagged { lost }) => self.gap(db, lost)?,
+                Some(Event::Lagged { lost }) => self.gap(lost),
             }
         }
-        Ok(n)
+        n
     }
 
-    /// The ring overwrote `lost` positions just before the reader's: count, log, report, hook.
-    fn gap(&mut self, db: &mut Client, lost: u64) -> Result<(), SinkError> {
+    /// The ring overwrote `lost` positions just before the reader's: count, log, report, and
+    /// queue for [`gap::backfill`].
+    fn gap(&mut self, lost: u64) {
         let to = self.reader.position() - 1;
         let from = (self.reader.position() - lost).max(self.lost_through);
         if from > to {
-            return Ok(());
+            return;
         }
         self.lost_through = to + 1;
         let gap = Gap {
@@ -216,37 +273,22 @@ impl Worker {
             gap.len(),
             self.cfg.table.as_str()
         );
-        let filled = gap::backfill(&gap, self.cfg.journal.as_deref(), db, &self.cfg.table)?;
-        if filled > 0 {
-            tracing::info!(
-                "sink: {filled} ticks of positions {from}..={to} filled from the journal"
-            );
-        }
-        Ok(())
+        self.gaps.push(gap);
     }
 
-    /// One transaction: the batch by `COPY`, and the next position to store.
-    fn commit(&mut self, db: &mut Client, save: &Statement) -> Result<(), SinkError> {
-        let next = self.reader.position();
-        let mut tx = db.transaction()?;
-        let mut w = tx.copy_in(&self.copy_sql)?;
-        w.write_all(self.batch.bytes())?;
-        w.write_all(&copy::TRAILER)?;
-        w.finish()?;
-        tx.execute(
-            save,
-            &[&self.cfg.table.as_str(), &self.instance, &(next as i64)],
-        )?;
-        tx.commit()?;
-        let s = &self.stats;
-        s.rows
-            .fetch_add(self.batch.rows() as u64, Ordering::Relaxed);
-        s.commits.fetch_add(1, Ordering::Relaxed);
-        s.committed_pos.store(next, Ordering::Relaxed);
-        s.last_tick_ns
-            .store(self.batch.newest_recv_ns(), Ordering::Relaxed);
-        self.batch.clear();
-        self.sample_rate();
+    /// Hands each gap found so far to the backfill hook (no transaction open).
+    fn backfill_gaps(&mut self, db: &mut Client) -> Result<(), SinkError> {
+        while let Some(g) = self.gaps.first().copied() {
+            let filled = gap::backfill(&g, self.cfg.journal.as_deref(), db, &self.cfg.table)?;
+            if filled > 0 {
+                tracing::info!(
+                    "sink: {filled} ticks of positions {}..={} filled from the journal",
+                    g.from,
+                    g.to
+                );
+            }
+            self.gaps.remove(0);
+        }
         Ok(())
     }
 
