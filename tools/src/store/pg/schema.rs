@@ -182,4 +182,18 @@ mod tests {
         assert!(sql.contains("  ask_orders_5 bigint\n)"));
         assert_eq!(sql.matches(",\n").count(), COLUMNS.len() - 1);
     }
+
+    #[test]
+    fn docs_storage_md_shows_the_ddl_the_sink_runs() {
+        let doc = include_str!("../../../../docs/storage.md");
+        let ticks = create_ticks_sql(&TableName::parse("ticks").unwrap());
+        assert!(
+            doc.contains(&ticks),
+            "docs/storage.md: update the ticks table to\n{ticks}"
+        );
+        assert!(
+            doc.contains(&create_state_sql()),
+            "docs/storage.md: the state table"
+        );
+    }
 }
