@@ -89,21 +89,7 @@ fn every_tick_is_stored_exactly_once_across_server_restarts() {
     assert!(m.contains("tickwire_sink_reconnects_total "), "{m}");
 
     // A clean stop: the sink stores what the ring still holds.
-    let pid = gw._proc.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let end = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(st) = gw._proc.0.try_wait().unwrap() {
-            break st;
-        }
-        assert!(Instant::now() < end, "serve did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "a clean stop");
+    stop_cleanly(&mut gw);
 
     // Every tick of the ring, in order: the file is closed, nothing more arrives.
     let opts = OpenOptions {
@@ -181,6 +167,103 @@ fn every_tick_is_stored_exactly_once_across_server_restarts() {
         st.get::<_, i64>(1) as u64,
         published + 1,
         "the next position"
+    );
+}
+
+/// Sends SIGTERM and waits for a clean exit.
+fn stop_cleanly(gw: &mut Served) {
+    let pid = gw._proc.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let end = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = gw._proc.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < end, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "a clean stop");
+}
+
+#[test]
+fn an_outage_longer_than_the_ring_is_a_reported_gap_and_nothing_is_stored_twice() {
+    let db = pg::Cluster::start();
+    let bport = free_port();
+    let _mock = mock_of("kite", bport, &["--symbols", "20", "--rate", "2000"]);
+    let url = db.url();
+    // 1,024 slots: half a second of ticks.
+    let mut gw = start_serve(
+        &format!("ws://127.0.0.1:{bport}"),
+        &format!("http://127.0.0.1:{bport}/instruments"),
+        &[
+            "--subscribe-all",
+            "--ring-capacity",
+            "1024",
+            "--sink",
+            &url,
+            "--sink-flush-ms",
+            "50",
+        ],
+    );
+    drop(connect(gw.port));
+    wait_rows(gw.port, 1_000, "the sink's first 1000 rows");
+    db.stop();
+    std::thread::sleep(Duration::from_millis(2_500));
+    db.start_again();
+    let s = wait_until(60, "the gap reported and the sink caught up", || {
+        let s = sink(gw.port);
+        (s["gaps"].as_u64() >= Some(1)
+            && s["connected"] == true
+            && s["lag_ticks"].as_u64() < Some(500))
+        .then_some(s)
+    });
+    let (from, to) = (
+        s["last_gap"]["from"].as_u64().unwrap(),
+        s["last_gap"]["to"].as_u64().unwrap(),
+    );
+    assert!(from <= to, "{s}");
+    let m = http_get(gw.port, "/metrics");
+    assert!(!m.contains("tickwire_sink_gaps_total 0\n"), "{m}");
+    // Let the sink settle, then stop: what is left in the ring is stored at shutdown.
+    std::thread::sleep(Duration::from_millis(300));
+    let lost = sink(gw.port)["lost"].as_u64().unwrap();
+    stop_cleanly(&mut gw);
+    let opts = OpenOptions {
+        require_live: false,
+        ..OpenOptions::default()
+    };
+    let published = Reader::open_with(&gw.shm, opts).unwrap().write_position();
+    let mut c = db.client();
+    let row = c
+        .query_one(
+            "SELECT count(*), count(DISTINCT (exchange, symbol, seq)) FROM ticks",
+            &[],
+        )
+        .unwrap();
+    let (n, distinct): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(n, distinct, "a tick stored twice");
+    assert!(lost > 0);
+    assert_eq!(
+        n as u64 + lost,
+        published,
+        "rows + reported lost = published"
+    );
+    // The missing ticks are exactly the holes in the per-symbol sequences.
+    let holes: i64 = c
+        .query_one(
+            "SELECT sum(max_seq - n)::bigint FROM (SELECT max(seq) AS max_seq, count(*) AS n \
+             FROM ticks GROUP BY exchange, symbol) s",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        holes as u64, lost,
+        "the holes in the sequences are the ticks reported lost"
     );
 }
 
