@@ -24,7 +24,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"TICKWIRE");
 /// Layout major version: a reader refuses any other.
 pub const VERSION_MAJOR: u16 = 1;
 /// Layout minor version: additions a v1 reader may ignore.
-pub const VERSION_MINOR: u16 = 2;
+pub const VERSION_MINOR: u16 = 3;
 
 /// Header size: one page.
 pub const HEADER_SIZE: usize = 4096;
@@ -87,7 +87,10 @@ pub struct Header {
     // ---- line 3 (192): the directory's length
     /// Directory entries `0..symbol_count` are complete.
     pub symbol_count: AtomicU64,
-    _pad3: [u64; 7],
+    /// The writer's wall clock when it created the file, ns since the epoch (1.3; zero in older
+    /// files): identifies this file's incarnation, whose ring positions start again at 1.
+    pub created_ns: AtomicI64,
+    _pad3: [u64; 6],
     // ---- 256..4096: reserved, zero
     _reserved: [u64; (HEADER_SIZE - 256) / 8],
 }
@@ -121,6 +124,7 @@ const _: () = assert!(offset_of!(Header, heartbeat_ns) == 128);
 const _: () = assert!(offset_of!(Header, state) == 136);
 const _: () = assert!(offset_of!(Header, writer_pid) == 140);
 const _: () = assert!(offset_of!(Header, symbol_count) == 192);
+const _: () = assert!(offset_of!(Header, created_ns) == 200);
 const _: () = assert!(DIR_ENTRY_SIZE == 128);
 const _: () = assert!(offset_of!(DirEntry, symbol) == 16);
 const _: () = assert!(offset_of!(DirEntry, token) == 80);

@@ -361,6 +361,22 @@ impl Reader {
         self.geo.ring_capacity
     }
 
+    /// This file's incarnation: the writer's wall clock when it created the file (ns since the
+    /// epoch; 0 in a file older than layout 1.3). Ring positions start again at 1 in every new
+    /// file at the same path, so a position saved outside the file (the PostgreSQL sink's
+    /// committed position) means something only together with this value.
+    pub fn instance(&self) -> i64 {
+        self.header().created_ns.load(Ordering::Relaxed)
+    }
+
+    /// Continue from ring position `pos` (a value [`Reader::position`] gave earlier, for
+    /// example one saved by a consumer that restarts). If the ring has since overwritten `pos`,
+    /// the next [`Reader::next`] reports exactly the positions lost (`Lagged`) and resumes
+    /// after them, as for any lapped reader; a position past the writer's is simply waited for.
+    pub fn seek(&mut self, pos: u64) {
+        self.next = pos.max(1);
+    }
+
     /// Continue from the newest tick on (the default after open: only new ticks).
     pub fn seek_latest(&mut self) {
         self.next = self.write_position() + 1;

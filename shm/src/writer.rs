@@ -148,8 +148,9 @@ impl Writer {
         h.ring_offset.store(geo.ring_offset, Ordering::Relaxed);
         h.file_size.store(geo.file_size, Ordering::Relaxed);
         h.writer_pid.store(std::process::id(), Ordering::Relaxed);
-        h.heartbeat_ns
-            .store(tickwire_engine::clock::now_ns(), Ordering::Relaxed);
+        let now = tickwire_engine::clock::now_ns();
+        h.heartbeat_ns.store(now, Ordering::Relaxed);
+        h.created_ns.store(now, Ordering::Relaxed);
         h.state.store(state::LIVE, Ordering::Relaxed);
         for (id, s) in symbols.iter() {
             w.add_symbol(id, &s.exchange, &s.symbol, &s.broker_token)?;

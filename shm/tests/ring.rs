@@ -345,3 +345,34 @@ fn the_writer_never_waits_and_readers_see_gap_free_or_exact_laps() {
         eprintln!("reader {k}: read {got}, lost {lost} in {laps} laps");
     }
 }
+
+#[test]
+fn seek_resumes_at_a_saved_position_and_reports_a_lapped_one_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = writer(dir.path(), 16, 2);
+    let mut r = Reader::open(dir.path().join("ticks")).unwrap();
+    assert!(r.instance() > 0, "a 1.3 file names its incarnation");
+    for p in 1..=10 {
+        w.publish(&tick_at(p, 2));
+    }
+    r.seek(4);
+    assert!(matches!(r.next(), Some(Event::Tick(t)) if t.seq == 4));
+    // A new file at the same path is another incarnation.
+    let before = r.instance();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    drop(w);
+    let mut w = writer(dir.path(), 16, 2);
+    let mut r = Reader::open(dir.path().join("ticks")).unwrap();
+    assert_ne!(r.instance(), before);
+    for p in 1..=40 {
+        w.publish(&tick_at(p, 2));
+    }
+    // Position 5 was overwritten: the lap is reported from exactly there.
+    r.seek(5);
+    let Some(Event::Lagged { lost }) = r.next() else {
+        panic!("expected a lap")
+    };
+    assert_eq!(r.position(), 5 + lost);
+    let p = r.position();
+    assert!(matches!(r.next(), Some(Event::Tick(t)) if t.seq == p));
+}

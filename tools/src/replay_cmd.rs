@@ -260,6 +260,7 @@ fn play(
         clients,
         router_bell,
         stop: gw_stop,
+        sink,
         ..
     } = core;
     let gw = gateway
@@ -335,5 +336,9 @@ fn play(
     gw_stop.store(true, Ordering::Relaxed);
     let _ = gw.join();
     d.router.finish();
+    if let Some(s) = sink {
+        // What the ring still holds is stored before the replay exits.
+        s.stop(Duration::from_secs(10));
+    }
     result.map(|()| (st, player.torn_tails().len()))
 }

@@ -265,6 +265,7 @@ pub(crate) mod tests {
             market: Arc::new(tickwire_engine::calendar::Market::always_open()),
             router: Arc::default(),
             shm: None,
+            sink: None,
             classes: Default::default(),
             replay: None,
         }

@@ -273,6 +273,13 @@ pub(super) fn exposition(shared: &Shared, view: &View) -> String {
             (s.write_pos)(),
         );
     }
+    if let Some(k) = &shared.sink {
+        sink(
+            &mut o,
+            k,
+            shared.shm.as_ref().map_or(0, |s| (s.write_pos)()),
+        );
+    }
     o.histogram(
         "tickwire_router_pass_seconds",
         "Time of each non-empty router pass.",
@@ -289,6 +296,46 @@ pub(super) fn exposition(shared: &Shared, view: &View) -> String {
         &c.wire_to_client.snapshot(),
     );
     o.0
+}
+
+/// The tick sink's families (`serve --sink`).
+fn sink(o: &mut Out, k: &super::SinkStats, write_pos: u64) {
+    o.single(
+        "tickwire_sink_rows_total",
+        "counter",
+        "Rows the sink committed to its database table.",
+        ld(&k.rows),
+    );
+    o.single(
+        "tickwire_sink_lag_ticks",
+        "gauge",
+        "Ticks published to shm and not yet committed by the sink.",
+        k.lag_ticks(write_pos),
+    );
+    o.single(
+        "tickwire_sink_gaps_total",
+        "counter",
+        "Times the shm ring overwrote ticks before the sink stored them.",
+        ld(&k.gaps),
+    );
+    o.single(
+        "tickwire_sink_lost_ticks_total",
+        "counter",
+        "Ticks in those gaps.",
+        ld(&k.lost),
+    );
+    o.single(
+        "tickwire_sink_reconnects_total",
+        "counter",
+        "Database connections the sink made after a failure.",
+        ld(&k.reconnects),
+    );
+    o.single(
+        "tickwire_sink_connected",
+        "gauge",
+        "1 while the sink holds a working database connection.",
+        k.connected.load(Ordering::Relaxed) as u64,
+    );
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod notices;
 mod protocol;
 mod session;
 mod shared;
+mod sink;
 mod status;
 
 use std::collections::VecDeque;
@@ -46,6 +47,7 @@ pub use limits::{LimitConfig, LimitOverrides, LimitState, LimitStats, Limits, Vi
 pub use protocol::{label, market_data, parse_mode, JsonStr, OutBuf};
 use session::Session;
 pub use shared::{ClassCounts, FeedRef, GatewayConfig, GatewayStats, Shared, ShmInfo};
+pub use sink::SinkStats;
 use tickwire_engine::doorbell::Doorbell;
 
 use crate::ratelog::RateLog;

@@ -160,6 +160,8 @@ pub struct Shared {
     pub router: Arc<RouterStats>,
     /// The shm file, when there is one.
     pub shm: Option<ShmInfo>,
+    /// The tick sink's counters (`serve --sink`), when one runs.
+    pub sink: Option<Arc<super::SinkStats>>,
     /// Conflation counts per client class ([`ClassCounts`]), by API key name.
     pub classes: Mutex<BTreeMap<Arc<str>, ClassCounts>>,
     /// Set when the gateway replays a journal (`tickwire replay`): `/status` says so.

@@ -178,6 +178,8 @@ pub(super) fn status_json(shared: &Shared, view: &View) -> String {
             "ring_capacity": s.ring_capacity, "symbol_capacity": s.symbol_capacity,
             "write_pos": (s.write_pos)()})),
         "subscriptions_by_mode": {"ltp": by_mode[0], "quote": by_mode[1], "depth": by_mode[2]},
+        "sink": shared.sink.as_ref().map(|k| k.json(
+            shared.shm.as_ref().map_or(0, |s| (s.write_pos)()), now)),
     })
     .to_string()
 }

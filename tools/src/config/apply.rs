@@ -79,6 +79,12 @@ pub fn apply(cfg: &Config, a: &mut ServeArgs) {
     set!(e.journal.journal_sync_ms, "journal_sync_ms", j.sync_ms);
     set!(e.journal.journal_ring_mb, "journal_ring_mb", j.ring_mb);
 
+    let k = &cfg.sink;
+    set_opt!(e.sink.url, "sink", k.url);
+    set!(e.sink.sink_table, "sink_table", k.table);
+    set!(e.sink.sink_batch_rows, "sink_batch_rows", k.batch_rows);
+    set!(e.sink.sink_flush_ms, "sink_flush_ms", k.flush_ms);
+
     let en = &cfg.engine;
     set!(e.router, "router", en.router);
     set!(e.idle, "idle", en.idle);

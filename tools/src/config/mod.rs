@@ -27,7 +27,9 @@ pub use apply::{apply, explicit};
 pub use check::check;
 pub use error::ConfigError;
 pub use feed::{slots, FeedTable, Slot};
-pub use sections::{Engine, Gateway, Journal, Keys, LimitOverrides, Limits, Log, Market, Shm};
+pub use sections::{
+    Engine, Gateway, Journal, Keys, LimitOverrides, Limits, Log, Market, Shm, Sink,
+};
 
 /// The whole file.
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
@@ -59,6 +61,9 @@ pub struct Config {
     /// `[journal]`.
     #[serde(default)]
     pub journal: Journal,
+    /// `[sink]`.
+    #[serde(default)]
+    pub sink: Sink,
     /// `[[feed]]` tables, in file order.
     #[serde(default, rename = "feed")]
     pub feeds: Vec<FeedTable>,
@@ -133,6 +138,18 @@ impl Config {
         ] {
             if v.is_some_and(|v| v > 65_536) {
                 return err(key, "must be at most 65536".into());
+            }
+        }
+        let k = &self.sink;
+        if k.batch_rows.is_some_and(|v| !(1..=1_000_000).contains(&v)) {
+            return err("sink.batch_rows", "must be 1 to 1000000".into());
+        }
+        if k.flush_ms.is_some_and(|v| !(1..=60_000).contains(&v)) {
+            return err("sink.flush_ms", "must be 1 to 60000".into());
+        }
+        if let Some(t) = &k.table {
+            if let Err(e) = crate::store::pg::schema::TableName::parse(t) {
+                return err("sink.table", e);
             }
         }
         if let Some(c) = self.shm.ring_capacity {

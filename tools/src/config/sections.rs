@@ -58,6 +58,20 @@ pub struct Journal {
     pub ring_mb: Option<u64>,
 }
 
+/// `[sink]`: the PostgreSQL sink.
+#[derive(Deserialize, Debug, Default, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Sink {
+    /// `--sink`.
+    pub url: Option<String>,
+    /// `--sink-table`.
+    pub table: Option<String>,
+    /// `--sink-batch-rows`.
+    pub batch_rows: Option<u32>,
+    /// `--sink-flush-ms`.
+    pub flush_ms: Option<u64>,
+}
+
 /// `[engine]`: threads, cores, idling, conflation, upstream pinning.
 #[derive(Deserialize, Debug, Default, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]

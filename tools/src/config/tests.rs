@@ -75,6 +75,8 @@ fn the_example_parses_and_its_values_are_the_defaults() {
         "segment_mb",
         "sync_ms",
         "ring_mb",
+        "table",
+        "batch_rows",
         "level",
         "format",
         "file",

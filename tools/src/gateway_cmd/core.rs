@@ -21,6 +21,8 @@ use tickwire_io::gateway::{
 use tickwire_io::replay::{Player, Progress};
 use tickwire_shm::{Writer, WriterConfig};
 
+use crate::store::pg::Sink;
+
 use super::start::{market, pinned_symbols, ClientAuth};
 use super::EngineArgs;
 
@@ -47,6 +49,8 @@ pub(super) struct Core {
     pub addr: std::net::SocketAddr,
     pub clients: Arc<GatewayStats>,
     pub stop: Arc<AtomicBool>,
+    /// The PostgreSQL sink (`--sink`), reading the shm file.
+    pub sink: Option<Sink>,
 }
 
 /// Creates the shm file for `plan`'s registry, the gateway listening on `port`, and the router
@@ -84,6 +88,8 @@ pub(super) fn assemble(
             move || v.write_position()
         }),
     };
+    // After the file exists (the sink reads it like any strategy), before anything reports.
+    let sink = e.sink.start(&e.shm, e.journal.dir.as_deref())?;
     let last = Arc::new(view);
     // Made before the router: the client thread reports its counters and histograms.
     let router_stats: Arc<RouterStats> = Arc::default();
@@ -162,6 +168,7 @@ pub(super) fn assemble(
         market: market.clone(),
         router: router_stats.clone(),
         shm: Some(shm),
+        sink: sink.as_ref().map(Sink::stats),
         classes: Default::default(),
         replay,
     };
@@ -191,6 +198,7 @@ pub(super) fn assemble(
         addr,
         clients,
         stop,
+        sink,
     })
 }
 
@@ -213,6 +221,8 @@ pub struct ReplayCore {
     pub addr: std::net::SocketAddr,
     /// Stops the gateway thread.
     pub stop: Arc<AtomicBool>,
+    /// The PostgreSQL sink (`--sink`): a replay can be stored like a live session.
+    pub sink: Option<Sink>,
 }
 
 /// Assembles the gateway for `player`'s journal. The calendar is ignored (a replay's session is
@@ -259,5 +269,6 @@ pub fn replay_core(
         clients: c.clients,
         addr: c.addr,
         stop: c.stop,
+        sink: c.sink,
     })
 }

@@ -109,6 +109,9 @@ pub struct EngineArgs {
     /// The raw-frame journal.
     #[command(flatten)]
     pub journal: journal::JournalArgs,
+    /// The PostgreSQL sink.
+    #[command(flatten)]
+    pub sink: crate::store::pg::SinkArgs,
     /// CPU for the client IO thread.
     #[arg(long)]
     pub client_core: Option<usize>,

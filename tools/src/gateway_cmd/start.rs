@@ -27,6 +27,11 @@ use tickwire_shm::Writer;
 
 use super::core::{assemble, Core, Plan};
 use super::rollover::FeedCredentials;
+use crate::store::pg::Sink;
+
+/// How long a stopping gateway waits for its sink to store the ring's last ticks (the database
+/// may be down; the sink's thread is left behind past this).
+const SINK_GRACE: Duration = Duration::from_secs(10);
 use super::{EngineArgs, RouterPlacement};
 
 /// What one feed connects to.
@@ -81,6 +86,8 @@ pub struct Running {
     router_thread: Option<JoinHandle<Writer>>,
     /// The journal writer, stopped (drained and synced) after the feed threads.
     journal: Option<Journal>,
+    /// The PostgreSQL sink, stopped last: it stores what the ring still holds.
+    sink: Option<Sink>,
 }
 
 impl Running {
@@ -99,6 +106,9 @@ impl Running {
             if let Err(e) = j.stop() {
                 tracing::error!("journal: {e}");
             }
+        }
+        if let Some(s) = self.sink.take() {
+            s.stop(SINK_GRACE);
         }
     }
 }
@@ -148,6 +158,9 @@ pub fn start(
     if ups.is_empty() {
         return Err("no feed configured".into());
     }
+    // A bad --sink URL or table fails here, before the masters load (the sink starts with the
+    // shm file, in `assemble`).
+    e.sink.config(&e.shm, None)?;
     let (reg, per_feed, feed_of) = load(&ups)?;
     // Feeds over feed threads, round robin; the router inline only when there is one thread.
     // Each thread's poller exists before the router, which rings it after demand changes.
@@ -177,6 +190,7 @@ pub fn start(
         addr,
         clients,
         stop,
+        sink,
         ..
     } = assemble(plan, port, auth, e, bells, None)?;
 
@@ -266,6 +280,7 @@ pub fn start(
         threads,
         router_thread,
         journal,
+        sink,
     })
 }
 

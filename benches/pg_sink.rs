@@ -1,0 +1,117 @@
+//! The PostgreSQL sink's throughput: `tickwire shm write-synthetic` publishes full ticks (every
+//! field group: 54 non-null columns, the heaviest row) at a fixed rate into a shm file, and the
+//! sink (`tickwire::store::pg`, the code `serve --sink` runs) stores them in a throwaway
+//! PostgreSQL cluster (`tests/common/pg.rs`, fsync on). Per rate: rows committed per second
+//! while publishing, the largest lag seen (ticks published, not committed), gaps (ticks the ring
+//! overwrote first: not keeping up), and the time to drain after the writer stops.
+//!
+//! cargo bench --bench pg_sink              (200,000 and 400,000 ticks/s, 10 s each)
+//! cargo bench --bench pg_sink -- RATE SECS (one run)
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "../tests/common/pg.rs"]
+mod pg;
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tickwire::store::pg::schema::TableName;
+use tickwire::store::pg::{Sink, SinkConfig};
+
+/// Ring slots: 1.3 s of ticks at 200,000/s.
+const RING: u64 = 1 << 18;
+
+fn run(db: &pg::Cluster, rate: u64, secs: f64, table: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ticks");
+    let mut writer = Command::new(env!("CARGO_BIN_EXE_tickwire"))
+        .args(["shm", "write-synthetic", "--symbols", "1000"])
+        .args(["--rate", &rate.to_string(), "--seconds", &secs.to_string()])
+        .args(["--ring-capacity", &RING.to_string(), "--path"])
+        .arg(&path)
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start tickwire shm write-synthetic");
+    let never = std::sync::atomic::AtomicBool::new(false);
+    drop(tickwire::shm_cmd::open_waiting(&path, 10.0, &never).unwrap_or_else(|e| panic!("{e}")));
+    let cfg = SinkConfig {
+        db: db.url().parse().unwrap(),
+        table: TableName::parse(table).unwrap(),
+        shm: path.clone(),
+        batch_rows: 10_000,
+        flush: Duration::from_millis(200),
+        journal: None,
+    };
+    let sink = Sink::start(cfg).unwrap_or_else(|e| panic!("{e}"));
+    let stats = sink.stats();
+    let reader = tickwire_shm::Reader::open_with(
+        &path,
+        tickwire_shm::OpenOptions {
+            require_live: false,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let start = Instant::now();
+    let mut max_lag = 0;
+    let mut per_s = Vec::new();
+    while writer.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(100));
+        max_lag = max_lag.max(stats.lag_ticks(reader.write_position()));
+        if per_s.len() < start.elapsed().as_secs() as usize {
+            per_s.push(stats.rows_per_s.load(Ordering::Relaxed));
+        }
+    }
+    let published = reader.write_position();
+    let stopped = Instant::now();
+    let publish_s = (stopped - start).as_secs_f64();
+    sink.stop(Duration::from_secs(120));
+    let drain = stopped.elapsed();
+    let rows = stats.rows.load(Ordering::Relaxed);
+    let total_s = start.elapsed().as_secs_f64();
+    // The first second includes connecting and creating the table.
+    let steady: Vec<u64> = per_s.iter().skip(1).copied().collect();
+    let mean = steady.iter().sum::<u64>() as f64 / steady.len().max(1) as f64;
+    println!(
+        "rate {rate}/s for {publish_s:.1} s: published {published}, stored {rows} rows \
+         ({:.0} rows/s overall incl. drain), steady {mean:.0} rows/s (min {} max {}), \
+         max lag {max_lag} ticks, gaps {} (lost {}), drain after the writer stopped {} ms",
+        rows as f64 / total_s,
+        steady.iter().min().unwrap_or(&0),
+        steady.iter().max().unwrap_or(&0),
+        stats.gaps.load(Ordering::Relaxed),
+        stats.lost.load(Ordering::Relaxed),
+        drain.as_millis(),
+    );
+    let mut c = db.client();
+    let n: i64 = c
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        n as u64 + stats.lost.load(Ordering::Relaxed),
+        published,
+        "rows + lost = published"
+    );
+}
+
+fn main() {
+    // `cargo test --benches` passes --bench-less flags; a smoke pass there.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let db = pg::Cluster::start_durable();
+    if let [rate, secs] = &args[..] {
+        run(&db, rate.parse().unwrap(), secs.parse().unwrap(), "ticks");
+    } else if smoke {
+        run(&db, 20_000, 1.0, "ticks_smoke");
+    } else {
+        run(&db, 200_000, 10.0, "ticks_200k");
+        run(&db, 400_000, 10.0, "ticks_400k");
+    }
+}

@@ -1,0 +1,320 @@
+//! `serve --sink postgres://…` against a real PostgreSQL server (a throwaway cluster,
+//! `tests/common/pg.rs`): while the mock broker's ticks flow the server is restarted, then stopped
+//! for a while and started again; afterwards every tick the gateway published to shm is in the
+//! table exactly once, with its values, and the sink's status tells of its reconnects.
+
+mod common;
+#[path = "common/pg.rs"]
+mod pg;
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+use tickwire_engine::tick::valid;
+use tickwire_shm::{Event, OpenOptions, Reader};
+
+/// The sink's `/status` object (Null while the gateway is not up).
+fn sink(port: u16) -> Value {
+    gateway_status(port)["sink"].clone()
+}
+
+/// Waits until the sink has committed `rows` rows and is connected.
+fn wait_rows(port: u16, rows: u64, what: &str) -> Value {
+    wait_until(60, what, || {
+        let s = sink(port);
+        (s["rows"].as_u64() >= Some(rows) && s["connected"] == true).then_some(s)
+    })
+}
+
+/// A price at 10^7 as PostgreSQL prints `numeric(19,7)`.
+fn numeric_text(v: i64) -> String {
+    let a = v.unsigned_abs();
+    let sign = if v < 0 { "-" } else { "" };
+    format!("{sign}{}.{:07}", a / 10_000_000, a % 10_000_000)
+}
+
+#[test]
+fn every_tick_is_stored_exactly_once_across_server_restarts() {
+    let db = pg::Cluster::start();
+    let bport = free_port();
+    let _mock = mock_of("kite", bport, &["--symbols", "20", "--rate", "2000"]);
+    let url = db.url();
+    let mut gw = start_serve(
+        &format!("ws://127.0.0.1:{bport}"),
+        &format!("http://127.0.0.1:{bport}/instruments"),
+        &[
+            "--subscribe-all",
+            "--ring-capacity",
+            "131072",
+            "--sink",
+            &url,
+            "--sink-batch-rows",
+            "500",
+            "--sink-flush-ms",
+            "50",
+        ],
+    );
+    drop(connect(gw.port)); // listening
+    let s = wait_rows(gw.port, 2_000, "the sink's first 2000 rows");
+    assert_eq!(s["table"], "ticks");
+
+    // A restart mid-stream: connections cut, a COPY or commit in flight fails and rolls back.
+    db.restart();
+    let before = s["rows"].as_u64().unwrap();
+    let s = wait_until(60, "a reconnect after the restart", || {
+        let s = sink(gw.port);
+        (s["reconnects"].as_u64() >= Some(1) && s["rows"].as_u64() > Some(before + 1_000))
+            .then_some(s)
+    });
+    // An outage: the sink retries with backoff while ticks pile up in the ring.
+    db.stop();
+    std::thread::sleep(Duration::from_millis(1_500));
+    let down = sink(gw.port);
+    assert_eq!(down["connected"], false, "{down}");
+    assert!(down["lag_ticks"].as_u64() > Some(0), "{down}");
+    db.start_again();
+    let rows = s["rows"].as_u64().unwrap();
+    wait_until(60, "a reconnect after the outage", || {
+        let s = sink(gw.port);
+        (s["reconnects"].as_u64() >= Some(2) && s["rows"].as_u64() > Some(rows + 2_000))
+            .then_some(s)
+    });
+    let m = http_get(gw.port, "/metrics");
+    assert!(m.contains("tickwire_sink_rows_total "), "{m}");
+    assert!(m.contains("tickwire_sink_gaps_total 0\n"), "{m}");
+    assert!(m.contains("tickwire_sink_lag_ticks "), "{m}");
+    assert!(m.contains("tickwire_sink_reconnects_total "), "{m}");
+
+    // A clean stop: the sink stores what the ring still holds.
+    stop_cleanly(&mut gw);
+
+    // Every tick of the ring, in order: the file is closed, nothing more arrives.
+    let opts = OpenOptions {
+        require_live: false,
+        ..OpenOptions::default()
+    };
+    let mut r = Reader::open_with(&gw.shm, opts).unwrap();
+    let instance = r.instance();
+    r.seek(1);
+    let mut shm = HashMap::new();
+    let mut names = HashMap::new();
+    while let Some(ev) = r.next() {
+        let Event::Tick(t) = ev else {
+            panic!("the test ring lapped: make it bigger")
+        };
+        let n = names
+            .entry(t.symbol_id)
+            .or_insert_with(|| r.symbol(t.symbol_id).unwrap())
+            .clone();
+        let ltp = (t.valid & valid::LTP != 0).then(|| numeric_text(t.ltp));
+        let key = (n.exchange, n.symbol, t.seq as i64);
+        let recv_us = t.recv_ts_ns.div_euclid(1000);
+        assert!(
+            shm.insert(key, (ltp, recv_us)).is_none(),
+            "seq twice in shm"
+        );
+    }
+    let published = r.write_position();
+    assert_eq!(shm.len() as u64, published, "every position read");
+    assert!(published > 6_000, "ticks flowed: {published}");
+
+    let mut c = db.client();
+    let row = c
+        .query_one(
+            "SELECT count(*), count(DISTINCT (exchange, symbol, seq)) FROM ticks",
+            &[],
+        )
+        .unwrap();
+    let (n, distinct): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(n, distinct, "a tick stored twice");
+    assert_eq!(n as u64, published, "rows vs ticks published");
+    // Per symbol, sequences 1..=count: no hole from the first to the last.
+    let holes = c
+        .query(
+            "SELECT exchange, symbol, min(seq), max(seq), count(*) FROM ticks \
+             GROUP BY exchange, symbol HAVING min(seq) <> 1 OR max(seq) <> count(*)",
+            &[],
+        )
+        .unwrap();
+    assert!(holes.is_empty(), "{} symbols with holes", holes.len());
+    // Values: exact decimals, times to the µs.
+    let rows = c
+        .query(
+            "SELECT exchange, symbol, seq, ltp::text, \
+             (extract(epoch FROM recv_ts) * 1000000)::bigint FROM ticks",
+            &[],
+        )
+        .unwrap();
+    for row in &rows {
+        let key: (String, String, i64) = (row.get(0), row.get(1), row.get(2));
+        let got: (Option<String>, i64) = (row.get(3), row.get(4));
+        let want = shm
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key:?} not in shm"));
+        assert_eq!(&got, want, "{key:?}");
+    }
+    let st = c
+        .query_one(
+            "SELECT shm_instance, position FROM tickwire_sink_state WHERE table_name = 'ticks'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(st.get::<_, i64>(0), instance);
+    assert_eq!(
+        st.get::<_, i64>(1) as u64,
+        published + 1,
+        "the next position"
+    );
+}
+
+/// Sends SIGTERM and waits for a clean exit.
+fn stop_cleanly(gw: &mut Served) {
+    let pid = gw._proc.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let end = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = gw._proc.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < end, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "a clean stop");
+}
+
+#[test]
+fn an_outage_longer_than_the_ring_is_a_reported_gap_and_nothing_is_stored_twice() {
+    let db = pg::Cluster::start();
+    let bport = free_port();
+    let _mock = mock_of("kite", bport, &["--symbols", "20", "--rate", "2000"]);
+    let url = db.url();
+    // 1,024 slots: half a second of ticks.
+    let mut gw = start_serve(
+        &format!("ws://127.0.0.1:{bport}"),
+        &format!("http://127.0.0.1:{bport}/instruments"),
+        &[
+            "--subscribe-all",
+            "--ring-capacity",
+            "1024",
+            "--sink",
+            &url,
+            "--sink-flush-ms",
+            "50",
+        ],
+    );
+    drop(connect(gw.port));
+    wait_rows(gw.port, 1_000, "the sink's first 1000 rows");
+    db.stop();
+    std::thread::sleep(Duration::from_millis(2_500));
+    db.start_again();
+    let s = wait_until(60, "the gap reported and the sink caught up", || {
+        let s = sink(gw.port);
+        (s["gaps"].as_u64() >= Some(1)
+            && s["connected"] == true
+            && s["lag_ticks"].as_u64() < Some(500))
+        .then_some(s)
+    });
+    let (from, to) = (
+        s["last_gap"]["from"].as_u64().unwrap(),
+        s["last_gap"]["to"].as_u64().unwrap(),
+    );
+    assert!(from <= to, "{s}");
+    let m = http_get(gw.port, "/metrics");
+    assert!(!m.contains("tickwire_sink_gaps_total 0\n"), "{m}");
+    // Let the sink settle, then stop: what is left in the ring is stored at shutdown.
+    std::thread::sleep(Duration::from_millis(300));
+    let lost = sink(gw.port)["lost"].as_u64().unwrap();
+    stop_cleanly(&mut gw);
+    let opts = OpenOptions {
+        require_live: false,
+        ..OpenOptions::default()
+    };
+    let published = Reader::open_with(&gw.shm, opts).unwrap().write_position();
+    let mut c = db.client();
+    let row = c
+        .query_one(
+            "SELECT count(*), count(DISTINCT (exchange, symbol, seq)) FROM ticks",
+            &[],
+        )
+        .unwrap();
+    let (n, distinct): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(n, distinct, "a tick stored twice");
+    assert!(lost > 0);
+    assert_eq!(
+        n as u64 + lost,
+        published,
+        "rows + reported lost = published"
+    );
+    // The missing ticks are exactly the holes in the per-symbol sequences.
+    let holes: i64 = c
+        .query_one(
+            "SELECT sum(max_seq - n)::bigint FROM (SELECT max(seq) AS max_seq, count(*) AS n \
+             FROM ticks GROUP BY exchange, symbol) s",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        holes as u64, lost,
+        "the holes in the sequences are the ticks reported lost"
+    );
+}
+
+#[test]
+fn a_refused_connection_at_start_is_retried_and_reported_not_fatal() {
+    // Nothing listens on this port: serve starts anyway, the sink reports and retries.
+    let dead = free_port();
+    let url = format!("postgres://postgres@127.0.0.1:{dead}/postgres");
+    let bport = free_port();
+    let _mock = mock_of("kite", bport, &[]);
+    let gw = start_serve(
+        &format!("ws://127.0.0.1:{bport}"),
+        &format!("http://127.0.0.1:{bport}/instruments"),
+        &["--subscribe-all", "--sink", &url],
+    );
+    drop(connect(gw.port));
+    let s = wait_until(30, "the sink's connection error in /status", || {
+        let s = sink(gw.port);
+        s["last_error"].as_str().is_some().then_some(s)
+    });
+    assert_eq!(s["connected"], false, "{s}");
+    assert!(
+        s["last_error"].as_str().unwrap().contains("database"),
+        "{s}"
+    );
+}
+
+#[test]
+fn a_bad_sink_url_is_a_start_up_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tickwire"))
+        .args([
+            "serve",
+            "--api-key",
+            "k1",
+            "--dev",
+            "--no-journal",
+            "--sink",
+            "mysql://nobody@127.0.0.1/x",
+            "--broker-url",
+            "ws://127.0.0.1:1",
+            "--instruments",
+            "/nonexistent",
+            "--kite-api-key",
+            "k",
+            "--kite-access-token",
+            "t",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--sink"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -1,0 +1,323 @@
+//! The sink thread: read the ring, batch, commit rows and position together; on any failure
+//! reconnect, read the committed position back and go on from there.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls, Statement};
+use tickwire_shm::{Event, Reader};
+
+use super::copy::{self, Batch};
+use super::gap::{self, Gap};
+use super::schema;
+use super::{SinkConfig, SinkError, SinkStats};
+
+/// First wait after a failure; it doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between attempts: a restarted server is found within this.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Sleep when the ring has nothing new (the sink is not latency-critical; 1 ms keeps it off a
+/// busy core).
+const IDLE: Duration = Duration::from_millis(1);
+/// Encoded bytes sent to the server at a time while a batch fills.
+const CHUNK: usize = 256 << 10;
+/// Ticks read between checks of the batch's size and age.
+const CHUNK_ROWS: usize = 1024;
+
+/// The sink thread's state.
+pub struct Worker {
+    cfg: SinkConfig,
+    reader: Reader,
+    stats: Arc<SinkStats>,
+    abandon: Arc<AtomicBool>,
+    /// The shm file's incarnation, saved with every committed position.
+    instance: i64,
+    batch: Batch,
+    /// Exchange and symbol by symbol id, filled on first sight (directory entries never change).
+    names: Vec<Option<(String, String)>>,
+    copy_sql: String,
+    /// Positions below this were already reported lost (a gap met again after a failed commit
+    /// is not counted twice).
+    lost_through: u64,
+    /// Receive time of the newest tick read.
+    newest_recv_ns: i64,
+    /// Gaps not yet handed to the backfill hook.
+    gaps: Vec<Gap>,
+    connected_once: bool,
+    rate: (Instant, u64),
+}
+
+impl Worker {
+    pub fn new(
+        cfg: SinkConfig,
+        reader: Reader,
+        stats: Arc<SinkStats>,
+        abandon: Arc<AtomicBool>,
+    ) -> Self {
+        let copy_sql = schema::copy_sql(&cfg.table);
+        Worker {
+            instance: reader.instance(),
+            cfg,
+            reader,
+            stats,
+            abandon,
+            batch: Batch::new(),
+            names: Vec::new(),
+            copy_sql,
+            lost_through: 0,
+            newest_recv_ns: 0,
+            gaps: Vec::new(),
+            connected_once: false,
+            rate: (Instant::now(), 0),
+        }
+    }
+
+    /// Runs until `stop` is set and everything published has been stored (or the sink is told
+    /// to give up).
+    pub fn run(mut self, stop: &AtomicBool) {
+        let mut delay = MIN_BACKOFF;
+        loop {
+            match self.session(stop, &mut delay) {
+                Ok(()) => return,
+                Err(e) => {
+                    self.stats.connected.store(false, Ordering::Relaxed);
+                    self.stats.rows_per_s.store(0, Ordering::Relaxed);
+                    let msg = e.to_string();
+                    tracing::warn!(
+                        "sink: {msg}; retrying in {} ms from the committed position",
+                        delay.as_millis()
+                    );
+                    if let Ok(mut m) = self.stats.last_error.lock() {
+                        *m = msg;
+                    }
+                }
+            }
+            let until = Instant::now() + delay;
+            while Instant::now() < until {
+                if self.abandon.load(Ordering::Relaxed) {
+                    let from = self.stats.committed_pos.load(Ordering::Relaxed).max(1);
+                    tracing::error!(
+                        "sink: stopped without storing ring positions {from}..={} of this shm \
+                         file in table {}",
+                        self.reader.write_position(),
+                        self.cfg.table.as_str()
+                    );
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            delay = (delay * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// One connection's life: set up, resume, then one transaction per batch until stopped or
+    /// failed.
+    fn session(&mut self, stop: &AtomicBool, delay: &mut Duration) -> Result<(), SinkError> {
+        let mut db = self.cfg.db.connect(NoTls)?;
+        schema::ensure(&mut db, &self.cfg.table)?;
+        let save = db.prepare(schema::SAVE_STATE_SQL)?;
+        let state = schema::load_state(&mut db, &self.cfg.table)?;
+        let pos = self.resume(state);
+        if self.connected_once {
+            self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::info!("sink: reconnected; resuming at ring position {pos}");
+        } else {
+            tracing::info!(
+                "sink: connected, writing table {} from ring position {pos}",
+                self.cfg.table.as_str()
+            );
+        }
+        self.connected_once = true;
+        self.stats.connected.store(true, Ordering::Relaxed);
+        *delay = MIN_BACKOFF;
+        loop {
+            // Gaps found in the last batch, now that no transaction is open.
+            self.backfill_gaps(&mut db)?;
+            // No transaction stays open while the ring is quiet.
+            let stopping = stop.load(Ordering::Relaxed);
+            if self.fill() == 0 {
+                if stopping {
+                    return Ok(());
+                }
+                self.sample_rate();
+                std::thread::sleep(IDLE);
+                continue;
+            }
+            self.transaction(&mut db, &save, stop)?;
+        }
+    }
+
+    /// One batch: `COPY` streamed as the ring is read (the server parses a chunk while the next
+    /// is encoded), then the next position to store, then commit. Any error drops the
+    /// transaction, which rolls it back.
+    fn transaction(
+        &mut self,
+        db: &mut Client,
+        save: &Statement,
+        stop: &AtomicBool,
+    ) -> Result<(), SinkError> {
+        let mut tx = db.transaction()?;
+        let mut w = tx.copy_in(&self.copy_sql)?;
+        w.write_all(&copy::HEADER)?;
+        loop {
+            if self.batch.unsent().len() >= CHUNK || self.batch.rows() >= self.cfg.batch_rows {
+                w.write_all(self.batch.unsent())?;
+                self.batch.sent();
+            }
+            let full = self.batch.rows() >= self.cfg.batch_rows;
+            let old = self
+                .batch
+                .started()
+                .is_some_and(|t| t.elapsed() >= self.cfg.flush);
+            if full || old {
+                break;
+            }
+            if self.fill() == 0 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(IDLE);
+            }
+        }
+        w.write_all(self.batch.unsent())?;
+        self.batch.sent();
+        w.write_all(&copy::TRAILER)?;
+        w.finish()?;
+        let next = self.reader.position();
+        tx.execute(
+            save,
+            &[&self.cfg.table.as_str(), &self.instance, &(next as i64)],
+        )?;
+        tx.commit()?;
+        let s = &self.stats;
+        s.rows
+            .fetch_add(self.batch.rows() as u64, Ordering::Relaxed);
+        s.commits.fetch_add(1, Ordering::Relaxed);
+        s.committed_pos.store(next, Ordering::Relaxed);
+        s.last_tick_ns
+            .store(self.batch.newest_recv_ns(), Ordering::Relaxed);
+        self.batch.clear();
+        self.sample_rate();
+        Ok(())
+    }
+
+    /// Seeks the ring to the committed position of this shm file (its start if the state is
+    /// another file's, or none), dropping any uncommitted batch. Returns the position.
+    fn resume(&mut self, state: Option<(i64, u64)>) -> u64 {
+        self.batch.clear();
+        let w = self.reader.write_position();
+        let pos = match state {
+            Some((inst, pos)) if inst == self.instance && pos <= w + 1 => pos,
+            Some((inst, pos)) if inst == self.instance => {
+                tracing::warn!(
+                    "sink: committed position {pos} is past the ring's newest ({w}): starting \
+                     this shm file from its first position"
+                );
+                1
+            }
+            // This file's first commit: all of it, from position 1 (if the ring has already
+            // overwritten the start, the reader reports the lost positions as a gap).
+            _ => 1,
+        };
+        self.reader.seek(pos);
+        self.stats.committed_pos.store(pos, Ordering::Relaxed);
+        pos
+    }
+
+    /// Reads up to a chunk's worth of ticks into the batch (fewer if the ring has nothing new
+    /// or the batch is full); returns how many.
+    fn fill(&mut self) -> usize {
+        let room = self.cfg.batch_rows.saturating_sub(self.batch.rows());
+        let mut n = 0;
+        while n < room.min(CHUNK_ROWS) {
+            match self.reader.next() {
+                None => break,
+                Some(Event::Tick(t)) => {
+                    let (x, s) = name_of(&mut self.names, &self.reader, t.symbol_id);
+                    self.batch.push(x, s, &t);
+                    self.newest_recv_ns = t.recv_ts_ns;
+                    n += 1;
+                }
+                Some(Event::Lagged { lost }) => self.gap(lost),
+            }
+        }
+        n
+    }
+
+    /// The ring overwrote `lost` positions just before the reader's: count, log, report, and
+    /// queue for [`gap::backfill`].
+    fn gap(&mut self, lost: u64) {
+        let to = self.reader.position() - 1;
+        let from = (self.reader.position() - lost).max(self.lost_through);
+        if from > to {
+            return;
+        }
+        self.lost_through = to + 1;
+        let gap = Gap {
+            shm_instance: self.instance,
+            from,
+            to,
+            after_recv_ns: self.newest_recv_ns,
+            detected_ns: tickwire_engine::clock::now_ns(),
+        };
+        self.stats.gaps.fetch_add(1, Ordering::Relaxed);
+        self.stats.lost.fetch_add(gap.len(), Ordering::Relaxed);
+        if let Ok(mut g) = self.stats.last_gap.lock() {
+            *g = (from, to);
+        }
+        tracing::warn!(
+            "sink: the shm ring overwrote positions {from}..={to} ({} ticks) before they were \
+             stored: they are missing from table {}",
+            gap.len(),
+            self.cfg.table.as_str()
+        );
+        self.gaps.push(gap);
+    }
+
+    /// Hands each gap found so far to the backfill hook (no transaction open).
+    fn backfill_gaps(&mut self, db: &mut Client) -> Result<(), SinkError> {
+        while let Some(g) = self.gaps.first().copied() {
+            let filled = gap::backfill(&g, self.cfg.journal.as_deref(), db, &self.cfg.table)?;
+            if filled > 0 {
+                tracing::info!(
+                    "sink: {filled} ticks of positions {}..={} filled from the journal",
+                    g.from,
+                    g.to
+                );
+            }
+            self.gaps.remove(0);
+        }
+        Ok(())
+    }
+
+    /// Rows per second committed, over about a second.
+    fn sample_rate(&mut self) {
+        let el = self.rate.0.elapsed();
+        if el >= Duration::from_secs(1) {
+            let rows = self.stats.rows.load(Ordering::Relaxed);
+            let r = (rows - self.rate.1) as f64 / el.as_secs_f64();
+            self.stats.rows_per_s.store(r as u64, Ordering::Relaxed);
+            self.rate = (Instant::now(), rows);
+        }
+    }
+}
+
+/// The exchange and symbol of `id`, read from the shm directory once.
+fn name_of<'a>(
+    names: &'a mut Vec<Option<(String, String)>>,
+    reader: &Reader,
+    id: u32,
+) -> (&'a str, &'a str) {
+    let i = id as usize;
+    if names.len() <= i {
+        names.resize(i + 1, None);
+    }
+    let n = names[i].get_or_insert_with(|| match reader.symbol(id) {
+        Some(n) => (n.exchange, n.symbol),
+        // The writer publishes a directory entry before any tick of it: not expected.
+        None => (String::new(), format!("#{id}")),
+    });
+    (&n.0, &n.1)
+}
