@@ -53,11 +53,12 @@ pub(super) struct Core {
     pub sink: Option<Sink>,
 }
 
-/// Creates the shm file for `plan`'s registry, the gateway listening on `port`, and the router
-/// between them. `upstream_bells` wake whoever reads the feeds' demand rings; `replay` makes the
+/// Creates the shm file for `plan`'s registry, the gateway listening on `port` (with `market`,
+/// the calendar its status reports), and the router between them. `upstream_bells` wake whoever reads the feeds' demand rings; `replay` makes the
 /// status say the gateway replays a journal.
 pub(super) fn assemble(
     plan: Plan,
+    market: Arc<Market>,
     port: u16,
     auth: ClientAuth,
     e: &EngineArgs,
@@ -69,7 +70,6 @@ pub(super) fn assemble(
         feed_of,
         brokers,
     } = plan;
-    let market = Arc::new(market(e)?);
     let listener = Gateway::listen((e.listen, port).into()).map_err(|e| e.to_string())?;
     let n = reg.capacity();
     let wcfg = WriterConfig {
@@ -259,7 +259,16 @@ pub fn replay_core(
         feed_of: player.feed_of().to_vec(),
         brokers,
     };
-    let c = assemble(plan, port, api_keys.into(), &e, Vec::new(), Some(progress))?;
+    let market = Arc::new(market(&e)?);
+    let c = assemble(
+        plan,
+        market,
+        port,
+        api_keys.into(),
+        &e,
+        Vec::new(),
+        Some(progress),
+    )?;
     Ok(ReplayCore {
         router: Box::new(c.router),
         statuses: c.statuses,

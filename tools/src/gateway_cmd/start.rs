@@ -158,8 +158,9 @@ pub fn start(
     if ups.is_empty() {
         return Err("no feed configured".into());
     }
-    // A bad --sink URL or table fails here, before the masters load (the sink starts with the
-    // shm file, in `assemble`).
+    // A bad holidays file, --sink URL or table fails here, before the masters load (the sink
+    // starts with the shm file, in `assemble`).
+    let market = Arc::new(market(e)?);
     e.sink.config(&e.shm, None)?;
     let (reg, per_feed, feed_of) = load(&ups)?;
     // Feeds over feed threads, round robin; the router inline only when there is one thread.
@@ -192,7 +193,7 @@ pub fn start(
         stop,
         sink,
         ..
-    } = assemble(plan, port, auth, e, bells, None)?;
+    } = assemble(plan, market.clone(), port, auth, e, bells, None)?;
 
     let inline = threads_n == 1 && e.router == RouterPlacement::Inline;
     let (router_thread, mut inline_router) = if inline {
