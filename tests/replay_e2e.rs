@@ -101,18 +101,8 @@ fn unsequenced(ticks: &[Tick]) -> Vec<Tick> {
 #[test]
 fn replay_reproduces_the_live_ring_tick_for_tick() {
     let bport = free_port();
-    let ps = bport.to_string();
-    let _m = tickwire(&[
-        "mock-broker",
-        "--broker",
-        "kite",
-        "--port",
-        &ps,
-        "--symbols",
-        "6",
-        "--rate",
-        "2000",
-    ]);
+    // Up and listening before serve asks it for the master.
+    let _m = mock_of("kite", bport, &["--symbols", "6", "--rate", "2000"]);
     let url = format!("ws://127.0.0.1:{bport}");
     let inst = format!("http://127.0.0.1:{bport}/instruments");
     let mut gw = start_serve(&url, &inst, &["--ring-capacity", "262144"]);
