@@ -182,13 +182,7 @@ fn export_of_a_journal(format: &str, name: &str) {
     );
     std::thread::sleep(Duration::from_millis(800));
     drop(r);
-    let pid = d._proc.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    assert!(d._proc.0.wait().unwrap().success());
+    stop_cleanly(&mut d._proc);
     let opts = OpenOptions {
         require_live: false,
         ..OpenOptions::default()

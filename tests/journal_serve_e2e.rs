@@ -49,13 +49,7 @@ fn serve_records_frames_and_events_and_stat_reads_them() {
         wait_data(&mut ws, "NSE", "SBIN", 10);
     }
     std::thread::sleep(Duration::from_millis(300));
-    let pid = gw._proc.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    assert!(gw._proc.0.wait().unwrap().success(), "a clean stop");
+    stop_cleanly(&mut gw._proc);
     let dir = gw._dir.path().join("journal");
     let ls = journal(&["ls", dir.to_str().unwrap()]);
     assert!(ls.contains(".twj") || !ls.trim().is_empty(), "{ls}");

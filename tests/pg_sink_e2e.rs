@@ -9,7 +9,7 @@ mod pg;
 
 use std::collections::HashMap;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -89,7 +89,7 @@ fn every_tick_is_stored_exactly_once_across_server_restarts() {
     assert!(m.contains("tickwire_sink_reconnects_total "), "{m}");
 
     // A clean stop: the sink stores what the ring still holds.
-    stop_cleanly(&mut gw);
+    stop_cleanly(&mut gw._proc);
 
     // Every tick of the ring, in order: the file is closed, nothing more arrives.
     let opts = OpenOptions {
@@ -170,25 +170,6 @@ fn every_tick_is_stored_exactly_once_across_server_restarts() {
     );
 }
 
-/// Sends SIGTERM and waits for a clean exit.
-fn stop_cleanly(gw: &mut Served) {
-    let pid = gw._proc.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let end = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(st) = gw._proc.0.try_wait().unwrap() {
-            break st;
-        }
-        assert!(Instant::now() < end, "serve did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success(), "a clean stop");
-}
-
 #[test]
 fn an_outage_longer_than_the_ring_is_a_reported_gap_and_nothing_is_stored_twice() {
     let db = pg::Cluster::start();
@@ -231,7 +212,7 @@ fn an_outage_longer_than_the_ring_is_a_reported_gap_and_nothing_is_stored_twice(
     // Let the sink settle, then stop: what is left in the ring is stored at shutdown.
     std::thread::sleep(Duration::from_millis(300));
     let lost = sink(gw.port)["lost"].as_u64().unwrap();
-    stop_cleanly(&mut gw);
+    stop_cleanly(&mut gw._proc);
     let opts = OpenOptions {
         require_live: false,
         ..OpenOptions::default()

@@ -77,16 +77,6 @@ fn replay(journal: &Path, shm: &Path, extra: &[&str]) -> String {
     text
 }
 
-fn stop(p: &mut Proc) {
-    let pid = p.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    assert!(p.0.wait().unwrap().success(), "a clean stop");
-}
-
 /// RFC 3339 (UTC, milliseconds) of `ns`, rounded down, and that instant in ns.
 fn ms_time(ns: i64) -> (String, i64) {
     let ms = ns.div_euclid(1_000_000) * 1_000_000;
@@ -131,7 +121,7 @@ fn replay_reproduces_the_live_ring_tick_for_tick() {
     );
     std::thread::sleep(Duration::from_millis(500));
     drop(ws);
-    stop(&mut gw._proc);
+    stop_cleanly(&mut gw._proc);
 
     let journal = gw._dir.path().join("journal");
     let live = ring(&gw.shm);
@@ -207,7 +197,7 @@ fn every_broker_replays_tick_for_tick() {
         );
         std::thread::sleep(Duration::from_millis(1500));
         drop(r);
-        stop(&mut d._proc);
+        stop_cleanly(&mut d._proc);
         let live = ring(&d.shm);
         assert!(live.len() > 100, "{broker}: {} ticks", live.len());
         let out = dir.path().join("replayed");
@@ -242,7 +232,7 @@ fn clients_of_a_replay_get_its_ticks_and_status_says_replay() {
         wait_data(&mut ws, "NSE", "SBIN", 10);
     }
     drop(ws);
-    stop(&mut gw._proc);
+    stop_cleanly(&mut gw._proc);
 
     // Paced as recorded, waiting for one client before it starts.
     let port = free_port();
@@ -279,7 +269,7 @@ fn clients_of_a_replay_get_its_ticks_and_status_says_replay() {
     assert_eq!(st["feed"]["state"], "replay", "{st}");
     assert_eq!(st["feed"]["broker"], "zerodha", "{st}");
     assert_eq!(st["replay"]["speed"], "1", "{st}");
-    stop(&mut rp);
+    stop_cleanly(&mut rp);
 }
 
 #[test]

@@ -290,6 +290,25 @@ fn serve_on_hours(broker_args: &[&str], dev: bool) -> Served {
     }
 }
 
+/// Sends SIGTERM to a gateway (or replay, or demo) and asserts it exits cleanly within 30 s.
+pub fn stop_cleanly(p: &mut Proc) {
+    let pid = p.0.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let end = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = p.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < end, "did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "a clean stop: {status:?}");
+}
+
 /// A client connected and authenticated with the test key.
 pub fn authed(port: u16) -> Ws {
     let mut ws = connect(port);
