@@ -29,7 +29,7 @@ use super::EngineArgs;
 /// What the gateway serves: the symbol registry, the feed serving each symbol, and each feed's
 /// broker (its OpenAlgo name).
 pub(super) struct Plan {
-    pub registry: SymbolRegistry,
+    pub registry: Arc<SymbolRegistry>,
     pub feed_of: Vec<u16>,
     pub brokers: Vec<&'static str>,
 }
@@ -119,7 +119,7 @@ pub(super) fn assemble(
     // Room for every authenticated client plus the pending budget (and slot 0, the pin holder):
     // a client past --max-clients still gets a slot, to be told why it is refused.
     let max_connections = limits.max_clients + e.max_pending + 1;
-    let registry = Arc::new(reg);
+    let registry = reg;
     // One health table for every feed (each writes the symbols it serves) and the router.
     let health = Arc::new(SymbolHealth::new(n));
     let statuses: Vec<Arc<FeedStatus>> = brokers
@@ -236,13 +236,7 @@ pub fn replay_core(
 ) -> Result<ReplayCore, String> {
     let mut e = e.clone();
     e.dev = true;
-    let reg = player.registry();
-    let mut registry = SymbolRegistry::with_capacity(reg.capacity());
-    for (_, info) in reg.iter() {
-        registry
-            .register(&info.exchange, &info.symbol, &info.broker_token)
-            .map_err(|e| e.to_string())?;
-    }
+    let registry = player.registry().clone();
     let n = player
         .feeds()
         .iter()

@@ -174,7 +174,7 @@ pub fn start(
     // starts with it.
     let catalog = catalog::encode(&reg, &feed_of, now_ns());
     let plan = Plan {
-        registry: reg,
+        registry: Arc::new(reg),
         feed_of,
         brokers: ups.iter().map(|u| u.broker.openalgo_name()).collect(),
     };
