@@ -170,25 +170,28 @@ fn every_tick_is_stored_exactly_once_across_server_restarts() {
     );
 }
 
-#[test]
-fn an_outage_longer_than_the_ring_is_a_reported_gap_and_nothing_is_stored_twice() {
+/// Runs the mock into `serve --sink` with a 1,024-slot ring (half a second of ticks), stops the
+/// server for 2.5 s so the ring laps the sink, and returns, after a clean stop: the sink's final
+/// status, the ticks published to shm, and a client on the table.
+fn lap_the_sink(extra: &[&str]) -> (Value, u64, postgres::Client, pg::Cluster) {
     let db = pg::Cluster::start();
     let bport = free_port();
     let _mock = mock_of("kite", bport, &["--symbols", "20", "--rate", "2000"]);
     let url = db.url();
-    // 1,024 slots: half a second of ticks.
+    let mut args = vec![
+        "--subscribe-all",
+        "--ring-capacity",
+        "1024",
+        "--sink",
+        &url,
+        "--sink-flush-ms",
+        "50",
+    ];
+    args.extend_from_slice(extra);
     let mut gw = start_serve(
         &format!("ws://127.0.0.1:{bport}"),
         &format!("http://127.0.0.1:{bport}/instruments"),
-        &[
-            "--subscribe-all",
-            "--ring-capacity",
-            "1024",
-            "--sink",
-            &url,
-            "--sink-flush-ms",
-            "50",
-        ],
+        &args,
     );
     drop(connect(gw.port));
     wait_rows(gw.port, 1_000, "the sink's first 1000 rows");
@@ -209,16 +212,25 @@ fn an_outage_longer_than_the_ring_is_a_reported_gap_and_nothing_is_stored_twice(
     assert!(from <= to, "{s}");
     let m = http_get(gw.port, "/metrics");
     assert!(!m.contains("tickwire_sink_gaps_total 0\n"), "{m}");
-    // Let the sink settle, then stop: what is left in the ring is stored at shutdown.
-    std::thread::sleep(Duration::from_millis(300));
-    let lost = sink(gw.port)["lost"].as_u64().unwrap();
+    // Every gap handled (filled or given up) while the gateway runs, not only at its stop.
+    let s = wait_until(60, "every gap handled", || {
+        let s = sink(gw.port);
+        let lost = s["lost"].as_u64()?;
+        (s["backfill_pending"] == 0 && s["backfilled"].as_u64()? + s["unfilled"].as_u64()? == lost)
+            .then_some(s)
+    });
     stop_cleanly(&mut gw._proc);
     let opts = OpenOptions {
         require_live: false,
         ..OpenOptions::default()
     };
     let published = Reader::open_with(&gw.shm, opts).unwrap().write_position();
-    let mut c = db.client();
+    let c = db.client();
+    (s, published, c, db)
+}
+
+/// Rows, distinct `(exchange, symbol, seq)`, and the holes in the per-symbol sequences.
+fn count_rows(c: &mut postgres::Client) -> (u64, u64, u64) {
     let row = c
         .query_one(
             "SELECT count(*), count(DISTINCT (exchange, symbol, seq)) FROM ticks",
@@ -226,14 +238,6 @@ fn an_outage_longer_than_the_ring_is_a_reported_gap_and_nothing_is_stored_twice(
         )
         .unwrap();
     let (n, distinct): (i64, i64) = (row.get(0), row.get(1));
-    assert_eq!(n, distinct, "a tick stored twice");
-    assert!(lost > 0);
-    assert_eq!(
-        n as u64 + lost,
-        published,
-        "rows + reported lost = published"
-    );
-    // The missing ticks are exactly the holes in the per-symbol sequences.
     let holes: i64 = c
         .query_one(
             "SELECT sum(max_seq - n)::bigint FROM (SELECT max(seq) AS max_seq, count(*) AS n \
@@ -242,8 +246,45 @@ fn an_outage_longer_than_the_ring_is_a_reported_gap_and_nothing_is_stored_twice(
         )
         .unwrap()
         .get(0);
+    (n as u64, distinct as u64, holes as u64)
+}
+
+#[test]
+fn an_outage_longer_than_the_ring_is_filled_from_the_journal_exactly_once() {
+    let (s, published, mut c, _db) = lap_the_sink(&[]);
+    let lost = s["lost"].as_u64().unwrap();
+    assert!(lost > 0, "{s}");
+    assert_eq!(s["backfilled"].as_u64(), Some(lost), "{s}");
+    assert_eq!(s["unfilled"], 0, "{s}");
+    let (n, distinct, holes) = count_rows(&mut c);
+    assert_eq!(n, distinct, "a tick stored twice");
+    assert_eq!(n, published, "every published tick is in the table");
+    assert_eq!(holes, 0, "no hole in any symbol's sequence");
+    // The filled rows are the ticks themselves: a replayed tick's receive time and price are the
+    // live one's, so they sit in order among their neighbours.
+    let disorder: i64 = c
+        .query_one(
+            "SELECT count(*) FROM (SELECT recv_ts, lag(recv_ts) OVER (PARTITION BY exchange, \
+             symbol ORDER BY seq) AS prev FROM ticks) t WHERE recv_ts < prev",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(disorder, 0, "receive times run with the sequence numbers");
+}
+
+#[test]
+fn without_a_journal_an_outage_longer_than_the_ring_is_a_reported_gap_stored_nowhere_twice() {
+    let (s, published, mut c, _db) = lap_the_sink(&["--no-journal"]);
+    let lost = s["lost"].as_u64().unwrap();
+    assert!(lost > 0, "{s}");
+    assert_eq!(s["unfilled"].as_u64(), Some(lost), "{s}");
+    assert_eq!(s["backfilled"], 0, "{s}");
+    let (n, distinct, holes) = count_rows(&mut c);
+    assert_eq!(n, distinct, "a tick stored twice");
+    assert_eq!(n + lost, published, "rows + reported lost = published");
     assert_eq!(
-        holes as u64, lost,
+        holes, lost,
         "the holes in the sequences are the ticks reported lost"
     );
 }

@@ -275,9 +275,10 @@ fn serve_on_hours(broker_args: &[&str], dev: bool) -> Served {
         "k1",
         "--shm",
         shm.to_str().unwrap(),
-        "--journal",
-        journal.to_str().unwrap(),
     ];
+    if !broker_args.contains(&"--no-journal") {
+        args.extend(["--journal", journal.to_str().unwrap()]);
+    }
     if dev {
         args.push("--dev");
     }

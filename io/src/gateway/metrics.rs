@@ -325,6 +325,24 @@ fn sink(o: &mut Out, k: &super::SinkStats, write_pos: u64) {
         ld(&k.lost),
     );
     o.single(
+        "tickwire_sink_backfilled_ticks_total",
+        "counter",
+        "Ticks of those gaps stored from the journal.",
+        ld(&k.backfilled),
+    );
+    o.single(
+        "tickwire_sink_unfilled_ticks_total",
+        "counter",
+        "Ticks of those gaps that could not be filled: missing from the table.",
+        ld(&k.unfilled),
+    );
+    o.single(
+        "tickwire_sink_backfill_pending_gaps",
+        "gauge",
+        "Gaps waiting to be filled from the journal.",
+        ld(&k.backfill_pending),
+    );
+    o.single(
         "tickwire_sink_reconnects_total",
         "counter",
         "Database connections the sink made after a failure.",

@@ -29,6 +29,13 @@ pub struct SinkStats {
     pub gaps: AtomicU64,
     /// Ticks lost in those gaps.
     pub lost: AtomicU64,
+    /// Ticks of those gaps stored from the journal (`serve --journal`, the default).
+    pub backfilled: AtomicU64,
+    /// Ticks of those gaps that could not be filled (no journal, the journal missed them too, or
+    /// its replay did not match): missing from the table for good.
+    pub unfilled: AtomicU64,
+    /// Gaps waiting to be filled from the journal.
+    pub backfill_pending: AtomicU64,
     /// The newest gap, as ring positions `[from, to]` (inclusive); `(0, 0)`: none.
     pub last_gap: Mutex<(u64, u64)>,
     /// Connections made after the first (each after a failure).
@@ -77,6 +84,9 @@ impl SinkStats {
             "lag_ms": self.lag_ms(now_ns),
             "gaps": ld(&self.gaps),
             "lost": ld(&self.lost),
+            "backfilled": ld(&self.backfilled),
+            "unfilled": ld(&self.unfilled),
+            "backfill_pending": ld(&self.backfill_pending),
             "last_gap": (gap != (0, 0)).then(|| json!({"from": gap.0, "to": gap.1})),
             "reconnects": ld(&self.reconnects),
             "last_error": (!err.is_empty()).then_some(err),

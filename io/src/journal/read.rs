@@ -375,6 +375,24 @@ pub fn segment_paths(dir: &Path) -> Result<Vec<PathBuf>, ReadError> {
     Ok(out)
 }
 
+/// The segments of `dir` written by one gateway run: those whose catalog (the records every
+/// segment starts with, `super::catalog`) is stamped `catalog_ts`. A run stamps its catalog once,
+/// at start, so the stamp names the run; a segment that cannot be opened or has no catalog is
+/// not the run's.
+pub fn run_paths(dir: &Path, catalog_ts: i64) -> Result<Vec<PathBuf>, ReadError> {
+    let mut out = segment_paths(dir)?;
+    out.retain(|p| {
+        SegmentReader::open(p)
+            .ok()
+            .and_then(|mut r| match r.next_record() {
+                Ok(Some(rec)) => Some(rec.kind == Kind::Catalog && rec.ts_ns == catalog_ts),
+                _ => None,
+            })
+            .unwrap_or(false)
+    });
+    Ok(out)
+}
+
 /// Every record of a journal directory, segment after segment, torn tails skipped and kept.
 pub struct Segments {
     paths: Vec<PathBuf>,
@@ -386,12 +404,17 @@ pub struct Segments {
 impl Segments {
     /// Lists the segments of `dir` (opened one at a time as reading reaches them).
     pub fn open(dir: &Path) -> Result<Segments, ReadError> {
-        Ok(Segments {
-            paths: segment_paths(dir)?,
+        Ok(Segments::from_paths(segment_paths(dir)?))
+    }
+
+    /// Reads these segment files, in this order.
+    pub fn from_paths(paths: Vec<PathBuf>) -> Segments {
+        Segments {
+            paths,
             next: 0,
             cur: None,
             torn: Vec::new(),
-        })
+        }
     }
 
     /// The segment files, in reading order.

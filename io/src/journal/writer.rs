@@ -119,6 +119,13 @@ impl Writer {
                 break;
             }
             if moved == 0 {
+                // Idle: what is buffered goes to the OS (not synced), so that a reader of the
+                // live journal (the sink's backfill, `journal stat`) sees every frame received
+                // before now. A no-op, without a syscall, when nothing is buffered.
+                if let Some(seg) = self.seg.as_mut() {
+                    let r = seg.out.flush();
+                    self.check(r);
+                }
                 std::thread::park_timeout(IDLE);
             }
         }

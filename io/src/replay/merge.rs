@@ -66,15 +66,20 @@ pub struct Merge {
 impl Merge {
     /// Reads the journal in `dir`.
     pub fn open(dir: &Path) -> Result<Merge, ReadError> {
-        Ok(Merge {
-            segs: Segments::open(dir)?,
+        Ok(Merge::of(Segments::open(dir)?))
+    }
+
+    /// Reads these segments.
+    pub fn of(segs: Segments) -> Merge {
+        Merge {
+            segs,
             queues: (0..256).map(|_| VecDeque::new()).collect(),
             active: Vec::new(),
             free: Vec::new(),
             buffered: 0,
             newest_ns: i64::MIN,
             eof: false,
-        })
+        }
     }
 
     /// The segment files, in reading order.

@@ -28,7 +28,7 @@ use crate::feed::protocol::Incoming;
 use crate::feed::{FeedStatus, TickSink};
 use crate::journal::catalog::{Catalog, CatalogError};
 use crate::journal::format::{Kind, FLAG_BINARY};
-use crate::journal::read::{ReadError, SegmentReader};
+use crate::journal::read::{run_paths, ReadError, SegmentReader, Segments};
 use conns::FeedConns;
 use merge::{Merge, Owned};
 
@@ -189,7 +189,18 @@ impl Player {
     /// Opens the journal in `dir`: the registry and broker tables from its first segment's
     /// catalog.
     pub fn open(dir: &Path, window: Window) -> Result<Player, ReplayError> {
-        let merge = Merge::open(dir)?;
+        Player::with(Merge::open(dir)?, dir, window)
+    }
+
+    /// Opens the segments of `dir` one gateway run wrote: those whose catalog is stamped
+    /// `catalog_ts` ([`run_paths`]). Sequence numbers count from that run's start, as the live
+    /// router's did.
+    pub fn open_run(dir: &Path, catalog_ts: i64, window: Window) -> Result<Player, ReplayError> {
+        let segs = Segments::from_paths(run_paths(dir, catalog_ts)?);
+        Player::with(Merge::of(segs), dir, window)
+    }
+
+    fn with(merge: Merge, dir: &Path, window: Window) -> Result<Player, ReplayError> {
         let first = merge
             .paths()
             .first()

@@ -21,7 +21,7 @@ use tickwire_io::gateway::{
 use tickwire_io::replay::{Player, Progress};
 use tickwire_shm::{Writer, WriterConfig};
 
-use crate::store::pg::Sink;
+use crate::store::pg::{JournalRun, Sink};
 
 use super::start::{market, pinned_symbols, ClientAuth};
 use super::EngineArgs;
@@ -32,6 +32,9 @@ pub(super) struct Plan {
     pub registry: Arc<SymbolRegistry>,
     pub feed_of: Vec<u16>,
     pub brokers: Vec<&'static str>,
+    /// The stamp of the catalog this run's journal segments start with (a live run that
+    /// journals): the sink fills its gaps from those segments. `None` under replay.
+    pub journal_run: Option<i64>,
 }
 
 /// The assembled parts, before anything feeds the router.
@@ -69,6 +72,7 @@ pub(super) fn assemble(
         registry: reg,
         feed_of,
         brokers,
+        journal_run,
     } = plan;
     let listener = Gateway::listen((e.listen, port).into()).map_err(|e| e.to_string())?;
     let n = reg.capacity();
@@ -89,7 +93,13 @@ pub(super) fn assemble(
         }),
     };
     // After the file exists (the sink reads it like any strategy), before anything reports.
-    let sink = e.sink.start(&e.shm, e.journal.dir.as_deref())?;
+    let journal = journal_run
+        .zip(e.journal.dir.as_ref())
+        .map(|(catalog_ts, dir)| JournalRun {
+            dir: dir.clone(),
+            catalog_ts,
+        });
+    let sink = e.sink.start(&e.shm, journal)?;
     let last = Arc::new(view);
     // Made before the router: the client thread reports its counters and histograms.
     let router_stats: Arc<RouterStats> = Arc::default();
@@ -252,6 +262,7 @@ pub fn replay_core(
         registry,
         feed_of: player.feed_of().to_vec(),
         brokers,
+        journal_run: None,
     };
     let market = Arc::new(market(&e)?);
     let c = assemble(

@@ -172,11 +172,14 @@ pub fn start(
         .map_err(|e| format!("feed thread poller: {e}"))?;
     // What a replay needs to rebuild this registry and the brokers' key tables: every segment
     // starts with it.
-    let catalog = catalog::encode(&reg, &feed_of, now_ns());
+    // Its stamp also names this run's segments (the sink's backfill reads only those).
+    let run_ts = now_ns();
+    let catalog = catalog::encode(&reg, &feed_of, run_ts);
     let plan = Plan {
         registry: Arc::new(reg),
         feed_of,
         brokers: ups.iter().map(|u| u.broker.openalgo_name()).collect(),
+        journal_run: Some(run_ts),
     };
     let bells = pollers.iter().map(FeedPoller::doorbell).collect();
     let Core {

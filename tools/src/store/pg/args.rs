@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::schema::TableName;
-use super::{Sink, SinkConfig};
+use super::{JournalRun, Sink, SinkConfig};
 
 /// PostgreSQL sink flags.
 #[derive(Args, Clone)]
@@ -56,7 +56,11 @@ impl std::fmt::Debug for SinkArgs {
 
 impl SinkArgs {
     /// The sink's settings, if `--sink` was given; a bad URL or table name is an error.
-    pub fn config(&self, shm: &Path, journal: Option<&Path>) -> Result<Option<SinkConfig>, String> {
+    pub fn config(
+        &self,
+        shm: &Path,
+        journal: Option<JournalRun>,
+    ) -> Result<Option<SinkConfig>, String> {
         let Some(url) = &self.url else {
             return Ok(None);
         };
@@ -76,12 +80,12 @@ impl SinkArgs {
             shm: shm.to_owned(),
             batch_rows: self.sink_batch_rows as usize,
             flush: Duration::from_millis(self.sink_flush_ms),
-            journal: journal.map(Path::to_owned),
+            journal,
         }))
     }
 
     /// Starts the sink when `--sink` was given (after the shm file exists).
-    pub fn start(&self, shm: &Path, journal: Option<&Path>) -> Result<Option<Sink>, String> {
+    pub fn start(&self, shm: &Path, journal: Option<JournalRun>) -> Result<Option<Sink>, String> {
         let Some(cfg) = self.config(shm, journal)? else {
             return Ok(None);
         };

@@ -15,9 +15,11 @@
 //!   from 100 ms to 5 s), reads the committed position back and seeks the ring there: every tick
 //!   is stored exactly once.
 //! - If the ring overwrote ticks before they were stored, the sink counts and logs the lost range
-//!   ([`gap`]), reports it in `/status` and `/metrics` and calls [`gap::backfill`].
+//!   ([`gap`]), reports it in `/status` and `/metrics`, and a second thread fills it from the
+//!   journal ([`backfill`]).
 
 mod args;
+pub mod backfill;
 pub mod copy;
 pub mod gap;
 pub mod schema;
@@ -25,12 +27,13 @@ mod worker;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub use args::SinkArgs;
+pub use backfill::JournalRun;
 pub use tickwire_io::gateway::SinkStats;
 
 use schema::TableName;
@@ -95,8 +98,8 @@ pub struct SinkConfig {
     pub batch_rows: usize,
     /// … or this long after its first row, whichever comes first.
     pub flush: Duration,
-    /// The journal directory, for [`gap::backfill`].
-    pub journal: Option<PathBuf>,
+    /// This run's journal, to fill gaps from ([`backfill`]); `None`: gaps stay unfilled.
+    pub journal: Option<JournalRun>,
 }
 
 /// A running sink thread.
@@ -104,8 +107,9 @@ pub struct Sink {
     stats: Arc<SinkStats>,
     stop: Arc<AtomicBool>,
     abandon: Arc<AtomicBool>,
+    /// One message per thread as it ends.
     done: mpsc::Receiver<()>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Sink {
@@ -116,22 +120,57 @@ impl Sink {
         let stats = Arc::new(SinkStats::new(cfg.table.as_str()));
         let stop = Arc::new(AtomicBool::new(false));
         let abandon = Arc::new(AtomicBool::new(false));
-        let (tx, done) = mpsc::channel();
-        let w = worker::Worker::new(cfg, reader, stats.clone(), abandon.clone());
+        let caught_up_ns = Arc::new(AtomicI64::new(0));
+        let (done_tx, done) = mpsc::channel();
+        let mut threads = Vec::new();
+        let mut gaps = None;
+        if let Some(run) = cfg.journal.clone() {
+            let (tx, rx) = mpsc::channel();
+            gaps = Some(tx);
+            let b = backfill::Backfill {
+                db: cfg.db.clone(),
+                table: cfg.table.clone(),
+                run,
+                stats: stats.clone(),
+                gaps: rx,
+                caught_up_ns: caught_up_ns.clone(),
+                abandon: abandon.clone(),
+            };
+            let d = done_tx.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("tickwire-backfill".into())
+                    .spawn(move || {
+                        b.run();
+                        let _ = d.send(());
+                    })
+                    .map_err(SinkError::Io)?,
+            );
+        }
+        let w = worker::Worker::new(
+            cfg,
+            reader,
+            stats.clone(),
+            abandon.clone(),
+            gaps,
+            caught_up_ns,
+        );
         let s = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("tickwire-sink".into())
-            .spawn(move || {
-                w.run(&s);
-                let _ = tx.send(());
-            })
-            .map_err(SinkError::Io)?;
+        threads.push(
+            std::thread::Builder::new()
+                .name("tickwire-sink".into())
+                .spawn(move || {
+                    w.run(&s);
+                    let _ = done_tx.send(());
+                })
+                .map_err(SinkError::Io)?,
+        );
         Ok(Sink {
             stats,
             stop,
             abandon,
             done,
-            thread: Some(thread),
+            threads,
         })
     }
 
@@ -140,25 +179,33 @@ impl Sink {
         self.stats.clone()
     }
 
-    /// Stores what the ring still holds and stops. Call after the shm writer has stopped, so
-    /// nothing more arrives. Waits at most `grace` (the database may be down): past it the
-    /// thread is told to give up, and what it had not committed is logged as lost.
+    /// Stores what the ring still holds, fills the gaps still pending, and stops. Call after the
+    /// shm writer and the journal have stopped, so nothing more arrives. Waits at most `grace`
+    /// (the database may be down): past it the threads are told to give up, and what they had
+    /// not committed is logged as lost.
     pub fn stop(mut self, grace: Duration) {
         self.stop.store(true, Ordering::Relaxed);
-        match self.done.recv_timeout(grace) {
-            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                if let Some(t) = self.thread.take() {
-                    let _ = t.join();
+        let deadline = std::time::Instant::now() + grace;
+        let mut ended = 0;
+        while ended < self.threads.len() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.done.recv_timeout(left) {
+                Ok(()) => ended += 1,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    tracing::error!(
+                        "sink: not done {} s after shutdown (database unreachable, or a long \
+                         backfill?): giving up",
+                        grace.as_secs()
+                    );
+                    // Not joined: a connect or statement may block for its own timeout.
+                    self.abandon.store(true, Ordering::Relaxed);
+                    return;
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                tracing::error!(
-                    "sink: not done {} s after shutdown (database unreachable?): giving up",
-                    grace.as_secs()
-                );
-                // Not joined: a connect or statement may block for its own timeout.
-                self.abandon.store(true, Ordering::Relaxed);
-            }
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
         }
     }
 }

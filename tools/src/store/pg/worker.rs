@@ -2,15 +2,15 @@
 //! reconnect, read the committed position back and go on from there.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls, Statement};
 use tickwire_shm::{Event, Reader};
 
 use super::copy::{self, Batch};
-use super::gap::{self, Gap};
+use super::gap::Gap;
 use super::schema;
 use super::{SinkConfig, SinkError, SinkStats};
 
@@ -43,8 +43,10 @@ pub struct Worker {
     lost_through: u64,
     /// Receive time of the newest tick read.
     newest_recv_ns: i64,
-    /// Gaps not yet handed to the backfill hook.
-    gaps: Vec<Gap>,
+    /// To the backfill thread (`super::backfill`); `None` without a journal.
+    gaps: Option<mpsc::Sender<Gap>>,
+    /// Wall clock (ns) when the ring was last found empty with nothing uncommitted.
+    caught_up_ns: Arc<AtomicI64>,
     connected_once: bool,
     rate: (Instant, u64),
 }
@@ -55,6 +57,8 @@ impl Worker {
         reader: Reader,
         stats: Arc<SinkStats>,
         abandon: Arc<AtomicBool>,
+        gaps: Option<mpsc::Sender<Gap>>,
+        caught_up_ns: Arc<AtomicI64>,
     ) -> Self {
         let copy_sql = schema::copy_sql(&cfg.table);
         Worker {
@@ -68,7 +72,8 @@ impl Worker {
             copy_sql,
             lost_through: 0,
             newest_recv_ns: 0,
-            gaps: Vec::new(),
+            gaps,
+            caught_up_ns,
             connected_once: false,
             rate: (Instant::now(), 0),
         }
@@ -133,11 +138,12 @@ impl Worker {
         self.stats.connected.store(true, Ordering::Relaxed);
         *delay = MIN_BACKOFF;
         loop {
-            // Gaps found in the last batch, now that no transaction is open.
-            self.backfill_gaps(&mut db)?;
             // No transaction stays open while the ring is quiet.
             let stopping = stop.load(Ordering::Relaxed);
             if self.fill() == 0 {
+                // Everything read is committed: what the backfill waits for.
+                self.caught_up_ns
+                    .store(tickwire_engine::clock::now_ns(), Ordering::Relaxed);
                 if stopping {
                     return Ok(());
                 }
@@ -247,7 +253,7 @@ impl Worker {
     }
 
     /// The ring overwrote `lost` positions just before the reader's: count, log, report, and
-    /// queue for [`gap::backfill`].
+    /// hand to the backfill thread.
     fn gap(&mut self, lost: u64) {
         let to = self.reader.position() - 1;
         let from = (self.reader.position() - lost).max(self.lost_through);
@@ -273,23 +279,11 @@ impl Worker {
             gap.len(),
             self.cfg.table.as_str()
         );
-        self.gaps.push(gap);
-    }
-
-    /// Hands each gap found so far to the backfill hook (no transaction open).
-    fn backfill_gaps(&mut self, db: &mut Client) -> Result<(), SinkError> {
-        while let Some(g) = self.gaps.first().copied() {
-            let filled = gap::backfill(&g, self.cfg.journal.as_deref(), db, &self.cfg.table)?;
-            if filled > 0 {
-                tracing::info!(
-                    "sink: {filled} ticks of positions {}..={} filled from the journal",
-                    g.from,
-                    g.to
-                );
-            }
-            self.gaps.remove(0);
+        let queued = self.gaps.as_ref().is_some_and(|tx| tx.send(gap).is_ok());
+        if !queued {
+            self.stats.unfilled.fetch_add(gap.len(), Ordering::Relaxed);
+            tracing::warn!("sink: no journal to fill them from (--no-journal)");
         }
-        Ok(())
     }
 
     /// Rows per second committed, over about a second.
