@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
+use tickwire::store::pg::lanes::Lane;
 use tickwire_engine::tick::valid;
 use tickwire_shm::{Event, OpenOptions, Reader};
 
@@ -156,18 +157,30 @@ fn every_tick_is_stored_exactly_once_across_server_restarts() {
             .unwrap_or_else(|| panic!("{key:?} not in shm"));
         assert_eq!(&got, want, "{key:?}");
     }
-    let st = c
-        .query_one(
-            "SELECT shm_instance, position FROM tickwire_sink_state WHERE table_name = 'ticks'",
-            &[],
-        )
-        .unwrap();
-    assert_eq!(st.get::<_, i64>(0), instance);
-    assert_eq!(
-        st.get::<_, i64>(1) as u64,
-        published + 1,
-        "the next position"
-    );
+    // One state row per lane (the default is 2): this file's instance, and a position past
+    // which the lane has none of its positions left to store.
+    let lanes = tickwire::store::pg::DEFAULT_LANES;
+    for index in 0..lanes {
+        let lane = Lane {
+            index,
+            count: lanes,
+        };
+        let key = lane.state_key("ticks");
+        let st = c
+            .query_one(
+                "SELECT shm_instance, position FROM tickwire_sink_state WHERE table_name = $1",
+                &[&key],
+            )
+            .unwrap();
+        assert_eq!(st.get::<_, i64>(0), instance, "{key}");
+        let next = st.get::<_, i64>(1) as u64;
+        assert!(next <= published + 1, "{key}: {next}");
+        assert_eq!(
+            lane.owned_in(next, published),
+            0,
+            "{key}: {next} of {published}"
+        );
+    }
 }
 
 /// Runs the mock into `serve --sink` with a 1,024-slot ring (half a second of ticks), stops the

@@ -76,6 +76,20 @@ pub struct WriteArgs {
     /// router always does both).
     #[arg(long)]
     pub ring_only: bool,
+    /// Between batches: `spin` (exact pacing, a whole core: for latency benchmarks) or `sleep`
+    /// (50 µs naps, batches of up to 64 ticks: a feed thread's share of a core, for benchmarks
+    /// of what shares the host with the gateway, such as the database sink).
+    #[arg(long, value_enum, default_value_t = Pace::Spin)]
+    pub pace: Pace,
+}
+
+/// How `write-synthetic` waits for the next tick to be due.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pace {
+    /// Busy-wait.
+    Spin,
+    /// Sleep 50 µs at a time.
+    Sleep,
 }
 
 /// `shm tail` flags.
@@ -184,8 +198,8 @@ fn write_synthetic(a: WriteArgs, stop: &AtomicBool) -> Result<(), String> {
             (now.duration_since(start).as_secs_f64() * a.rate as f64) as u64
         };
         if due <= pos {
-            if due + 64 < pos {
-                std::thread::sleep(Duration::from_micros(100));
+            if a.pace == Pace::Sleep {
+                std::thread::sleep(Duration::from_micros(50));
             } else {
                 std::hint::spin_loop();
             }

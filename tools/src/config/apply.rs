@@ -84,6 +84,7 @@ pub fn apply(cfg: &Config, a: &mut ServeArgs) {
     set!(e.sink.sink_table, "sink_table", k.table);
     set!(e.sink.sink_batch_rows, "sink_batch_rows", k.batch_rows);
     set!(e.sink.sink_flush_ms, "sink_flush_ms", k.flush_ms);
+    set!(e.sink.sink_lanes, "sink_lanes", k.lanes);
 
     let en = &cfg.engine;
     set!(e.router, "router", en.router);

@@ -147,6 +147,10 @@ impl Config {
         if k.flush_ms.is_some_and(|v| !(1..=60_000).contains(&v)) {
             return err("sink.flush_ms", "must be 1 to 60000".into());
         }
+        let lanes = 1..=crate::store::pg::lanes::MAX_LANES;
+        if k.lanes.is_some_and(|v| !lanes.contains(&v)) {
+            return err("sink.lanes", format!("must be 1 to {}", lanes.end()));
+        }
         if let Some(t) = &k.table {
             if let Err(e) = crate::store::pg::schema::TableName::parse(t) {
                 return err("sink.table", e);

@@ -70,6 +70,8 @@ pub struct Sink {
     pub batch_rows: Option<u32>,
     /// `--sink-flush-ms`.
     pub flush_ms: Option<u64>,
+    /// `--sink-lanes`.
+    pub lanes: Option<usize>,
 }
 
 /// `[engine]`: threads, cores, idling, conflation, upstream pinning.

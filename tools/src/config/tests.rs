@@ -77,6 +77,7 @@ fn the_example_parses_and_its_values_are_the_defaults() {
         "ring_mb",
         "table",
         "batch_rows",
+        "lanes",
         "level",
         "format",
         "file",

@@ -30,7 +30,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -41,6 +41,7 @@ use tickwire_io::replay::{Player, ReplayError, Window};
 
 use super::copy::{self, Batch};
 use super::gap::Gap;
+use super::lanes::Progress;
 use super::schema::{self, TableName};
 use super::{SinkError, SinkStats};
 
@@ -101,8 +102,8 @@ pub(super) struct Backfill {
     pub stats: Arc<SinkStats>,
     /// Gaps from the sink thread; closed when it stops (everything it read is committed).
     pub gaps: Receiver<Gap>,
-    /// Wall clock (ns) when the sink last found the ring empty with nothing uncommitted.
-    pub caught_up_ns: Arc<AtomicI64>,
+    /// The sink lanes' progress (when each last found the ring empty).
+    pub progress: Arc<Progress>,
     pub abandon: Arc<AtomicBool>,
 }
 
@@ -148,6 +149,12 @@ impl Backfill {
                 std::thread::sleep(POLL);
                 continue;
             }
+            // A lane reports its gap before it stores anything after it, so every gap of the
+            // window is in the channel by now (several lanes each report their own share).
+            while let Ok(g) = self.gaps.try_recv() {
+                queue.push_back(g);
+            }
+            let last = queue.back().copied().unwrap_or(last);
             let first = queue[0];
             let span = Span {
                 from: first.from,
@@ -209,7 +216,7 @@ impl Backfill {
     fn settled(&self, g: &Gap) -> bool {
         let past = g.detected_ns.saturating_add(SETTLE_NS);
         self.stats.last_tick_ns.load(Ordering::Relaxed) >= past
-            || self.caught_up_ns.load(Ordering::Relaxed) >= past
+            || self.progress.caught_up_ns() >= past
     }
 
     fn retry_later(&self, e: &SinkError, delay: &mut Duration) {

@@ -10,6 +10,9 @@ pub struct Gap {
     pub from: u64,
     /// Last lost ring position (inclusive).
     pub to: u64,
+    /// Positions of `from..=to` lost to this sink lane (`super::lanes`): all of them with one
+    /// lane.
+    pub lost: u64,
     /// Receive time (ns since the epoch) of the newest tick the sink read before the gap; 0 if
     /// none. The lost ticks were published after that tick (with one feed, also received after
     /// it) and received before [`Gap::detected_ns`].
@@ -21,11 +24,11 @@ pub struct Gap {
 impl Gap {
     /// Ticks lost.
     pub fn len(&self) -> u64 {
-        self.to + 1 - self.from
+        self.lost
     }
 
-    /// Never true: a gap has at least one position (clippy's pair for `len`).
+    /// True if the lane lost none of the positions (such a gap is not reported).
     pub fn is_empty(&self) -> bool {
-        false
+        self.lost == 0
     }
 }

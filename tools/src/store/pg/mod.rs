@@ -22,17 +22,18 @@ mod args;
 pub mod backfill;
 pub mod copy;
 pub mod gap;
+pub mod lanes;
 pub mod schema;
 mod worker;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use args::SinkArgs;
+pub use args::{SinkArgs, DEFAULT_LANES};
 pub use backfill::JournalRun;
 pub use tickwire_io::gateway::SinkStats;
 
@@ -98,6 +99,8 @@ pub struct SinkConfig {
     pub batch_rows: usize,
     /// … or this long after its first row, whichever comes first.
     pub flush: Duration,
+    /// `COPY` connections in parallel ([`lanes`]), 1 to [`lanes::MAX_LANES`].
+    pub lanes: usize,
     /// This run's journal, to fill gaps from ([`backfill`]); `None`: gaps stay unfilled.
     pub journal: Option<JournalRun>,
 }
@@ -116,11 +119,15 @@ impl Sink {
     /// Opens the shm file (its writer must be live) and starts the sink thread. The database
     /// need not be up: the thread connects, and keeps retrying, on its own.
     pub fn start(cfg: SinkConfig) -> Result<Sink, SinkError> {
-        let reader = tickwire_shm::Reader::open(&cfg.shm).map_err(SinkError::Shm)?;
+        let n = cfg.lanes.clamp(1, lanes::MAX_LANES);
+        let readers = (0..n)
+            .map(|_| tickwire_shm::Reader::open(&cfg.shm))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(SinkError::Shm)?;
         let stats = Arc::new(SinkStats::new(cfg.table.as_str()));
         let stop = Arc::new(AtomicBool::new(false));
         let abandon = Arc::new(AtomicBool::new(false));
-        let caught_up_ns = Arc::new(AtomicI64::new(0));
+        let progress = Arc::new(lanes::Progress::new(n));
         let (done_tx, done) = mpsc::channel();
         let mut threads = Vec::new();
         let mut gaps = None;
@@ -133,7 +140,7 @@ impl Sink {
                 run,
                 stats: stats.clone(),
                 gaps: rx,
-                caught_up_ns: caught_up_ns.clone(),
+                progress: progress.clone(),
                 abandon: abandon.clone(),
             };
             let d = done_tx.clone();
@@ -147,24 +154,34 @@ impl Sink {
                     .map_err(SinkError::Io)?,
             );
         }
-        let w = worker::Worker::new(
-            cfg,
-            reader,
-            stats.clone(),
-            abandon.clone(),
-            gaps,
-            caught_up_ns,
-        );
-        let s = stop.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("tickwire-sink".into())
-                .spawn(move || {
-                    w.run(&s);
-                    let _ = done_tx.send(());
-                })
-                .map_err(SinkError::Io)?,
-        );
+        for (index, reader) in readers.into_iter().enumerate() {
+            let w = worker::Worker::new(
+                cfg.clone(),
+                reader,
+                stats.clone(),
+                abandon.clone(),
+                gaps.clone(),
+                lanes::Lane { index, count: n },
+                progress.clone(),
+            );
+            let (s, d) = (stop.clone(), done_tx.clone());
+            let name = match n {
+                1 => "tickwire-sink".to_string(),
+                _ => format!("tickwire-sink-{index}"),
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || {
+                        w.run(&s);
+                        let _ = d.send(());
+                    })
+                    .map_err(SinkError::Io)?,
+            );
+        }
+        // The backfill sees the channel close once every lane has stopped.
+        drop(gaps);
+        drop(done_tx);
         Ok(Sink {
             stats,
             stop,

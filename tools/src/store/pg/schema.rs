@@ -9,6 +9,9 @@ use super::SinkError;
 use crate::store::columns::{Type, COLUMNS, PRICE_PRECISION};
 use tickwire_engine::price::PRICE_DECIMALS;
 
+/// The advisory lock key `ensure` holds while it creates tables ("twsink" in ASCII).
+const ENSURE_LOCK: i64 = 0x7477_7369_6e6b;
+
 /// The state table: one row per ticks table.
 pub const STATE_TABLE: &str = "tickwire_sink_state";
 
@@ -131,9 +134,15 @@ pub const SAVE_STATE_SQL: &str = "INSERT INTO tickwire_sink_state \
 /// the type the sink writes (a table made for something else fails here with its name, not at
 /// each `COPY`).
 pub fn ensure(c: &mut Client, t: &TableName) -> Result<(), SinkError> {
-    c.batch_execute(&create_ticks_sql(t))?;
-    c.batch_execute(&create_index_sql(t))?;
-    c.batch_execute(&create_state_sql())?;
+    // One creator at a time: sink lanes connect together, and two concurrent `CREATE … IF NOT
+    // EXISTS` of one name can both try (one fails on the catalog's unique index). The lock is
+    // the transaction's.
+    let mut tx = c.transaction()?;
+    tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({ENSURE_LOCK})"))?;
+    tx.batch_execute(&create_ticks_sql(t))?;
+    tx.batch_execute(&create_index_sql(t))?;
+    tx.batch_execute(&create_state_sql())?;
+    tx.commit()?;
     let names: Vec<&str> = COLUMNS.iter().map(|c| c.name).collect();
     let probe = format!("SELECT {} FROM {} LIMIT 0", names.join(", "), t.sql());
     let st = c
@@ -153,11 +162,12 @@ pub fn ensure(c: &mut Client, t: &TableName) -> Result<(), SinkError> {
     Ok(())
 }
 
-/// The committed `(shm_instance, position)` of table `t`, if any.
-pub fn load_state(c: &mut Client, t: &TableName) -> Result<Option<(i64, u64)>, SinkError> {
+/// The committed `(shm_instance, position)` under `key` (a lane's, `super::lanes::Lane::state_key`),
+/// if any.
+pub fn load_state(c: &mut Client, key: &str) -> Result<Option<(i64, u64)>, SinkError> {
     let row = c.query_opt(
         "SELECT shm_instance, position FROM tickwire_sink_state WHERE table_name = $1",
-        &[&t.as_str()],
+        &[&key],
     )?;
     Ok(row.map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1).max(0) as u64)))
 }

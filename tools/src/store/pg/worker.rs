@@ -1,8 +1,9 @@
-//! The sink thread: read the ring, batch, commit rows and position together; on any failure
-//! reconnect, read the committed position back and go on from there.
+//! A sink thread (one per lane, `super::lanes`): read the ring, batch the lane's positions,
+//! commit rows and position together; on any failure reconnect, read the committed position back
+//! and go on from there.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use tickwire_shm::{Event, Reader};
 
 use super::copy::{self, Batch};
 use super::gap::Gap;
+use super::lanes::{Lane, Progress};
 use super::schema;
 use super::{SinkConfig, SinkError, SinkStats};
 
@@ -45,8 +47,12 @@ pub struct Worker {
     newest_recv_ns: i64,
     /// To the backfill thread (`super::backfill`); `None` without a journal.
     gaps: Option<mpsc::Sender<Gap>>,
-    /// Wall clock (ns) when the ring was last found empty with nothing uncommitted.
-    caught_up_ns: Arc<AtomicI64>,
+    /// The positions this thread stores.
+    lane: Lane,
+    /// Its key in the state table.
+    state_key: String,
+    /// Every lane's progress, combined into `stats`.
+    progress: Arc<Progress>,
     connected_once: bool,
     rate: (Instant, u64),
 }
@@ -58,9 +64,11 @@ impl Worker {
         stats: Arc<SinkStats>,
         abandon: Arc<AtomicBool>,
         gaps: Option<mpsc::Sender<Gap>>,
-        caught_up_ns: Arc<AtomicI64>,
+        lane: Lane,
+        progress: Arc<Progress>,
     ) -> Self {
         let copy_sql = schema::copy_sql(&cfg.table);
+        let state_key = lane.state_key(cfg.table.as_str());
         Worker {
             instance: reader.instance(),
             cfg,
@@ -73,7 +81,9 @@ impl Worker {
             lost_through: 0,
             newest_recv_ns: 0,
             gaps,
-            caught_up_ns,
+            lane,
+            state_key,
+            progress,
             connected_once: false,
             rate: (Instant::now(), 0),
         }
@@ -123,14 +133,18 @@ impl Worker {
         let mut db = self.cfg.db.connect(NoTls)?;
         schema::ensure(&mut db, &self.cfg.table)?;
         let save = db.prepare(schema::SAVE_STATE_SQL)?;
-        let state = schema::load_state(&mut db, &self.cfg.table)?;
+        let state = schema::load_state(&mut db, &self.state_key)?;
         let pos = self.resume(state);
+        let lane = match self.lane.count {
+            1 => String::new(),
+            n => format!(" (lane {} of {n})", self.lane.index + 1),
+        };
         if self.connected_once {
             self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-            tracing::info!("sink: reconnected; resuming at ring position {pos}");
+            tracing::info!("sink: reconnected{lane}; resuming at ring position {pos}");
         } else {
             tracing::info!(
-                "sink: connected, writing table {} from ring position {pos}",
+                "sink: connected{lane}, writing table {} from ring position {pos}",
                 self.cfg.table.as_str()
             );
         }
@@ -140,15 +154,26 @@ impl Worker {
         loop {
             // No transaction stays open while the ring is quiet.
             let stopping = stop.load(Ordering::Relaxed);
-            if self.fill() == 0 {
-                // Everything read is committed: what the backfill waits for.
-                self.caught_up_ns
-                    .store(tickwire_engine::clock::now_ns(), Ordering::Relaxed);
-                if stopping {
-                    return Ok(());
+            let read = self.fill();
+            if self.batch.rows() == 0 {
+                // Nothing of this lane's uncommitted: everything read is stored or another
+                // lane's.
+                self.progress.done(
+                    self.lane.index,
+                    self.reader.position(),
+                    self.newest_recv_ns,
+                    &self.stats,
+                );
+                if read == 0 {
+                    // The ring is empty too: what the backfill waits for.
+                    let now = tickwire_engine::clock::now_ns();
+                    self.progress.caught_up(self.lane.index, now);
+                    if stopping {
+                        return Ok(());
+                    }
+                    self.sample_rate();
+                    std::thread::sleep(IDLE);
                 }
-                self.sample_rate();
-                std::thread::sleep(IDLE);
                 continue;
             }
             self.transaction(&mut db, &save, stop)?;
@@ -192,18 +217,14 @@ impl Worker {
         w.write_all(&copy::TRAILER)?;
         w.finish()?;
         let next = self.reader.position();
-        tx.execute(
-            save,
-            &[&self.cfg.table.as_str(), &self.instance, &(next as i64)],
-        )?;
+        tx.execute(save, &[&self.state_key, &self.instance, &(next as i64)])?;
         tx.commit()?;
         let s = &self.stats;
         s.rows
             .fetch_add(self.batch.rows() as u64, Ordering::Relaxed);
         s.commits.fetch_add(1, Ordering::Relaxed);
-        s.committed_pos.store(next, Ordering::Relaxed);
-        s.last_tick_ns
-            .store(self.batch.newest_recv_ns(), Ordering::Relaxed);
+        self.progress
+            .done(self.lane.index, next, self.newest_recv_ns, s);
         self.batch.clear();
         self.sample_rate();
         Ok(())
@@ -228,32 +249,36 @@ impl Worker {
             _ => 1,
         };
         self.reader.seek(pos);
-        self.stats.committed_pos.store(pos, Ordering::Relaxed);
+        self.progress.done(self.lane.index, pos, 0, &self.stats);
         pos
     }
 
-    /// Reads up to a chunk's worth of ticks into the batch (fewer if the ring has nothing new
-    /// or the batch is full); returns how many.
+    /// Reads up to a chunk's worth of ticks, the lane's into the batch (fewer if the ring has
+    /// nothing new or the batch is full); returns how many ticks it read, the lane's or not.
     fn fill(&mut self) -> usize {
-        let room = self.cfg.batch_rows.saturating_sub(self.batch.rows());
-        let mut n = 0;
-        while n < room.min(CHUNK_ROWS) {
+        let mut read = 0;
+        while read < CHUNK_ROWS && self.batch.rows() < self.cfg.batch_rows {
             match self.reader.next() {
                 None => break,
                 Some(Event::Tick(t)) => {
-                    let (x, s) = name_of(&mut self.names, &self.reader, t.symbol_id);
-                    self.batch.push(x, s, &t);
+                    read += 1;
                     self.newest_recv_ns = t.recv_ts_ns;
-                    n += 1;
+                    if self.lane.owns(self.reader.position() - 1) {
+                        let (x, s) = name_of(&mut self.names, &self.reader, t.symbol_id);
+                        self.batch.push(x, s, &t);
+                    }
                 }
-                Some(Event::Lagged { lost }) => self.gap(lost),
+                Some(Event::Lagged { lost }) => {
+                    read += 1;
+                    self.gap(lost);
+                }
             }
         }
-        n
+        read
     }
 
-    /// The ring overwrote `lost` positions just before the reader's: count, log, report, and
-    /// hand to the backfill thread.
+    /// The ring overwrote `lost` positions just before the reader's: count (the lane's own),
+    /// log, report, and hand to the backfill thread.
     fn gap(&mut self, lost: u64) {
         let to = self.reader.position() - 1;
         let from = (self.reader.position() - lost).max(self.lost_through);
@@ -261,10 +286,15 @@ impl Worker {
             return;
         }
         self.lost_through = to + 1;
+        let own = self.lane.owned_in(from, to);
+        if own == 0 {
+            return;
+        }
         let gap = Gap {
             shm_instance: self.instance,
             from,
             to,
+            lost: own,
             after_recv_ns: self.newest_recv_ns,
             detected_ns: tickwire_engine::clock::now_ns(),
         };
