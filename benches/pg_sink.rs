@@ -8,13 +8,15 @@
 //! The writer paces itself with short sleeps (`--pace sleep`), about what a feed thread costs
 //! at that rate, rather than spinning on a core the database needs.
 //!
-//! First, the floor: the same full rows, encoded beforehand, `COPY`d from memory by 1, 2 and 3
-//! connections at once in 10,000-row transactions, with nothing else running. It is what this
-//! host's server can take at all; the sink cannot beat it.
+//! First, the floor: 4,000,000 of the same full rows (the volume of a 20 s run at 200,000/s, so
+//! the server meets the same page cache writeback), encoded beforehand, `COPY`d from memory by
+//! 1, 2 and 3 connections at once in 10,000-row transactions (`synchronous_commit = off`, as the
+//! sink), with nothing else running. It is what this host's server takes at all.
 //!
-//! cargo bench --bench pg_sink                    (floor, then 200,000 ticks/s for 10 s with 1, 2
+//! cargo bench --bench pg_sink                    (floor, then 200,000 ticks/s for 20 s with 1, 2
 //!                                                 and 3 lanes)
 //! cargo bench --bench pg_sink -- RATE SECS [LANES] (one run; 2 lanes by default)
+//! cargo bench --bench pg_sink -- floor CONNS       (the floor alone)
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -27,6 +29,10 @@ use std::time::{Duration, Instant};
 
 use tickwire::store::pg::schema::TableName;
 use tickwire::store::pg::{Sink, SinkConfig};
+
+/// Rows of each floor run: 20 s at 200,000/s, the volume of the sink runs, so that the floor
+/// meets the same page cache writeback.
+const FLOOR_ROWS: u64 = 4_000_000;
 
 /// Ring slots: 1.3 s of ticks at 200,000/s.
 const RING: u64 = 1 << 18;
@@ -73,11 +79,13 @@ fn run(db: &pg::Cluster, rate: u64, secs: f64, lanes: usize, table: &str) {
     let start = Instant::now();
     let mut max_lag = 0;
     let mut per_s = Vec::new();
+    let mut lag_per_s = Vec::new();
     while writer.try_wait().unwrap().is_none() {
         std::thread::sleep(Duration::from_millis(100));
         max_lag = max_lag.max(stats.lag_ticks(reader.write_position()));
         if per_s.len() < start.elapsed().as_secs() as usize {
             per_s.push(stats.rows_per_s.load(Ordering::Relaxed));
+            lag_per_s.push(stats.lag_ticks(reader.write_position()));
         }
     }
     let published = reader.write_position();
@@ -101,6 +109,12 @@ fn run(db: &pg::Cluster, rate: u64, secs: f64, lanes: usize, table: &str) {
         stats.lost.load(Ordering::Relaxed),
         drain.as_millis(),
     );
+    let lags: Vec<String> = lag_per_s.iter().map(|l| format!("{}k", l / 1000)).collect();
+    println!(
+        "  per second: rows/s {:?}; lag at each second {}",
+        per_s,
+        lags.join(" ")
+    );
     let mut c = db.client();
     let n: i64 = c
         .query_one(&format!("SELECT count(*) FROM {table}"), &[])
@@ -111,6 +125,7 @@ fn run(db: &pg::Cluster, rate: u64, secs: f64, lanes: usize, table: &str) {
         published,
         "rows + lost = published"
     );
+    c.batch_execute(&format!("DROP TABLE {table}")).unwrap();
 }
 
 /// Stores `rows` full rows, encoded beforehand, through `conns` connections at once (each its
@@ -146,6 +161,8 @@ fn floor(db: &pg::Cluster, rows: u64, conns: usize, table: &str) -> f64 {
             s.spawn(move || {
                 let mut c: postgres::Client =
                     postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                // As the sink's sessions run.
+                c.batch_execute("SET synchronous_commit = off").unwrap();
                 for body in txs {
                     let mut tx = c.transaction().unwrap();
                     let mut w = tx.copy_in(sql.as_str()).unwrap();
@@ -161,6 +178,10 @@ fn floor(db: &pg::Cluster, rows: u64, conns: usize, table: &str) -> f64 {
         }
     });
     let r = rows as f64 / start.elapsed().as_secs_f64();
+    // Gigabytes a run: not kept for the next.
+    db.client()
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .unwrap();
     println!(
         "floor: {rows} full rows from memory through {conns} connection(s) at once: {r:.0} rows/s"
     );
@@ -174,8 +195,13 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let smoke = !std::env::args().any(|a| a == "--bench");
-    let db = pg::Cluster::start_durable();
-    if let [rate, secs, rest @ ..] = &args[..] {
+    // TICKWIRE_PG_SETTINGS="name=value …": server settings on top of the defaults.
+    let settings = std::env::var("TICKWIRE_PG_SETTINGS").unwrap_or_default();
+    let settings: Vec<&str> = settings.split_whitespace().collect();
+    let db = pg::Cluster::start_durable_with(&settings);
+    if let ["floor", conns] = &args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        floor(&db, FLOOR_ROWS, conns.parse().unwrap(), "floor");
+    } else if let [rate, secs, rest @ ..] = &args[..] {
         let lanes = rest.first().map_or(2, |l| l.parse().unwrap());
         run(
             &db,
@@ -189,10 +215,10 @@ fn main() {
         run(&db, 20_000, 1.0, 1, "ticks_smoke");
     } else {
         for conns in 1..=3 {
-            floor(&db, 600_000, conns, &format!("floor_{conns}"));
+            floor(&db, FLOOR_ROWS, conns, &format!("floor_{conns}"));
         }
         for lanes in [1, 2, 3] {
-            run(&db, 200_000, 10.0, lanes, &format!("ticks_200k_{lanes}"));
+            run(&db, 200_000, 20.0, lanes, &format!("ticks_200k_{lanes}"));
         }
     }
 }

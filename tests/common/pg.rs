@@ -74,21 +74,29 @@ pub struct Cluster {
     /// Its TCP port on 127.0.0.1.
     pub port: u16,
     fsync: bool,
+    /// More `-c name=value` server settings.
+    settings: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
 impl Cluster {
     /// `initdb` and `pg_ctl start` in a new temporary directory, without fsync (tests).
     pub fn start() -> Cluster {
-        Self::start_with(false)
+        Self::start_with(false, &[])
     }
 
     /// The same with the server's default fsync on (benchmarks: figures a real server gives).
     pub fn start_durable() -> Cluster {
-        Self::start_with(true)
+        Self::start_with(true, &[])
     }
 
-    fn start_with(fsync: bool) -> Cluster {
+    /// Durable, with these server settings (`name=value`) on top.
+    #[allow(dead_code)]
+    pub fn start_durable_with(settings: &[&str]) -> Cluster {
+        Self::start_with(true, settings)
+    }
+
+    fn start_with(fsync: bool, settings: &[&str]) -> Cluster {
         let bin = bin_dir();
         let user = run_as();
         let dir = tempfile::tempdir().unwrap();
@@ -112,6 +120,7 @@ impl Cluster {
             sock,
             port,
             fsync,
+            settings: settings.iter().map(|s| format!(" -c {s}")).collect(),
             _dir: dir,
         };
         let data = c.data.to_str().unwrap().to_string();
@@ -137,10 +146,11 @@ impl Cluster {
     /// not survive a power cut, and the sink's exactly-once rests on transactions, not on fsync).
     fn opts(&self) -> String {
         format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={}",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={}{}",
             self.port,
             self.sock.display(),
-            if self.fsync { "on" } else { "off" }
+            if self.fsync { "on" } else { "off" },
+            self.settings.concat()
         )
     }
 
