@@ -324,6 +324,9 @@ fn a_refused_connection_at_start_is_retried_and_reported_not_fatal() {
         s["last_error"].as_str().unwrap().contains("database"),
         "{s}"
     );
+    // No --ring-capacity with a sink: the ring is sized for a database's pauses.
+    let shm = &gateway_status(gw.port)["shm"];
+    assert_eq!(shm["ring_capacity"], 1 << 19, "{shm}");
 }
 
 #[test]

@@ -122,6 +122,16 @@ fn main() -> ExitCode {
         if let Some(c) = &cfg {
             config::apply(c, a);
         }
+        let ring_given = a.explicit.contains("ring_capacity")
+            || cfg.as_ref().is_some_and(|c| c.shm.ring_capacity.is_some());
+        a.engine.size_ring_for_sink(ring_given);
+    }
+    if let (Cmd::Demo(a), Some(("demo", m))) = (&mut cli.cmd, matches.subcommand()) {
+        let ring_given = matches!(
+            m.value_source("ring_capacity"),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        );
+        a.engine.size_ring_for_sink(ring_given);
     }
     let file_log = cfg.map(|c: Config| c.log).unwrap_or_default();
     let level = cli.log_level.clone().or(file_log.level);

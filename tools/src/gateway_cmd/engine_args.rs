@@ -26,7 +26,8 @@ pub struct EngineArgs {
     /// behind.
     #[arg(long, default_value_t = 0)]
     pub flush_ms: u64,
-    /// shm ring slots (power of two).
+    /// shm ring slots (power of two). With `--sink` the default is 524,288 (2.6 s at 200,000
+    /// ticks/s: room for the database's pauses).
     #[arg(long, default_value_t = 1 << 16)]
     pub ring_capacity: u64,
     /// Where the router runs: `inline` (on the feed thread: each parsed tick goes straight into
@@ -120,6 +121,21 @@ pub struct EngineArgs {
     /// `2026-12-07T09:14:00+05:30`); it runs forward from there. For tests.
     #[arg(long, hide = true, value_parser = parse_market_now)]
     pub market_now: Option<i64>,
+}
+
+/// The shm ring's default size when a sink reads it: 2.6 s at 200,000 ticks/s (235 MB), room for
+/// the database's pauses (`docs/storage.md`, "Throughput").
+pub const SINK_RING_CAPACITY: u64 = 1 << 19;
+
+impl EngineArgs {
+    /// With `--sink` and no ring size given (flag or config file), the ring gets
+    /// [`SINK_RING_CAPACITY`] slots, not the default 65,536: a database pauses for longer than a
+    /// strategy does.
+    pub fn size_ring_for_sink(&mut self, ring_given: bool) {
+        if self.sink.url.is_some() && !ring_given {
+            self.ring_capacity = self.ring_capacity.max(SINK_RING_CAPACITY);
+        }
+    }
 }
 
 /// `--market-now`: RFC 3339 → Unix nanoseconds.
