@@ -434,10 +434,37 @@ impl Segments {
 
     /// The next record of the journal; `Ok(None)` after the last segment.
     pub fn next_record(&mut self) -> Result<Option<Record<'_>>, ReadError> {
+        if !self.advance()? {
+            return Ok(None);
+        }
+        Ok(self.cur.as_ref().and_then(SegmentReader::last))
+    }
+
+    /// [`Segments::next_record`] without a copy: the whole record's bytes are swapped into
+    /// `whole` (the reader keeps `whole`'s old buffer for the next record), and the record's
+    /// fields are returned with its payload as `whole[RECORD_HEAD..whole.len() - CRC_LEN]`
+    /// (`Record::payload` of the returned value is empty).
+    pub fn next_swapped(
+        &mut self,
+        whole: &mut Vec<u8>,
+    ) -> Result<Option<Record<'static>>, ReadError> {
+        if !self.advance()? {
+            return Ok(None);
+        }
+        let Some(cur) = self.cur.as_mut() else {
+            return Ok(None);
+        };
+        let meta = cur.last().map(|r| Record { payload: &[], ..r });
+        std::mem::swap(&mut cur.buf, whole);
+        Ok(meta)
+    }
+
+    /// Moves to the next record (in the current segment's buffer); false after the last.
+    fn advance(&mut self) -> Result<bool, ReadError> {
         loop {
             if self.cur.is_none() {
                 let Some(p) = self.paths.get(self.next) else {
-                    return Ok(None);
+                    return Ok(false);
                 };
                 self.next += 1;
                 self.cur = Some(SegmentReader::open(p)?);
@@ -446,14 +473,13 @@ impl Segments {
                 continue;
             };
             if cur.advance()? {
-                break;
+                return Ok(true);
             }
             if let Some(t) = cur.torn_tail() {
                 self.torn.push(t.clone());
             }
             self.cur = None;
         }
-        Ok(self.cur.as_ref().and_then(SegmentReader::last))
     }
 }
 

@@ -23,7 +23,8 @@ struct Conn {
 /// Every connection of one feed.
 pub(super) struct FeedConns {
     factory: ProtocolFactory,
-    conns: HashMap<u8, Conn>,
+    /// By connection id (a frame's lookup is an index: a replay does it per frame).
+    conns: Vec<Option<Conn>>,
     /// Messages the protocols would have sent, dropped after each call.
     out: Vec<Message>,
     ids: Vec<SymbolId>,
@@ -34,7 +35,7 @@ impl FeedConns {
     pub fn new(factory: ProtocolFactory) -> Self {
         Self {
             factory,
-            conns: HashMap::new(),
+            conns: (0..=u8::MAX).map(|_| None).collect(),
             out: Vec::new(),
             ids: Vec::new(),
             changes: Vec::new(),
@@ -52,7 +53,7 @@ impl FeedConns {
 
     /// The connection closed: what it carried is gone.
     pub fn disconnect(&mut self, c: u8) {
-        if let Some(conn) = self.conns.get_mut(&c) {
+        if let Some(conn) = self.conns[c as usize].as_mut() {
             conn.subscribed.clear();
         }
     }
@@ -172,8 +173,8 @@ impl FeedConns {
 
 /// Connection `c`, made with a fresh protocol the first time it is met (a journal read from a
 /// segment after its connect).
-fn conn<'a>(conns: &'a mut HashMap<u8, Conn>, factory: &ProtocolFactory, c: u8) -> &'a mut Conn {
-    conns.entry(c).or_insert_with(|| Conn {
+fn conn<'a>(conns: &'a mut [Option<Conn>], factory: &ProtocolFactory, c: u8) -> &'a mut Conn {
+    conns[c as usize].get_or_insert_with(|| Conn {
         protocol: factory(),
         subscribed: HashMap::new(),
     })

@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 
-use crate::journal::format::Kind;
+use crate::journal::format::{Kind, CRC_LEN, RECORD_HEAD};
 use crate::journal::read::{ReadError, Record, Segments, TornTail};
 
 /// How far ahead of the earliest queued record reading may run before it goes out anyway: far more
@@ -34,19 +34,24 @@ pub struct Owned {
     pub flags: u8,
     /// Receive or event time, ns since the epoch.
     pub ts_ns: i64,
-    /// The payload.
-    pub payload: Vec<u8>,
+    /// The whole record as read (header, payload, CRC): moved out of the reader, not copied.
+    whole: Vec<u8>,
 }
 
 impl Owned {
+    /// The payload.
+    pub fn payload(&self) -> &[u8] {
+        self.whole
+            .get(RECORD_HEAD..self.whole.len().saturating_sub(CRC_LEN))
+            .unwrap_or_default()
+    }
+
     fn fill(&mut self, r: &Record<'_>) {
         self.kind = Some(r.kind);
         self.feed = r.feed;
         self.conn = r.conn;
         self.flags = r.flags;
         self.ts_ns = r.ts_ns;
-        self.payload.clear();
-        self.payload.extend_from_slice(r.payload);
     }
 }
 
@@ -104,7 +109,7 @@ impl Merge {
             if let Some(f) = self.ready() {
                 let r = self.queues[f as usize].pop_front();
                 if let Some(r) = &r {
-                    self.buffered -= r.payload.len();
+                    self.buffered -= r.whole.len();
                 }
                 return Ok(r);
             }
@@ -146,7 +151,7 @@ impl Merge {
 
     fn read_one(&mut self) -> Result<(), ReadError> {
         let mut slot = self.free.pop().unwrap_or_default();
-        match self.segs.next_record()? {
+        match self.segs.next_swapped(&mut slot.whole)? {
             None => {
                 self.eof = true;
                 self.free.push(slot);
@@ -173,7 +178,7 @@ impl Merge {
         if !self.active.contains(&f) {
             self.active.push(f);
         }
-        self.buffered += slot.payload.len();
+        self.buffered += slot.whole.len();
         self.queues[f as usize].push_back(slot);
         Ok(())
     }

@@ -353,9 +353,9 @@ impl Player {
             return;
         };
         let msg = if r.flags & FLAG_BINARY != 0 {
-            Incoming::Binary(&r.payload)
+            Incoming::Binary(r.payload())
         } else {
-            match std::str::from_utf8(&r.payload) {
+            match std::str::from_utf8(r.payload()) {
                 Ok(t) => Incoming::Text(t),
                 Err(_) => {
                     self.stats.parse_errors += 1;
@@ -390,7 +390,7 @@ impl Player {
     fn apply_meta(&mut self, r: &Owned) -> Result<(), ReplayError> {
         let reg = self.registry.clone();
         let conns = self.conns.get_mut(r.feed as usize).and_then(Option::as_mut);
-        let payload = &r.payload[..];
+        let payload = r.payload();
         match (r.kind, conns) {
             (Some(Kind::Connect), Some(c)) => c.connect(r.conn),
             (Some(Kind::Disconnect), Some(c)) => c.disconnect(r.conn),
