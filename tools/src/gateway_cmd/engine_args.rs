@@ -129,7 +129,7 @@ pub const SINK_RING_CAPACITY: u64 = 1 << 19;
 
 impl EngineArgs {
     /// With `--sink` and no ring size given (flag or config file), the ring gets
-    /// [`SINK_RING_CAPACITY`] slots, not the default 65,536: a database pauses for longer than a
+    /// `SINK_RING_CAPACITY` slots, not the default 65,536: a database pauses for longer than a
     /// strategy does.
     pub fn size_ring_for_sink(&mut self, ring_given: bool) {
         if self.sink.url.is_some() && !ring_given {

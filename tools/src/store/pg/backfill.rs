@@ -67,6 +67,10 @@ const CHUNK: usize = 256 << 10;
 /// First wait after a database failure; doubles to 5 s.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const POLL: Duration = Duration::from_millis(20);
+/// Database failures in a row on one span before it is reported unfilled.
+const MAX_FAILURES: u32 = 5;
+/// Replayed ticks between checks of whether the gateway gave up on the sink.
+const ABANDON_CHECK: u64 = 1 << 16;
 
 /// Why a gap was not filled.
 enum FillError {
@@ -115,17 +119,9 @@ impl Backfill {
         let mut sink_running = true;
         let mut db: Option<Client> = None;
         let mut delay = MIN_BACKOFF;
+        let mut failures = 0;
         loop {
-            loop {
-                match self.gaps.try_recv() {
-                    Ok(g) => queue.push_back(g),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => {
-                        sink_running = false;
-                        break;
-                    }
-                }
-            }
+            sink_running &= self.take_gaps(&mut queue);
             self.stats
                 .backfill_pending
                 .store(queue.len() as u64, Ordering::Relaxed);
@@ -136,32 +132,32 @@ impl Backfill {
                 self.stats.backfill_pending.store(0, Ordering::Relaxed);
                 return;
             }
-            // Every gap found before the first one settled is filled with it: adjacent gaps'
-            // windows overlap.
-            let Some(last) = queue.back().copied() else {
+            if queue.is_empty() {
                 if !sink_running {
                     return;
                 }
                 std::thread::sleep(POLL);
                 continue;
+            }
+            // Every gap queued is filled together (adjacent gaps' windows overlap, and each lane
+            // reports its own share of one lap), once the sink has settled past the newest. A
+            // lane reports a gap before it stores anything after it, so once it has settled past
+            // a time, every gap it found before then is in the channel: take those, and check
+            // again if there were any.
+            let span = loop {
+                let span = Span::of(&queue);
+                if sink_running && !self.settled(span.detected_ns) {
+                    break None;
+                }
+                let before = queue.len();
+                sink_running &= self.take_gaps(&mut queue);
+                if queue.len() == before {
+                    break Some(span);
+                }
             };
-            if sink_running && !self.settled(&queue[0]) {
+            let Some(span) = span else {
                 std::thread::sleep(POLL);
                 continue;
-            }
-            // A lane reports its gap before it stores anything after it, so every gap of the
-            // window is in the channel by now (several lanes each report their own share).
-            while let Ok(g) = self.gaps.try_recv() {
-                queue.push_back(g);
-            }
-            let last = queue.back().copied().unwrap_or(last);
-            let first = queue[0];
-            let span = Span {
-                from: first.from,
-                to: last.to,
-                lost: queue.iter().map(Gap::len).sum(),
-                after_recv_ns: first.after_recv_ns,
-                detected_ns: last.detected_ns,
             };
             let client = match db.as_mut() {
                 Some(c) => c,
@@ -176,6 +172,7 @@ impl Backfill {
             match self.fill(client, &span) {
                 Ok(found) => {
                     delay = MIN_BACKOFF;
+                    failures = 0;
                     self.stats.backfilled.fetch_add(found, Ordering::Relaxed);
                     tracing::info!(
                         "sink: {found} of the {} ticks lost at ring positions {}..={} stored \
@@ -198,12 +195,23 @@ impl Backfill {
                 }
                 Err(FillError::GiveUp(why)) => {
                     delay = MIN_BACKOFF;
+                    failures = 0;
                     for g in &queue {
                         self.unfilled(g, &why);
                     }
                 }
+                Err(FillError::Retry(e)) if failures + 1 >= MAX_FAILURES => {
+                    // The same statement failing again and again (a row the table refuses):
+                    // later gaps must not wait behind this one forever.
+                    db = None;
+                    failures = 0;
+                    for g in &queue {
+                        self.unfilled(g, &format!("{MAX_FAILURES} attempts failed, the last: {e}"));
+                    }
+                }
                 Err(FillError::Retry(e)) => {
                     db = None;
+                    failures += 1;
                     self.retry_later(&e, &mut delay);
                     continue;
                 }
@@ -212,11 +220,22 @@ impl Backfill {
         }
     }
 
-    /// True once the sink has stored everything received up to [`SETTLE_NS`] past the gap.
-    fn settled(&self, g: &Gap) -> bool {
-        let past = g.detected_ns.saturating_add(SETTLE_NS);
-        self.stats.last_tick_ns.load(Ordering::Relaxed) >= past
-            || self.progress.caught_up_ns() >= past
+    /// Moves the gaps sent so far into `queue`; false once every lane has stopped.
+    fn take_gaps(&self, queue: &mut VecDeque<Gap>) -> bool {
+        loop {
+            match self.gaps.try_recv() {
+                Ok(g) => queue.push_back(g),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    /// True once every lane has stored everything received up to [`SETTLE_NS`] past
+    /// `detected_ns` (Acquire: a lane's gaps sent before its progress are in the channel).
+    fn settled(&self, detected_ns: i64) -> bool {
+        let past = detected_ns.saturating_add(SETTLE_NS);
+        self.progress.done_recv_ns() >= past || self.progress.caught_up_ns() >= past
     }
 
     fn retry_later(&self, e: &SinkError, delay: &mut Duration) {
@@ -281,7 +300,14 @@ impl Backfill {
         w.write_all(&copy::HEADER)?;
         let mut batch = Batch::new();
         let mut found = 0u64;
+        let mut seen = 0u64;
         player.for_each_tick(|x, s, t| -> Result<(), FillError> {
+            seen += 1;
+            if seen.is_multiple_of(ABANDON_CHECK) && self.abandon.load(Ordering::Relaxed) {
+                return Err(FillError::GiveUp(
+                    "the gateway stopped before the replay reached the gap".into(),
+                ));
+            }
             if t.recv_ts_ns > lo && t.recv_ts_ns <= hi && !stored.contains(&(t.symbol_id, t.seq)) {
                 batch.push(x, s, t);
                 found += 1;
@@ -316,13 +342,32 @@ impl Backfill {
     }
 }
 
-/// Gaps filled together: the first's start to the last's end.
+/// Gaps filled together.
 struct Span {
     from: u64,
     to: u64,
     lost: u64,
+    /// The earliest `after_recv_ns` (0, no lower bound, if any gap has none).
     after_recv_ns: i64,
+    /// The latest detection.
     detected_ns: i64,
+}
+
+impl Span {
+    fn of(gaps: &VecDeque<Gap>) -> Span {
+        let after = gaps.iter().map(|g| g.after_recv_ns);
+        Span {
+            from: gaps.iter().map(|g| g.from).min().unwrap_or(0),
+            to: gaps.iter().map(|g| g.to).max().unwrap_or(0),
+            lost: gaps.iter().map(Gap::len).sum(),
+            after_recv_ns: if after.clone().any(|a| a == 0) {
+                0
+            } else {
+                after.min().unwrap_or(0)
+            },
+            detected_ns: gaps.iter().map(|g| g.detected_ns).max().unwrap_or(0),
+        }
+    }
 }
 
 /// ns since the epoch as a `timestamptz` parameter (times before the epoch clamp to it).

@@ -96,7 +96,8 @@ impl Progress {
     pub fn done(&self, i: usize, pos: u64, recv_ns: i64, stats: &SinkStats) {
         self.pos[i].store(pos, Ordering::Relaxed);
         if recv_ns > 0 {
-            self.recv_ns[i].store(recv_ns, Ordering::Relaxed);
+            // Release: the gaps the lane sent before this are visible to an Acquire reader.
+            self.recv_ns[i].store(recv_ns, Ordering::Release);
         }
         let min_pos = self.pos.iter().map(|p| p.load(Ordering::Relaxed)).min();
         let min_recv = self.recv_ns.iter().map(|p| p.load(Ordering::Relaxed)).min();
@@ -110,14 +111,23 @@ impl Progress {
 
     /// Lane `i` found the ring empty at `now_ns` with nothing uncommitted.
     pub fn caught_up(&self, i: usize, now_ns: i64) {
-        self.caught_up[i].store(now_ns, Ordering::Relaxed);
+        self.caught_up[i].store(now_ns, Ordering::Release);
     }
 
     /// When every lane had last found the ring empty with nothing uncommitted: the slowest's.
     pub fn caught_up_ns(&self) -> i64 {
         self.caught_up
             .iter()
-            .map(|c| c.load(Ordering::Relaxed))
+            .map(|c| c.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// The receive time every lane has stored (or skipped) everything up to: the slowest's.
+    pub fn done_recv_ns(&self) -> i64 {
+        self.recv_ns
+            .iter()
+            .map(|c| c.load(Ordering::Acquire))
             .min()
             .unwrap_or(0)
     }

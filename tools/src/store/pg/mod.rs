@@ -119,14 +119,28 @@ impl Sink {
     /// Opens the shm file (its writer must be live) and starts the sink thread. The database
     /// need not be up: the thread connects, and keeps retrying, on its own.
     pub fn start(cfg: SinkConfig) -> Result<Sink, SinkError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let abandon = Arc::new(AtomicBool::new(false));
+        let r = Sink::spawn(cfg, stop.clone(), abandon.clone());
+        if r.is_err() {
+            // A thread that could not be made: those already running stop at once.
+            stop.store(true, Ordering::Relaxed);
+            abandon.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn spawn(
+        cfg: SinkConfig,
+        stop: Arc<AtomicBool>,
+        abandon: Arc<AtomicBool>,
+    ) -> Result<Sink, SinkError> {
         let n = cfg.lanes.clamp(1, lanes::MAX_LANES);
         let readers = (0..n)
             .map(|_| tickwire_shm::Reader::open(&cfg.shm))
             .collect::<Result<Vec<_>, _>>()
             .map_err(SinkError::Shm)?;
         let stats = Arc::new(SinkStats::new(cfg.table.as_str()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let abandon = Arc::new(AtomicBool::new(false));
         let progress = Arc::new(lanes::Progress::new(n));
         let (done_tx, done) = mpsc::channel();
         let mut threads = Vec::new();

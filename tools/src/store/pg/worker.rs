@@ -40,11 +40,14 @@ pub struct Worker {
     /// Exchange and symbol by symbol id, filled on first sight (directory entries never change).
     names: Vec<Option<(String, String)>>,
     copy_sql: String,
-    /// Positions below this were already reported lost (a gap met again after a failed commit
-    /// is not counted twice).
-    lost_through: u64,
+    /// Ranges of positions reported lost since the last commit, disjoint and sorted: a lap met
+    /// again after a failed commit (which rewinds to the committed position) counts only what
+    /// it adds, such as the positions read and rolled back before the first report.
+    reported: Vec<(u64, u64)>,
     /// Receive time of the newest tick read.
     newest_recv_ns: i64,
+    /// Receive time of the newest tick read at the last commit (restored on resume).
+    committed_recv_ns: i64,
     /// To the backfill thread (`super::backfill`); `None` without a journal.
     gaps: Option<mpsc::Sender<Gap>>,
     /// The positions this thread stores.
@@ -78,8 +81,9 @@ impl Worker {
             batch: Batch::new(),
             names: Vec::new(),
             copy_sql,
-            lost_through: 0,
+            reported: Vec::new(),
             newest_recv_ns: 0,
+            committed_recv_ns: 0,
             gaps,
             lane,
             state_key,
@@ -230,6 +234,9 @@ impl Worker {
         s.commits.fetch_add(1, Ordering::Relaxed);
         self.progress
             .done(self.lane.index, next, self.newest_recv_ns, s);
+        self.committed_recv_ns = self.newest_recv_ns;
+        // Every range reported lies below `next` now: settled.
+        self.reported.clear();
         self.batch.clear();
         self.sample_rate();
         Ok(())
@@ -239,6 +246,7 @@ impl Worker {
     /// another file's, or none), dropping any uncommitted batch. Returns the position.
     fn resume(&mut self, state: Option<(i64, u64)>) -> u64 {
         self.batch.clear();
+        self.newest_recv_ns = self.committed_recv_ns;
         let w = self.reader.write_position();
         let pos = match state {
             Some((inst, pos)) if inst == self.instance && pos <= w + 1 => pos,
@@ -286,12 +294,12 @@ impl Worker {
     /// log, report, and hand to the backfill thread.
     fn gap(&mut self, lost: u64) {
         let to = self.reader.position() - 1;
-        let from = (self.reader.position() - lost).max(self.lost_through);
-        if from > to {
+        let from = self.reader.position() - lost;
+        if lost == 0 {
             return;
         }
-        self.lost_through = to + 1;
-        let own = self.lane.owned_in(from, to);
+        let own = self.lane.owned_in(from, to) - already(&self.reported, self.lane, from, to);
+        add_range(&mut self.reported, from, to);
         if own == 0 {
             return;
         }
@@ -333,6 +341,29 @@ impl Worker {
     }
 }
 
+/// How many of `lane`'s positions in `from..=to` the disjoint `ranges` already cover.
+fn already(ranges: &[(u64, u64)], lane: Lane, from: u64, to: u64) -> u64 {
+    ranges
+        .iter()
+        .map(|&(a, b)| lane.owned_in(a.max(from), b.min(to)))
+        .sum()
+}
+
+/// Adds `from..=to` to the sorted, disjoint `ranges`, merging what overlaps or touches it.
+fn add_range(ranges: &mut Vec<(u64, u64)>, from: u64, to: u64) {
+    let (mut a, mut b) = (from, to);
+    ranges.retain(|&(x, y)| {
+        let apart = y.saturating_add(1) < a || b.saturating_add(1) < x;
+        if !apart {
+            a = a.min(x);
+            b = b.max(y);
+        }
+        apart
+    });
+    let at = ranges.partition_point(|&(x, _)| x < a);
+    ranges.insert(at, (a, b));
+}
+
 /// The exchange and symbol of `id`, read from the shm directory once.
 fn name_of<'a>(
     names: &'a mut Vec<Option<(String, String)>>,
@@ -349,4 +380,29 @@ fn name_of<'a>(
         None => (String::new(), format!("#{id}")),
     });
     (&n.0, &n.1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lap_met_again_after_a_rollback_counts_only_what_it_adds() {
+        let one = Lane::ONE;
+        let mut r = Vec::new();
+        // First report: positions 50..=80.
+        assert_eq!(already(&r, one, 50, 80), 0);
+        add_range(&mut r, 50, 80);
+        // The commit failed; the lane rewound to 20 and finds 20..=95 lost: 20..=49 and
+        // 81..=95 are new.
+        assert_eq!(30 + 15, 95 - 20 + 1 - already(&r, one, 20, 95));
+        add_range(&mut r, 20, 95);
+        assert_eq!(r, [(20, 95)]);
+        add_range(&mut r, 200, 210);
+        add_range(&mut r, 96, 99);
+        assert_eq!(r, [(20, 99), (200, 210)]);
+        assert_eq!(already(&r, one, 90, 205), 10 + 6);
+        let l1 = Lane { index: 1, count: 2 };
+        assert_eq!(already(&[(1, 4096)], l1, 1, 4096), 2048);
+    }
 }
