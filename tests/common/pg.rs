@@ -91,7 +91,6 @@ impl Cluster {
     }
 
     /// Durable, with these server settings (`name=value`) on top.
-    #[allow(dead_code)]
     pub fn start_durable_with(settings: &[&str]) -> Cluster {
         Self::start_with(true, settings)
     }

@@ -440,23 +440,18 @@ impl Segments {
         Ok(self.cur.as_ref().and_then(SegmentReader::last))
     }
 
-    /// [`Segments::next_record`] without a copy: the whole record's bytes are swapped into
-    /// `whole` (the reader keeps `whole`'s old buffer for the next record), and the record's
-    /// fields are returned with its payload as `whole[RECORD_HEAD..whole.len() - CRC_LEN]`
-    /// (`Record::payload` of the returned value is empty).
-    pub fn next_swapped(
-        &mut self,
-        whole: &mut Vec<u8>,
-    ) -> Result<Option<Record<'static>>, ReadError> {
+    /// [`Segments::next_record`] without a copy: the next checked record's whole bytes are
+    /// swapped into `whole` (the reader keeps `whole`'s old buffer for the one after); read its
+    /// fields with [`record_in`]. False after the last segment.
+    pub fn next_swapped(&mut self, whole: &mut Vec<u8>) -> Result<bool, ReadError> {
         if !self.advance()? {
-            return Ok(None);
+            return Ok(false);
         }
-        let Some(cur) = self.cur.as_mut() else {
-            return Ok(None);
-        };
-        let meta = cur.last().map(|r| Record { payload: &[], ..r });
-        std::mem::swap(&mut cur.buf, whole);
-        Ok(meta)
+        match self.cur.as_mut() {
+            Some(cur) => std::mem::swap(&mut cur.buf, whole),
+            None => return Ok(false),
+        }
+        Ok(true)
     }
 
     /// Moves to the next record (in the current segment's buffer); false after the last.
@@ -486,23 +481,28 @@ impl Segments {
 impl<R> SegmentReader<R> {
     /// The record the last `next_record` returned (still in the buffer).
     fn last(&self) -> Option<Record<'_>> {
-        let b = &self.buf;
-        let len = b.len();
-        if len < RECORD_MIN {
-            return None;
-        }
-        Some(Record {
-            kind: Kind::from_u8(b[format::R_KIND])?,
-            feed: b[format::R_FEED],
-            conn: b[format::R_CONN],
-            flags: b[format::R_FLAGS],
-            ts_ns: i64::from_le_bytes(
-                b[format::R_TS..format::R_TS + 8]
-                    .try_into()
-                    .unwrap_or([0; 8]),
-            ),
-            offset: self.pos - len as u64,
-            payload: &b[RECORD_HEAD..len - CRC_LEN],
-        })
+        record_in(&self.buf, self.pos - self.buf.len() as u64)
     }
+}
+
+/// The fields of a record from its whole bytes as read and checked (length, CRC), found at
+/// `offset` in its segment; `None` if too short or of an unknown kind.
+pub fn record_in(b: &[u8], offset: u64) -> Option<Record<'_>> {
+    let len = b.len();
+    if len < RECORD_MIN {
+        return None;
+    }
+    Some(Record {
+        kind: Kind::from_u8(b[format::R_KIND])?,
+        feed: b[format::R_FEED],
+        conn: b[format::R_CONN],
+        flags: b[format::R_FLAGS],
+        ts_ns: i64::from_le_bytes(
+            b[format::R_TS..format::R_TS + 8]
+                .try_into()
+                .unwrap_or([0; 8]),
+        ),
+        offset,
+        payload: &b[RECORD_HEAD..len - CRC_LEN],
+    })
 }

@@ -12,8 +12,8 @@
 use std::collections::VecDeque;
 use std::path::Path;
 
-use crate::journal::format::{Kind, CRC_LEN, RECORD_HEAD};
-use crate::journal::read::{ReadError, Record, Segments, TornTail};
+use crate::journal::format::Kind;
+use crate::journal::read::{record_in, ReadError, Segments, TornTail};
 
 /// How far ahead of the earliest queued record reading may run before it goes out anyway: far more
 /// than the writer's drain turns (milliseconds), far less than a quiet feed's silence.
@@ -41,17 +41,18 @@ pub struct Owned {
 impl Owned {
     /// The payload.
     pub fn payload(&self) -> &[u8] {
-        self.whole
-            .get(RECORD_HEAD..self.whole.len().saturating_sub(CRC_LEN))
-            .unwrap_or_default()
+        record_in(&self.whole, 0).map_or(&[], |r| r.payload)
     }
 
-    fn fill(&mut self, r: &Record<'_>) {
-        self.kind = Some(r.kind);
-        self.feed = r.feed;
-        self.conn = r.conn;
-        self.flags = r.flags;
-        self.ts_ns = r.ts_ns;
+    /// Takes the fields from `whole`; false if it holds no record.
+    fn fill(&mut self) -> bool {
+        let Some(r) = record_in(&self.whole, 0) else {
+            return false;
+        };
+        let (kind, feed, conn, flags, ts_ns) = (r.kind, r.feed, r.conn, r.flags, r.ts_ns);
+        (self.kind, self.feed, self.conn, self.flags, self.ts_ns) =
+            (Some(kind), feed, conn, flags, ts_ns);
+        true
     }
 }
 
@@ -151,13 +152,10 @@ impl Merge {
 
     fn read_one(&mut self) -> Result<(), ReadError> {
         let mut slot = self.free.pop().unwrap_or_default();
-        match self.segs.next_swapped(&mut slot.whole)? {
-            None => {
-                self.eof = true;
-                self.free.push(slot);
-                return Ok(());
-            }
-            Some(r) => slot.fill(&r),
+        if !(self.segs.next_swapped(&mut slot.whole)? && slot.fill()) {
+            self.eof = true;
+            self.free.push(slot);
+            return Ok(());
         }
         // A segment's header names its feeds: each is waited for from then on.
         if let Some(cur) = self.segs.current() {
